@@ -1,0 +1,191 @@
+"""The ``plnbot`` command line (see the README and CONTRACT for the interface).
+
+Errors the user can fix (configuration, arguments, an unreadable file or database)
+end with one line on stderr and exit code 2, never a traceback. Heavy imports are
+done inside the commands so that start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from bot import __version__
+
+USER_ERROR_EXIT = 2
+
+
+class UserError(Exception):
+    """Anything the user can fix; its message is printed as is."""
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn every known user-fixable failure into one stderr line and exit code 2."""
+    from bot.adapters.translate import SnapshotError
+    from bot.config import ConfigError
+    from storage.db import DatabaseError
+
+    try:
+        yield
+    except (UserError, ConfigError, DatabaseError, SnapshotError) as exc:
+        click.echo(f"plnbot: {exc}", err=True)
+        sys.exit(USER_ERROR_EXIT)
+    except KeyboardInterrupt:
+        click.echo("plnbot: interrupted", err=True)
+        sys.exit(130)
+
+
+def friendly(func: Callable) -> Callable:
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        with user_errors():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+db_option = click.option(
+    "--db", "db_url", metavar="URL", default=None,
+    help="SQLAlchemy database URL (overrides DATABASE_URL).",
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print chat messages as one JSON object per line."
+)
+
+
+def settings_and_logging():
+    from bot.config import load_settings
+    from bot.logs import setup_logging
+
+    settings = load_settings()
+    setup_logging(settings.log_level, settings.secrets())
+    return settings
+
+
+def console_app(settings, db_url: str | None, *, as_json: bool, **app_kwargs):
+    from bot.adapters.console import ConsoleSurface
+    from bot.app import App, open_database
+
+    engine = open_database(settings, db_url)
+    return App(settings=settings, engine=engine, surface=ConsoleSurface(json_mode=as_json),
+               **app_kwargs)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="plnbot")
+def main() -> None:
+    """plnbot: grow and tend your professional learning network."""
+
+
+@main.command()
+@click.option("--fast", is_flag=True, help="Compress the simulated minute of arrivals.")
+@json_option
+@db_option
+@friendly
+def demo(fast: bool, as_json: bool, db_url: str | None) -> None:
+    """Try the bot: simulated people connect and you answer as the owner."""
+    from bot.demo import demo_senders, run_demo
+    from storage.db import describe_url
+
+    settings = settings_and_logging()
+    url = db_url or fresh_demo_database(settings)
+    click.echo(f"plnbot demo: database {describe_url(url)}", err=as_json)
+    if sys.stdin.isatty() and not as_json:
+        click.echo("People will start connecting in a moment. Type `help`; Ctrl-D ends.")
+    app = console_app(settings, url, as_json=as_json, senders=demo_senders())
+    asyncio.run(run_demo(app, fast=fast))
+
+
+def fresh_demo_database(settings) -> str:
+    """The demo runs on its own new SQLite file so demo people never mix with real ones."""
+    from platformdirs import user_data_path
+
+    folder = settings.data_dir or user_data_path("plnbot", appauthor=False)
+    path = Path(folder) / "demo.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+@main.command()
+@json_option
+@db_option
+@friendly
+def console(as_json: bool, db_url: str | None) -> None:
+    """Chat with the bot over stdin/stdout; first delivers anything that came due."""
+    from bot.runner import run_console
+
+    settings = settings_and_logging()
+    app = console_app(settings, db_url, as_json=as_json)
+    asyncio.run(run_console(app))
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Poll every source once, deliver what is due, exit.")
+@json_option
+@db_option
+@friendly
+def run(once: bool, as_json: bool, db_url: str | None) -> None:
+    """Run the bot from configuration: every configured source and the chat surface."""
+    from bot.runner import run_bot
+
+    settings = settings_and_logging()
+    asyncio.run(run_bot(settings, db_url, once=once, as_json=as_json))
+
+
+@main.command()
+@click.option(
+    "--platform", required=True, type=click.Choice(["x", "mastodon", "bluesky", "discord"])
+)
+@click.option("--snapshot", "snapshot", required=True, metavar="FILE",
+              help="The platform's own JSON list of your current followers/members.")
+@click.option("--partial", is_flag=True, help="The list is incomplete: add, never remove.")
+@json_option
+@db_option
+@friendly
+def sync(platform: str, snapshot: str, partial: bool, as_json: bool, db_url: str | None) -> None:
+    """Diff a follower/member list against what is stored, as a live sync would."""
+    from bot.adapters.translate import load_snapshot
+    from bot.events import SnapshotReceived
+
+    settings = settings_and_logging()
+    profiles = load_snapshot(platform, Path(snapshot))
+    app = console_app(settings, db_url, as_json=as_json)
+    event = SnapshotReceived(
+        owner_ref=settings.owner_ref, platform=platform, profiles=profiles, complete=not partial
+    )
+    asyncio.run(app.handle(event))
+
+
+@main.group(name="import")
+def import_group() -> None:
+    """Import your network from a platform's data export."""
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command()
+@db_option
+@friendly
+def upgrade(db_url: str | None) -> None:
+    """Apply database migrations (the bot also does this on start)."""
+    from bot.app import open_database
+    from storage.db import current_revision, describe_url
+
+    settings = settings_and_logging()
+    engine = open_database(settings, db_url)
+    click.echo(f"{describe_url(str(engine.url))} is at revision {current_revision(engine)}.")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,101 @@
+"""One validated Settings object, read from the environment and ``.env``.
+
+Every variable is documented in ``config.example.env``. Tokens are ``SecretStr``
+so that they never show up in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """Configuration that cannot work; the message says which variable to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+
+    # storage
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+
+    # the owner
+    owner_ref: str = Field(default="local", alias="PLNBOT_OWNER")
+    owner_name: str = Field(default="", alias="PLNBOT_OWNER_NAME")
+    timezone: str = Field(default="UTC", alias="PLNBOT_TIMEZONE")
+    owner_field: str = Field(default="education", alias="PLNBOT_OWNER_FIELD")
+    owner_interests: str = Field(default="", alias="PLNBOT_OWNER_INTERESTS")
+
+    # behaviour
+    templates_dir: Path | None = Field(default=None, alias="PLNBOT_TEMPLATES_DIR")
+    followup_days: int = Field(default=7, ge=1, le=365, alias="PLNBOT_FOLLOWUP_DAYS")
+    draft_expiry_days: int = Field(default=14, ge=1, le=365, alias="PLNBOT_DRAFT_EXPIRY_DAYS")
+    mass_drop_share: float = Field(default=0.05, gt=0, le=1, alias="PLNBOT_MASS_DROP_SHARE")
+    mass_drop_min: int = Field(default=20, ge=1, alias="PLNBOT_MASS_DROP_MIN")
+    vanished_give_up_days: int = Field(default=7, ge=1, alias="PLNBOT_VANISHED_GIVE_UP_DAYS")
+    poll_minutes: int = Field(default=5, ge=1, le=1440, alias="PLNBOT_POLL_MINUTES")
+    reconcile_hours: int = Field(default=24, ge=1, alias="PLNBOT_RECONCILE_HOURS")
+    sweep_seconds: int = Field(default=30, ge=1, le=3600, alias="PLNBOT_SWEEP_SECONDS")
+    data_dir: Path | None = Field(default=None, alias="PLNBOT_DATA_DIR")
+    log_level: str = Field(default="WARNING", alias="PLNBOT_LOG_LEVEL")
+
+    # X / Twitter
+    x_bearer_token: SecretStr | None = Field(default=None, alias="X_BEARER_TOKEN")
+    x_user_access_token: SecretStr | None = Field(default=None, alias="X_USER_ACCESS_TOKEN")
+    x_user_id: str | None = Field(default=None, alias="X_USER_ID")
+
+    # Mastodon
+    mastodon_base_url: str | None = Field(default=None, alias="MASTODON_BASE_URL")
+    mastodon_access_token: SecretStr | None = Field(default=None, alias="MASTODON_ACCESS_TOKEN")
+    mastodon_streaming: bool = Field(default=False, alias="MASTODON_STREAMING")
+
+    # Bluesky
+    bluesky_handle: str | None = Field(default=None, alias="BLUESKY_HANDLE")
+    bluesky_app_password: SecretStr | None = Field(default=None, alias="BLUESKY_APP_PASSWORD")
+    bluesky_base_url: str | None = Field(default=None, alias="BLUESKY_BASE_URL")
+
+    # Discord
+    discord_token: SecretStr | None = Field(default=None, alias="DISCORD_TOKEN")
+    discord_owner_id: int | None = Field(default=None, alias="DISCORD_OWNER_ID")
+    discord_guild_id: int | None = Field(default=None, alias="DISCORD_GUILD_ID")
+    discord_welcome_channel_id: int | None = Field(
+        default=None, alias="DISCORD_WELCOME_CHANNEL_ID"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use an Area/City name") from exc
+        return value
+
+    def secrets(self) -> list[str]:
+        """Every secret value that is set, so logs and exports can be scrubbed of them."""
+        values = [
+            self.x_bearer_token,
+            self.x_user_access_token,
+            self.mastodon_access_token,
+            self.bluesky_app_password,
+            self.discord_token,
+        ]
+        return [v.get_secret_value() for v in values if v and v.get_secret_value()]
+
+
+def load_settings(**overrides) -> Settings:
+    """Read the settings, turning validation errors into one readable ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(p) for p in error.get("loc", ()))
+            problems.append(f"{name}: {error.get('msg', 'invalid value')}")
+        raise ConfigError(
+            "invalid configuration: " + "; ".join(problems) + " (see config.example.env)"
+        ) from None

@@ -1,0 +1,97 @@
+"""What a handler gets besides its event: the session, the owner, the clock, ``send``.
+
+Handlers never talk to a platform or a chat surface directly. ``ctx.send`` writes an
+OutboxMessage in the handler's own transaction, so the message exists if and only if
+the state change that caused it was committed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlmodel import Session, select
+
+from bot.config import Settings
+from storage.models import OutboxMessage, Owner
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class OutgoingMessage:
+    """A message on its way to the owner's chat surface."""
+
+    kind: str
+    text: str
+    fields: dict[str, Any]
+    idempotency_key: str
+    owner_ref: str
+    outbox_id: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "text": self.text, **self.fields}
+
+
+class WelcomeSender(Protocol):
+    """An adapter's port for delivering an approved welcome to a person.
+
+    Returns a human-readable confirmation; raises ``SendRefused`` with the reason
+    (DMs closed, 403, rate limited) when the platform would not take it.
+    """
+
+    platform: str
+
+    async def send_welcome(self, *, handle: Any, text: str) -> str: ...
+
+
+class SendRefused(Exception):
+    """The platform refused a welcome; the message says why and what to do instead."""
+
+
+@dataclass
+class Context:
+    session: Session
+    owner: Owner
+    settings: Settings
+    clock: Clock = utcnow
+    key_prefix: str = ""
+    senders: dict[str, WelcomeSender] = field(default_factory=dict)
+    sent: list[OutboxMessage] = field(default_factory=list)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def send(self, kind: str, text: str, *, key: str | None = None, **fields: Any):
+        """Queue a message to the owner; the same key twice queues it once."""
+        key = key or f"{self.key_prefix}:{len(self.sent)}"
+        key = f"{self.owner.id}:{key}"
+        existing = self.session.exec(
+            select(OutboxMessage).where(OutboxMessage.idempotency_key == key)
+        ).first()
+        if existing is not None:
+            return existing
+        now = self.now()
+        message = OutboxMessage(
+            owner_id=self.owner.id,
+            idempotency_key=key,
+            kind=kind,
+            text=text,
+            payload_json=json.dumps(fields, default=str, ensure_ascii=False),
+            next_attempt_at=now,
+            created_at=now,
+        )
+        self.session.add(message)
+        self.session.flush()
+        self.sent.append(message)
+        return message

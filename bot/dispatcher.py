@@ -1,0 +1,130 @@
+"""Routes normalised events to handlers: one session, one transaction per event.
+
+Handlers register with ``@on(EventType)``, which only records metadata on the
+function; the dispatcher reads it from an explicit list of handler modules, so what
+runs is visible in one place (``HANDLER_MODULES``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+
+from sqlalchemy.engine import Engine
+
+from bot.config import Settings
+from bot.context import Clock, Context, WelcomeSender, utcnow
+from bot.events import CommandReceived, Event
+from storage import repo
+from storage.db import session_scope
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Event, Context], Awaitable[None]]
+
+HANDLER_MODULES: tuple[str, ...] = (
+    "handlers.welcome",
+    "handlers.connections",
+    "handlers.commands",
+    "handlers.sweeps",
+)
+
+
+def on(*event_types: type[Event]):
+    """Mark an ``async def handler(event, ctx)`` as handling ``event_types``."""
+
+    def mark(func: Handler) -> Handler:
+        existing = getattr(func, "__plnbot_events__", ())
+        func.__plnbot_events__ = (*existing, *event_types)
+        return func
+
+    return mark
+
+
+def collect_handlers(module_names: Iterable[str]) -> dict[type[Event], list[Handler]]:
+    registry: dict[type[Event], list[Handler]] = defaultdict(list)
+    for module_name in module_names:
+        module = importlib.import_module(module_name)
+        for value in vars(module).values():
+            for event_type in getattr(value, "__plnbot_events__", ()):
+                registry[event_type].append(value)
+    return registry
+
+
+class Dispatcher:
+    """Turns an event into committed state plus queued outbox messages."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: Settings,
+        clock: Clock = utcnow,
+        senders: dict[str, WelcomeSender] | None = None,
+        modules: Iterable[str] = HANDLER_MODULES,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+        self.senders = senders or {}
+        self.registry = collect_handlers(modules)
+
+    def handlers_for(self, event: Event) -> list[Handler]:
+        found: list[Handler] = []
+        for event_type in type(event).__mro__:
+            found.extend(self.registry.get(event_type, ()))
+        return found
+
+    async def dispatch(self, event: Event) -> None:
+        """Run every handler for ``event`` in one transaction."""
+        handlers = self.handlers_for(event)
+        if not handlers:
+            log.debug("no handler for %s", type(event).__name__)
+            return
+        key_prefix = _key_prefix(event)
+        try:
+            with session_scope(self.engine) as session:
+                owner = repo.get_or_create_owner(
+                    session, external_ref=event.owner_ref, settings=self.settings, now=self.clock()
+                )
+                ctx = Context(
+                    session=session,
+                    owner=owner,
+                    settings=self.settings,
+                    clock=self.clock,
+                    key_prefix=key_prefix,
+                    senders=self.senders,
+                )
+                for handler in handlers:
+                    await handler(event, ctx)
+        except Exception:
+            log.exception("handler failed for %s; nothing was changed", type(event).__name__)
+            if isinstance(event, CommandReceived):
+                self._report_internal_error(event, key_prefix)
+
+    def _report_internal_error(self, event: Event, key_prefix: str) -> None:
+        with session_scope(self.engine) as session:
+            owner = repo.get_or_create_owner(
+                session, external_ref=event.owner_ref, settings=self.settings, now=self.clock()
+            )
+            ctx = Context(
+                session=session,
+                owner=owner,
+                settings=self.settings,
+                clock=self.clock,
+                key_prefix=key_prefix + ":failed",
+            )
+            ctx.send(
+                "error",
+                "Sorry, something went wrong on my side and nothing was changed. "
+                "The details are in the log; please try again.",
+            )
+
+
+def _key_prefix(event: Event) -> str:
+    if isinstance(event, CommandReceived) and event.message_id:
+        return f"cmd:{event.message_id}"
+    return f"{type(event).__name__}:{uuid.uuid4().hex}"

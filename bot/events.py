@@ -1,0 +1,83 @@
+"""Normalised events: what adapters hand to the dispatcher.
+
+Adapters (the only code that knows a platform SDK) translate platform objects into
+these plain dataclasses; handlers never see anything platform-specific except the
+``raw`` payload kept for profile understanding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+PLATFORMS = ("x", "mastodon", "bluesky", "discord", "console")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A person as one platform shows them."""
+
+    platform: str
+    external_id: str
+    handle: str
+    name: str = ""
+    bio: str = ""
+    location: str = ""
+    url: str = ""
+    fields: tuple[tuple[str, str], ...] = ()
+    accepts_dms: bool | None = None
+    is_bot: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class Event:
+    """Base class: every event is addressed to one owner."""
+
+    owner_ref: str
+
+
+@dataclass
+class NewConnection(Event):
+    """Someone connected (followed, joined) right now, as seen by a live source."""
+
+    profile: Profile
+    kind: str = "follower"
+    at: datetime | None = None
+
+
+@dataclass
+class ConnectionLeft(Event):
+    """A live source saw someone leave (e.g. Discord's on_member_remove)."""
+
+    profile: Profile
+    kind: str = "member"
+    cause: str | None = None
+
+
+@dataclass
+class SnapshotReceived(Event):
+    """A list of the account's current connections (complete unless ``complete`` is False)."""
+
+    platform: str
+    profiles: list[Profile]
+    complete: bool = True
+    kind: str = "follower"
+    account_external_id: str = ""
+    account_handle: str = ""
+
+
+@dataclass
+class CommandReceived(Event):
+    """A line the owner wrote to the bot."""
+
+    text: str
+    message_id: str | None = None
+
+
+@dataclass
+class Tick(Event):
+    """A periodic trigger from the scheduler ("sweep", "digest", …)."""
+
+    name: str = "sweep"

@@ -1,0 +1,53 @@
+"""Long-running modes: the console session and the real bot (``plnbot run``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from bot.adapters.console import read_lines
+from bot.app import App
+from bot.events import CommandReceived
+
+log = logging.getLogger(__name__)
+
+
+async def run_console(app: App) -> None:
+    """Catch up on anything due, then answer the owner line by line until EOF."""
+    await app.sweep()
+    prompt = "you> " if sys.stdin.isatty() else None
+    async for line in read_lines(prompt=prompt):
+        await app.handle(CommandReceived(owner_ref=app.settings.owner_ref, text=line))
+
+
+def configured_sources(settings) -> list:
+    """Every connection source whose configuration is present (see config.example.env)."""
+    return []
+
+
+async def run_bot(settings, db_url: str | None, *, once: bool, as_json: bool) -> None:
+    from bot.adapters.console import ConsoleSurface
+    from bot.app import open_database
+    from bot.scheduler import build_scheduler
+
+    engine = open_database(settings, db_url)
+    app = App(settings=settings, engine=engine, surface=ConsoleSurface(json_mode=as_json),
+              sources=configured_sources(settings))
+    await app.poll_sources()
+    await app.sweep()
+    if once:
+        return
+    scheduler = build_scheduler([
+        ("sweep", app.sweep, settings.sweep_seconds),
+        ("poll", app.poll_sources, settings.poll_minutes * 60),
+    ])
+    scheduler.start()
+    try:
+        if sys.stdin.isatty():
+            async for line in read_lines(prompt="you> "):
+                await app.handle(CommandReceived(owner_ref=settings.owner_ref, text=line))
+        else:
+            await asyncio.Event().wait()
+    finally:
+        scheduler.shutdown(wait=False)

@@ -1,0 +1,25 @@
+"""APScheduler 3 wrapped once: periodic triggers only, never state.
+
+The in-memory job store is deliberate: what is due lives in the database, and
+APScheduler's job stores must never be shared between schedulers (several workers).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+log = logging.getLogger(__name__)
+
+
+def build_scheduler(jobs: list[tuple[str, Callable[[], Awaitable[None]], int]]) -> AsyncIOScheduler:
+    """``jobs``: (name, coroutine function, every N seconds). Overlapping runs are skipped."""
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    for name, func, seconds in jobs:
+        scheduler.add_job(
+            func, "interval", seconds=seconds, id=name, name=name,
+            max_instances=1, coalesce=True, misfire_grace_time=seconds,
+        )
+    return scheduler

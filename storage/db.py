@@ -1,0 +1,153 @@
+"""Engine, sessions and migrations.
+
+SQLite is the embedded default (a file in the user's data directory, WAL mode,
+foreign keys on); any SQLAlchemy URL works, PostgreSQL being the scale-out path.
+The schema is owned by Alembic: ``upgrade()`` brings any database to the newest
+revision, and ``demo``/``console``/``run`` call it on start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import NoSuchModuleError as NoSuchDialect
+from sqlmodel import Session, create_engine
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class DatabaseError(Exception):
+    """The database URL is unusable or the database cannot be reached."""
+
+
+def default_database_url() -> str:
+    """A SQLite file in the user's data directory (platformdirs)."""
+    from platformdirs import user_data_path
+
+    path = user_data_path("plnbot", appauthor=False) / "plnbot.sqlite3"
+    return f"sqlite:///{path}"
+
+
+def _enable_sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def describe_url(url: str) -> str:
+    """The URL with any password hidden, safe for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unreadable URL>"
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for ``url``; raise DatabaseError with a readable reason."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(
+            f"database URL {url!r} is not a valid SQLAlchemy URL "
+            "(expected e.g. sqlite:///path/to/plnbot.sqlite3 or postgresql+psycopg://user@host/db)"
+        ) from exc
+    if parsed.drivername.startswith("postgresql") and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    is_sqlite = parsed.drivername.startswith("sqlite")
+    if is_sqlite and parsed.database and parsed.database != ":memory:":
+        _ensure_parent_dir(Path(parsed.database))
+    try:
+        engine = create_engine(parsed, pool_pre_ping=not is_sqlite)
+    except (NoSuchDialect, ImportError) as exc:
+        raise DatabaseError(
+            f"database URL {describe_url(url)!r} names a driver that is not installed "
+            f"({parsed.drivername}); use sqlite:///FILE or postgresql+psycopg://…"
+        ) from exc
+    if is_sqlite:
+        event.listen(engine, "connect", _enable_sqlite_pragmas)
+    return engine
+
+
+def _ensure_parent_dir(path: Path) -> None:
+    try:
+        path.expanduser().parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseError(f"cannot create the folder for the database {path}: {exc}") from exc
+
+
+def check_connection(engine: Engine) -> None:
+    """Open one connection, turning a failure into a DatabaseError."""
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise DatabaseError(
+            f"cannot open the database {describe_url(str(engine.url))}: {reason}"
+        ) from exc
+
+
+def _alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` (the newest by default)."""
+    from alembic import command
+
+    check_connection(engine)
+    command.upgrade(_alembic_config(engine), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Upgrade only when needed, so start-up stays fast on an up-to-date database."""
+    check_connection(engine)
+    try:
+        if current_revision(engine) == head_revision():
+            return
+    except OperationalError:
+        pass
+    upgrade(engine)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error."""
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,254 @@
+"""SQLModel tables for plnbot's durable state.
+
+Every row belongs to an owner (``owner_id``) so that no query can cross from one
+owner's network into another's. Times are aware UTC ``datetime`` values (SQLModel's
+``UTCDateTime`` refuses naive ones, which catches a whole class of time zone bugs);
+the owner's time zone is applied only for display and for parsing what they write.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Owner(SQLModel, table=True):
+    """The person the bot works for, with their preferences."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_ref: str = Field(index=True, unique=True, max_length=200)
+    name: str = Field(default="", max_length=200)
+    tz: str = Field(default="UTC", max_length=64)
+    quiet_start: str | None = Field(default=None, max_length=5)
+    quiet_end: str | None = Field(default=None, max_length=5)
+    tone: str = Field(default="warm", max_length=16)
+    signature: str = Field(default="", max_length=200)
+    field: str = Field(default="education", max_length=32)
+    interests: str = Field(default="", max_length=1000)
+    bio: str = Field(default="", max_length=2000)
+    digest_weekday: int = Field(default=0)  # 0 = Monday, in the owner's time zone
+    digest_time: str = Field(default="09:00", max_length=5)
+    report_losses: str = Field(default="digest", max_length=16)  # "digest" | "immediate"
+    created_at: datetime
+
+
+class Account(SQLModel, table=True):
+    """One of the owner's own accounts on a platform, with its sync state."""
+
+    __table_args__ = (UniqueConstraint("owner_id", "platform", name="uq_account_owner_platform"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="owner.id", index=True)
+    platform: str = Field(max_length=16)
+    external_id: str = Field(default="", max_length=200)
+    handle: str = Field(default="", max_length=200)
+    baseline_done: bool = Field(default=False)
+    cursor: str | None = Field(default=None, max_length=500)
+    followers_count_seen: int | None = Field(default=None)
+    last_synced_at: datetime | None = Field(default=None)
+    last_reconciled_at: datetime | None = Field(default=None)
+    last_error: str | None = Field(default=None, max_length=500)
+    last_error_at: datetime | None = Field(default=None)
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = Field(default=None)
+
+
+class Contact(SQLModel, table=True):
+    """A person in the owner's network; may have several handles."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="owner.id", index=True)
+    name: str = Field(default="", max_length=300)
+    first_name: str | None = Field(default=None, max_length=100)
+    bio: str = Field(default="", max_length=5000)
+    role: str | None = Field(default=None, max_length=200)
+    organisation: str | None = Field(default=None, max_length=300)
+    location: str | None = Field(default=None, max_length=300)
+    website: str | None = Field(default=None, max_length=500)
+    field: str = Field(default="other", max_length=32)
+    interests: str = Field(default="", max_length=1000)  # comma separated
+    how_met: str = Field(default="", max_length=300)
+    merged_into_id: int | None = Field(default=None, foreign_key="contact.id")
+    last_conversation_at: datetime | None = Field(default=None, index=True)
+    created_at: datetime
+
+
+class Handle(SQLModel, table=True):
+    """A contact's identity on one platform."""
+
+    __table_args__ = (
+        UniqueConstraint("owner_id", "platform", "external_id", name="uq_handle_identity"),
+        Index("ix_handle_owner_handle", "owner_id", "handle"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="owner.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    platform: str = Field(max_length=16)
+    external_id: str = Field(max_length=200)
+    handle: str = Field(max_length=300)  # lower-case, without a leading "@"
+    display_handle: str = Field(default="", max_length=300)
+    profile_json: str = Field(default="{}")
+    accepts_dms: bool | None = Field(default=None)
+    created_at: datetime
+
+
+class Connection(SQLModel, table=True):
+    """The state between one of the owner's accounts and a handle."""
+
+    __table_args__ = (
+        UniqueConstraint("account_id", "handle_id", "kind", name="uq_connection"),
+        Index("ix_connection_account_state", "account_id", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="owner.id", index=True)
+    account_id: int = Field(foreign_key="account.id")
+    handle_id: int = Field(foreign_key="handle.id", index=True)
+    kind: str = Field(default="follower", max_length=16)  # follower | following | member
+    state: str = Field(default="active", max_length=16)  # active | lost | vanished
+    since: datetime
+    lost_at: datetime | None = Field(default=None)
+    lost_cause: str | None = Field(default=None, max_length=200)
+    mass_drop_id: int | None = Field(default=None, foreign_key="massdrop.id")
+
+
+class ConnectionEvent(SQLModel, table=True):
+    """Something that happened to a connection: gained, lost, returned, vanished, severed."""
+
+    __table_args__ = (Index("ix_connevent_owner_at", "owner_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="owner.id")
+    connection_id: int = Field(foreign_key="connection.id", index=True)
+    kind: str = Field(max_length=16)
+    at: datetime
+    detail: str = Field(default="", max_length=500)
+    reported: bool = Field(default=False)
+
+
+class MassDrop(SQLModel, table=True):
+    """A sudden mass loss held as a probable platform problem and re-checked."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="owner.id", index=True)
+    account_id: int = Field(foreign_key="account.id")
+    detected_at: datetime
+    count: int
+    checks: int = Field(default=0)
+    next_check_at: datetime
+    status: str = Field(default="open", max_length=16)  # open | resolved
+
+
+class Interaction(SQLModel, table=True):
+    """A logged conversation, a note or a sent welcome."""
+
+    __table_args__ = (Index("ix_interaction_contact_at", "contact_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="owner.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id")
+    kind: str = Field(max_length=16)  # conversation | note | welcome
+    text: str = Field(default="", max_length=4000)
+    tags: str = Field(default="", max_length=1000)  # space separated, lower-case, no "#"
+    at: datetime
+
+
+class Draft(SQLModel, table=True):
+    """A drafted welcome awaiting the owner's decision."""
+
+    __table_args__ = (Index("ix_draft_owner_status", "owner_id", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="owner.id")
+    contact_id: int = Field(foreign_key="contact.id")
+    handle_id: int = Field(foreign_key="handle.id")
+    platform: str = Field(max_length=16)
+    text: str = Field(max_length=10000)
+    status: str = Field(default="pending", max_length=16)  # pending|sent|skipped|expired
+    edited: bool = Field(default=False)
+    send_url: str | None = Field(default=None, max_length=12000)
+    created_at: datetime
+    decided_at: datetime | None = Field(default=None)
+    expires_at: datetime | None = Field(default=None)
+
+
+class Reminder(SQLModel, table=True):
+    """An explicit reminder or a follow-up prompt, due at a UTC time."""
+
+    __table_args__ = (Index("ix_reminder_status_due", "status", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="owner.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    kind: str = Field(default="reminder", max_length=16)  # reminder | followup
+    text: str = Field(default="", max_length=1000)
+    due_at: datetime
+    recurrence: str | None = Field(default=None, max_length=100)
+    status: str = Field(default="open", max_length=16)  # open|delivered|done|cancelled
+    delivered_at: datetime | None = Field(default=None)
+    created_at: datetime
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = Field(default=None)
+
+
+class Cadence(SQLModel, table=True):
+    """A keep-in-touch rule for one person or for everyone with a tag."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="owner.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    tag: str | None = Field(default=None, max_length=100)
+    every_days: int
+    created_at: datetime
+    last_nudged_at: datetime | None = Field(default=None)
+
+
+class Goal(SQLModel, table=True):
+    """A weekly habit target."""
+
+    __table_args__ = (UniqueConstraint("owner_id", "kind", name="uq_goal_owner_kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="owner.id")
+    kind: str = Field(max_length=16)  # conversations | connections | outside
+    per_week: int
+    created_at: datetime
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message to the owner, written with the state change that caused it.
+
+    The idempotency key makes a retried handler or a re-delivered event produce
+    the same row, never a second message.
+    """
+
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="owner.id", index=True)
+    idempotency_key: str = Field(unique=True, max_length=200)
+    kind: str = Field(max_length=32)
+    text: str
+    payload_json: str = Field(default="{}")
+    status: str = Field(default="pending", max_length=16)  # pending | sent | failed
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime
+    created_at: datetime
+    sent_at: datetime | None = Field(default=None)
+    last_error: str | None = Field(default=None, max_length=500)
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = Field(default=None)
+
+
+class JobRun(SQLModel, table=True):
+    """When a periodic job (digest, nudges) last ran for an owner, so restarts catch up once."""
+
+    __table_args__ = (UniqueConstraint("owner_id", "job", name="uq_jobrun_owner_job"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="owner.id")
+    job: str = Field(max_length=64)
+    last_run_at: datetime

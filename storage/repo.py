@@ -1,0 +1,220 @@
+"""Keyword-only query functions with an explicit session.
+
+Every function takes the owner explicitly and filters by it, so one owner can never
+read or change another owner's rows.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session, col, func, select
+
+from storage.models import (
+    Account,
+    Connection,
+    Contact,
+    Draft,
+    Handle,
+    Interaction,
+    Owner,
+    Reminder,
+)
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.events import Profile
+
+
+def get_or_create_owner(
+    session: Session, *, external_ref: str, settings: Settings, now: datetime
+) -> Owner:
+    owner = session.exec(select(Owner).where(Owner.external_ref == external_ref)).first()
+    if owner is None:
+        owner = Owner(
+            external_ref=external_ref,
+            name=settings.owner_name,
+            tz=settings.timezone,
+            field=settings.owner_field,
+            interests=settings.owner_interests,
+            created_at=now,
+        )
+        session.add(owner)
+        session.flush()
+    return owner
+
+
+def get_or_create_account(
+    session: Session, *, owner: Owner, platform: str, external_id: str = "", handle: str = ""
+) -> Account:
+    account = session.exec(
+        select(Account).where(Account.owner_id == owner.id, Account.platform == platform)
+    ).first()
+    if account is None:
+        account = Account(
+            owner_id=owner.id, platform=platform, external_id=external_id, handle=handle
+        )
+        session.add(account)
+        session.flush()
+    else:
+        account.external_id = external_id or account.external_id
+        account.handle = handle or account.handle
+    return account
+
+
+def normalise_handle(handle: str) -> str:
+    return handle.strip().lstrip("@").lower()
+
+
+def find_handle(session: Session, *, owner: Owner, platform: str, external_id: str):
+    return session.exec(
+        select(Handle).where(
+            Handle.owner_id == owner.id,
+            Handle.platform == platform,
+            Handle.external_id == external_id,
+        )
+    ).first()
+
+
+def profile_json(profile: Profile) -> str:
+    return json.dumps(profile.raw or {}, default=str, ensure_ascii=False)
+
+
+def upsert_handle(
+    session: Session, *, owner: Owner, profile: Profile, now: datetime, how_met: str = ""
+) -> tuple[Handle, Contact, bool]:
+    """The handle (and its contact) for ``profile``; ``True`` when newly created.
+
+    A known handle keeps its contact (and so its whole history); its profile data is
+    refreshed because people change their bios.
+    """
+    handle = find_handle(
+        session, owner=owner, platform=profile.platform, external_id=profile.external_id
+    )
+    if handle is not None:
+        handle.handle = normalise_handle(profile.handle) or handle.handle
+        handle.display_handle = profile.handle or handle.display_handle
+        handle.profile_json = profile_json(profile)
+        handle.accepts_dms = profile.accepts_dms
+        contact = session.get(Contact, handle.contact_id)
+        return handle, contact, False
+    contact = Contact(
+        owner_id=owner.id, name=profile.name or profile.handle, bio=profile.bio,
+        location=profile.location or None, website=profile.url or None,
+        how_met=how_met, created_at=now,
+    )
+    session.add(contact)
+    session.flush()
+    handle = Handle(
+        owner_id=owner.id, contact_id=contact.id, platform=profile.platform,
+        external_id=profile.external_id, handle=normalise_handle(profile.handle),
+        display_handle=profile.handle, profile_json=profile_json(profile),
+        accepts_dms=profile.accepts_dms, created_at=now,
+    )
+    session.add(handle)
+    session.flush()
+    return handle, contact, True
+
+
+def handles_of(session: Session, *, owner: Owner, contact: Contact) -> list[Handle]:
+    return list(
+        session.exec(
+            select(Handle)
+            .where(Handle.owner_id == owner.id, Handle.contact_id == contact.id)
+            .order_by(Handle.id)
+        )
+    )
+
+
+def get_contact(session: Session, *, owner: Owner, contact_id: int) -> Contact | None:
+    contact = session.get(Contact, contact_id)
+    if contact is None or contact.owner_id != owner.id:
+        return None
+    return contact
+
+
+def add_interaction(
+    session: Session, *, owner: Owner, contact: Contact, kind: str, text: str,
+    tags: list[str], at: datetime,
+) -> Interaction:
+    """Record a conversation, note or welcome; a conversation resets keep-in-touch clocks."""
+    interaction = Interaction(
+        owner_id=owner.id, contact_id=contact.id, kind=kind, text=text,
+        tags=" ".join(tags), at=at,
+    )
+    session.add(interaction)
+    if kind in ("conversation", "welcome") and (
+        contact.last_conversation_at is None or contact.last_conversation_at < at
+    ):
+        contact.last_conversation_at = at
+        session.add(contact)
+    session.flush()
+    return interaction
+
+
+def recent_interactions(
+    session: Session, *, owner: Owner, contact: Contact, limit: int = 5
+) -> list[Interaction]:
+    return list(
+        session.exec(
+            select(Interaction)
+            .where(Interaction.owner_id == owner.id, Interaction.contact_id == contact.id)
+            .order_by(col(Interaction.at).desc(), col(Interaction.id).desc())
+            .limit(limit)
+        )
+    )
+
+
+def count_interactions(session: Session, *, owner: Owner, contact: Contact, kind: str) -> int:
+    return session.exec(
+        select(func.count())
+        .select_from(Interaction)
+        .where(
+            Interaction.owner_id == owner.id,
+            Interaction.contact_id == contact.id,
+            Interaction.kind == kind,
+        )
+    ).one()
+
+
+def pending_drafts(session: Session, *, owner: Owner) -> list[Draft]:
+    return list(
+        session.exec(
+            select(Draft)
+            .where(Draft.owner_id == owner.id, Draft.status == "pending")
+            .order_by(Draft.id)
+        )
+    )
+
+
+def get_draft(session: Session, *, owner: Owner, draft_id: int) -> Draft | None:
+    draft = session.get(Draft, draft_id)
+    if draft is None or draft.owner_id != owner.id:
+        return None
+    return draft
+
+
+def open_reminders_for(session: Session, *, owner: Owner, contact: Contact) -> list[Reminder]:
+    return list(
+        session.exec(
+            select(Reminder)
+            .where(
+                Reminder.owner_id == owner.id,
+                Reminder.contact_id == contact.id,
+                col(Reminder.status).in_(("open", "delivered")),
+            )
+            .order_by(Reminder.due_at)
+        )
+    )
+
+
+def connections_of(session: Session, *, owner: Owner, contact: Contact) -> list[Connection]:
+    return list(
+        session.exec(
+            select(Connection)
+            .join(Handle, Handle.id == Connection.handle_id)
+            .where(Connection.owner_id == owner.id, Handle.contact_id == contact.id)
+        )
+    )

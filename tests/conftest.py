@@ -1,0 +1,72 @@
+"""Shared fixtures: a real SQLite database per test, an app wired to a fake surface,
+and (where TEST_DATABASE_URL is set) a fresh PostgreSQL database per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from bot.app import App, open_database
+from bot.config import Settings
+from tests.support.fakes import FakeClock, FakeSurface
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDED = Path(__file__).parent / "fixtures" / "recorded"
+
+
+def make_settings(**values) -> Settings:
+    """Settings from explicit values only (never the developer's .env)."""
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'plnbot.sqlite3'}"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def surface() -> FakeSurface:
+    return FakeSurface()
+
+
+@pytest.fixture
+def app(settings, db_url, clock, surface) -> App:
+    engine = open_database(settings, db_url)
+    return App(settings=settings, engine=engine, surface=surface, clock=clock)
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        pytest.skip("TEST_DATABASE_URL is not set: no PostgreSQL server to test against")
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    name = f"plnbot_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
