@@ -30,6 +30,10 @@ HANDLER_MODULES: tuple[str, ...] = (
     "handlers.connections",
     "handlers.commands",
     "handlers.sweeps",
+    "handlers.reminders",
+    "handlers.nudges",
+    "handlers.digest",
+    "handlers.lost",
 )
 
 

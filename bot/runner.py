@@ -21,9 +21,23 @@ async def run_console(app: App) -> None:
         await app.handle(CommandReceived(owner_ref=app.settings.owner_ref, text=line))
 
 
+SOURCE_MODULES = ("bot.adapters.x", "bot.adapters.mastodon", "bot.adapters.bluesky")
+
+
 def configured_sources(settings) -> list:
-    """Every connection source whose configuration is present (see config.example.env)."""
-    return []
+    """Every connection source whose configuration is present (see config.example.env).
+
+    Each module in ``SOURCE_MODULES`` offers ``build_source(settings)``, returning a
+    source or None when its platform is not configured.
+    """
+    import importlib
+
+    sources = []
+    for module_name in SOURCE_MODULES:
+        source = importlib.import_module(module_name).build_source(settings)
+        if source is not None:
+            sources.append(source)
+    return sources
 
 
 async def run_bot(settings, db_url: str | None, *, once: bool, as_json: bool) -> None:

@@ -30,6 +30,10 @@ COMMAND_MODULES: tuple[str, ...] = (
     "handlers.commands.help",
     "handlers.commands.contacts",
     "handlers.commands.drafts",
+    "handlers.commands.reminders",
+    "handlers.commands.network",
+    "handlers.commands.settings",
+    "handlers.commands.export",
 )
 MAX_LINE = 4_000
 

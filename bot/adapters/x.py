@@ -1,0 +1,8 @@
+"""x connection source."""
+
+from __future__ import annotations
+
+
+def build_source(settings):
+    """The x source when it is configured, else None."""
+    return None

@@ -1,0 +1,1 @@
+"""Chat commands: export (see handlers/commands/__init__.py for the registry)."""

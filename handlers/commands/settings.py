@@ -1,0 +1,1 @@
+"""Chat commands: settings (see handlers/commands/__init__.py for the registry)."""
