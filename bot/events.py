@@ -81,3 +81,21 @@ class Tick(Event):
     """A periodic trigger from the scheduler ("sweep", "digest", …)."""
 
     name: str = "sweep"
+
+
+@dataclass
+class ConnectionsSevered(Event):
+    """The platform itself cut connections (e.g. Mastodon ``severed_relationships``:
+    a domain block or an account suspension), so they are not people leaving."""
+
+    platform: str
+    external_ids: list[str]
+    cause: str
+    kind: str = "follower"
+
+
+@dataclass
+class FollowRequested(Event):
+    """Someone asked to follow a locked account; the owner decides on the platform."""
+
+    profile: Profile

@@ -43,3 +43,12 @@ def test_models_match_migrations(db_url):
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == []
+
+
+def test_migrations_form_one_line():
+    """Two branches adding migrations at once must be re-chained before landing."""
+    from alembic.script import ScriptDirectory
+
+    from storage.db import MIGRATIONS_DIR
+
+    assert len(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads()) == 1
