@@ -169,6 +169,38 @@ def import_group() -> None:
     """Import your network from a platform's data export."""
 
 
+@import_group.command("x-archive")
+@click.argument("path", type=click.Path(path_type=Path))
+@json_option
+@db_option
+@friendly
+def x_archive(path: Path, as_json: bool, db_url: str | None) -> None:
+    """Import followers and following from your X data archive (the zip or its folder).
+
+    Everyone in it is already part of your network, so nobody gets a welcome draft;
+    importing the same archive again changes nothing. Works without X API access.
+    """
+    from bot.adapters.x_archive import ArchiveError, check_owner_account, read_archive
+    from storage.db import session_scope
+
+    settings = settings_and_logging()
+    try:
+        archive = read_archive(path)
+        app = console_app(settings, db_url, as_json=as_json)
+        with session_scope(app.engine) as session:
+            check_owner_account(session, owner_ref=settings.owner_ref, archive=archive)
+    except ArchiveError as exc:
+        raise UserError(str(exc)) from None
+    asyncio.run(import_and_report(app, archive.event(settings.owner_ref)))
+
+
+async def import_and_report(app, event) -> None:
+    """Dispatch an import; the dispatcher logs failures, so say plainly that it failed."""
+    await app.dispatcher.dispatch(event)
+    if not await app.flush():
+        raise UserError("the import failed and nothing was changed (the log above says why)")
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""

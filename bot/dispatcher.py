@@ -34,6 +34,8 @@ HANDLER_MODULES: tuple[str, ...] = (
     "handlers.nudges",
     "handlers.digest",
     "handlers.lost",
+    "handlers.sources",
+    "handlers.imports",
 )
 
 

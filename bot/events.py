@@ -99,3 +99,36 @@ class FollowRequested(Event):
     """Someone asked to follow a locked account; the owner decides on the platform."""
 
     profile: Profile
+
+
+@dataclass
+class SourceChecked(Event):
+    """How one poll of a live source went, so its sync state and problems are durable.
+
+    ``problem`` is a short stable code ("tier", "auth", "server", "config") or None when
+    the poll worked; ``text`` is what the owner should read about it. The owner hears
+    about a problem once, not on every poll, and once more when it is over.
+    """
+
+    platform: str
+    account_external_id: str = ""
+    account_handle: str = ""
+    followers_count: int | None = None
+    problem: str | None = None
+    text: str = ""
+
+
+@dataclass
+class NetworkImported(Event):
+    """People from a platform's data export: already in the network, so never drafted.
+
+    Importing the same export twice changes nothing; an import never removes anyone
+    (an export is a dated picture, possibly older than what live syncs have seen).
+    """
+
+    platform: str
+    followers: list[Profile]
+    following: list[Profile]
+    source: str = "archive"
+    account_external_id: str = ""
+    account_handle: str = ""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.events import Profile
+from handlers.drafting import PLATFORM_NAMES
 from storage import repo
-from storage.models import Contact, Handle, Owner
+from storage.models import Account, Connection, Contact, Handle, Owner
 
 COUNT_WORDS = {1: "once", 2: "twice"}
 
@@ -54,3 +55,28 @@ def history_line(session: Session, *, owner: Owner, contact: Contact) -> str:
     last = contact.last_conversation_at
     when = f"; last in {last:%B %Y}" if last else ""
     return f"You talked {times}{when}."
+
+
+CONNECTION_WORDS = {"follower": "follows you", "following": "you follow them",
+                    "member": "member of your server"}
+
+
+def connection_lines(session: Session, *, owner: Owner, contact: Contact) -> list[str]:
+    """ "X: follows you, you follow them (mutual)" for each platform with an active link."""
+    rows = session.exec(
+        select(Account.platform, Connection.kind)
+        .join(Connection, Connection.account_id == Account.id)
+        .join(Handle, Handle.id == Connection.handle_id)
+        .where(Connection.owner_id == owner.id, Handle.contact_id == contact.id,
+               Connection.state == "active")
+    )
+    kinds: dict[str, set[str]] = {}
+    for platform, kind in rows:
+        kinds.setdefault(platform, set()).add(kind)
+    lines = []
+    for platform, found in sorted(kinds.items()):
+        words = [CONNECTION_WORDS.get(k, k) for k in ("follower", "following", "member")
+                 if k in found]
+        mutual = " (mutual)" if {"follower", "following"} <= found else ""
+        lines.append(f"{PLATFORM_NAMES.get(platform, platform)}: {', '.join(words)}{mutual}")
+    return lines

@@ -82,6 +82,11 @@ def profile_json(profile: Profile) -> str:
     return json.dumps(profile.raw or {}, default=str, ensure_ascii=False)
 
 
+def placeholder_name(platform: str, external_id: str) -> str:
+    """The name of someone known only by id (an archive import) until a sync names them."""
+    return f"{platform.capitalize()} user {external_id}"
+
+
 def upsert_handle(
     session: Session, *, owner: Owner, profile: Profile, now: datetime, how_met: str = ""
 ) -> tuple[Handle, Contact, bool]:
@@ -99,6 +104,8 @@ def upsert_handle(
         handle.profile_json = profile_json(profile)
         handle.accepts_dms = profile.accepts_dms
         contact = session.get(Contact, handle.contact_id)
+        if profile.name and contact.name == placeholder_name(profile.platform, handle.external_id):
+            contact.name = profile.name
         return handle, contact, False
     contact = Contact(
         owner_id=owner.id, name=profile.name or profile.handle, bio=profile.bio,

@@ -7,7 +7,7 @@ import re
 from bot.context import Context
 from handlers import people
 from handlers.commands import CommandError, command
-from handlers.present import at_handle, contact_summary, history_line
+from handlers.present import at_handle, connection_lines, contact_summary, history_line
 from storage import repo
 from storage.models import Contact
 
@@ -53,6 +53,7 @@ def who_text(ctx: Context, contact: Contact) -> str:
                ("Works at", contact.organisation), ("Location", contact.location),
                ("Website", contact.website), ("How you met", contact.how_met)]
     lines += [f"  {label}: {value}" for label, value in details if value]
+    lines += [f"  {line}" for line in connection_lines(session, owner=owner, contact=contact)]
     if contact.bio:
         lines.append(f"  Bio: {contact.bio[:300]}")
     lines.append(f"  {history_line(session, owner=owner, contact=contact)}")

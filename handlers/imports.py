@@ -1,0 +1,172 @@
+"""People from a platform's data export, stored as the quiet baseline of the network.
+
+Everyone in an export was already connected when it was made, so nobody gets a welcome
+draft. The import adds what is missing and leaves everything else alone, which makes
+re-importing the same export a no-op and keeps what live syncs learnt (names, bios,
+losses) intact. It works in bulk because an archive can hold tens of thousands of people.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlmodel import col, select
+
+from bot.context import Context
+from bot.dispatcher import on
+from bot.events import NetworkImported, Profile
+from handlers.drafting import PLATFORM_NAMES
+from handlers.present import at_handle
+from storage import repo
+from storage.models import Account, Connection, ConnectionEvent, Contact, Handle
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500  # ids per IN (...) query: far below every database's parameter limit
+HOW_MET = {"follower": "followed you on {where}", "following": "you follow them on {where}"}
+
+
+@dataclass
+class ImportResult:
+    followers: int = 0
+    following: int = 0
+    mutuals: int = 0
+    new_contacts: int = 0
+    new_connections: int = 0
+    already_known: int = 0
+    unnamed: int = 0
+
+
+@on(NetworkImported)
+async def on_network_imported(event: NetworkImported, ctx: Context) -> None:
+    account = repo.get_or_create_account(
+        ctx.session, owner=ctx.owner, platform=event.platform,
+        external_id=event.account_external_id, handle=event.account_handle,
+    )
+    result = import_network(
+        ctx, account=account, followers=event.followers, following=event.following
+    )
+    ctx.send(
+        "reply", summary_text(account, result, source=event.source), platform=event.platform,
+        **vars(result),
+    )
+
+
+def import_network(
+    ctx: Context, *, account: Account, followers: list[Profile], following: list[Profile]
+) -> ImportResult:
+    """Add the missing contacts, handles and connections; the baseline is then done."""
+    lists = {"follower": _unique(followers), "following": _unique(following)}
+    people = {**lists["following"], **lists["follower"]}
+    handles = _handles_for(ctx, account=account, people=people)
+    result = ImportResult(
+        followers=len(lists["follower"]), following=len(lists["following"]),
+        mutuals=len(lists["follower"].keys() & lists["following"].keys()),
+        new_contacts=len(people) - len(handles),
+        unnamed=sum(1 for i, p in people.items() if i not in handles and not p.name),
+    )
+    handles.update(_create_people(ctx, account=account, people=people, known=handles,
+                                  lists=lists))
+    for kind, members in lists.items():
+        added = _connect(ctx, account=account, kind=kind, handles=[handles[i] for i in members])
+        result.new_connections += added
+        result.already_known += len(members) - added
+    account.baseline_done = True
+    ctx.session.add(account)
+    return result
+
+
+def _unique(profiles: Iterable[Profile]) -> dict[str, Profile]:
+    return {p.external_id: p for p in profiles if not p.is_bot}
+
+
+def _chunks(values: list, size: int = CHUNK) -> Iterable[list]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _handles_for(ctx: Context, *, account: Account, people: dict[str, Profile]):
+    found: dict[str, Handle] = {}
+    for ids in _chunks(list(people)):
+        rows = ctx.session.exec(
+            select(Handle).where(
+                Handle.owner_id == ctx.owner.id, Handle.platform == account.platform,
+                col(Handle.external_id).in_(ids),
+            )
+        )
+        found.update({h.external_id: h for h in rows})
+    return found
+
+
+def _create_people(ctx, *, account, people, known, lists) -> dict[str, Handle]:
+    """One contact and handle per unknown person, inserted in two batched flushes."""
+    now, where = ctx.now(), PLATFORM_NAMES.get(account.platform, account.platform)
+    missing = [p for external_id, p in people.items() if external_id not in known]
+    contacts = []
+    for profile in missing:
+        kind = "follower" if profile.external_id in lists["follower"] else "following"
+        contacts.append(Contact(
+            owner_id=ctx.owner.id, created_at=now, how_met=HOW_MET[kind].format(where=where),
+            name=profile.name or repo.placeholder_name(account.platform, profile.external_id),
+        ))
+    ctx.session.add_all(contacts)
+    ctx.session.flush()
+    handles = [
+        Handle(owner_id=ctx.owner.id, contact_id=contact.id, platform=profile.platform,
+               external_id=profile.external_id, handle=repo.normalise_handle(profile.handle),
+               display_handle=profile.handle, profile_json=repo.profile_json(profile),
+               created_at=now)
+        for profile, contact in zip(missing, contacts, strict=True)
+    ]
+    ctx.session.add_all(handles)
+    ctx.session.flush()
+    return {h.external_id: h for h in handles}
+
+
+def _connect(ctx: Context, *, account: Account, kind: str, handles: list[Handle]) -> int:
+    """Connect every handle not connected yet (in any state); returns how many were added."""
+    existing: set[int] = set()
+    for ids in _chunks([h.id for h in handles]):
+        existing.update(ctx.session.exec(
+            select(Connection.handle_id).where(
+                Connection.account_id == account.id, Connection.kind == kind,
+                col(Connection.handle_id).in_(ids),
+            )
+        ))
+    now = ctx.now()
+    added = [
+        Connection(owner_id=ctx.owner.id, account_id=account.id, handle_id=h.id, kind=kind,
+                   since=now)
+        for h in handles if h.id not in existing
+    ]
+    ctx.session.add_all(added)
+    ctx.session.flush()
+    ctx.session.add_all(
+        ConnectionEvent(owner_id=ctx.owner.id, connection_id=c.id, kind="gained", at=now,
+                        detail="imported", reported=True)
+        for c in added
+    )
+    ctx.session.flush()
+    return len(added)
+
+
+def summary_text(account: Account, result: ImportResult, *, source: str) -> str:
+    where = PLATFORM_NAMES.get(account.platform, account.platform)
+    whose = f" ({at_handle(account.platform, account.handle)})" if account.handle else ""
+    counts = (
+        f"{result.followers:,} follower{'s' if result.followers != 1 else ''} and "
+        f"{result.following:,} account{'s' if result.following != 1 else ''} you follow "
+        f"({result.mutuals:,} mutual)"
+    )
+    if not result.new_connections and not result.new_contacts:
+        return (f"Imported your {where} {source}{whose}: {counts}. All of them were already "
+                "known, so nothing changed.")
+    return (
+        f"Imported your {where} {source}{whose}: {counts}. {result.new_contacts:,} new "
+        f"contacts, {result.new_connections:,} new connections, {result.already_known:,} "
+        "already known. Nobody gets a welcome draft: they were already in your network."
+        + (f" People known only by id show as \"{repo.placeholder_name(account.platform, '<id>')}"
+           "\" until a live sync names them." if result.unnamed else "")
+    )
