@@ -7,6 +7,7 @@ transaction, then deliver whatever the outbox holds for the owner.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -51,6 +52,17 @@ def open_database(settings: Settings, url: str | None = None, *, migrate: bool =
     return engine
 
 
+def crash_point(name: str) -> None:
+    """A hidden test hook: die here, as a crash would, when PLNBOT_CRASH_AT names this point.
+
+    The reliability tests use it to prove that work committed but not yet delivered is
+    delivered exactly once after a restart.
+    """
+    if os.environ.get("PLNBOT_CRASH_AT") == name:
+        log.warning("PLNBOT_CRASH_AT=%s: exiting abruptly (test hook)", name)
+        os._exit(99)
+
+
 class App:
     def __init__(
         self,
@@ -91,7 +103,9 @@ class App:
 
     async def sweep(self) -> None:
         """Deliver anything due: the scheduler calls this, and so does start-up (catch-up)."""
-        await self.handle(Tick(owner_ref=self.settings.owner_ref, name="sweep"))
+        await self.dispatcher.dispatch(Tick(owner_ref=self.settings.owner_ref, name="sweep"))
+        crash_point("after-sweep-commit")
+        await self.flush()
 
     async def poll_sources(self) -> None:
         for source in self.sources:

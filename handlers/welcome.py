@@ -53,7 +53,9 @@ def record_arrival(
         )
     ).first()
     if connection is None:
-        connection = _new_connection(ctx, account=account, handle=handle, kind=kind, at=at)
+        connection = _new_connection(
+            ctx, account=account, handle=handle, kind=kind, at=at, quiet=quiet
+        )
         if not quiet:
             draft_welcome(ctx, contact=contact, handle=handle, profile=profile)
         return "new"
@@ -74,14 +76,17 @@ def apply_understanding(contact: Contact, person: profiles.Understanding, bio: s
     contact.interests = ",".join(person.interests)
 
 
-def _new_connection(ctx, *, account, handle, kind, at) -> Connection:
+def _new_connection(ctx, *, account, handle, kind, at, quiet=False) -> Connection:
+    """A new connection and its "gained" event; a quiet one (baseline) is marked so that
+    follow-ups and weekly counts leave it out."""
     connection = Connection(
         owner_id=ctx.owner.id, account_id=account.id, handle_id=handle.id, kind=kind, since=at
     )
     ctx.session.add(connection)
     ctx.session.flush()
     ctx.session.add(
-        ConnectionEvent(owner_id=ctx.owner.id, connection_id=connection.id, kind="gained", at=at)
+        ConnectionEvent(owner_id=ctx.owner.id, connection_id=connection.id, kind="gained", at=at,
+                        detail="quiet" if quiet else "")
     )
     return connection
 
