@@ -44,7 +44,8 @@ BATCH_LIMIT = 100
 CATCH_UP_AFTER = timedelta(minutes=10)
 FOLLOWUP_LOOKBACK = timedelta(days=30)
 FOLLOWUP_JOB = "followups"
-QUIET_DETAIL = "quiet"
+# "gained" events that are not somebody new arriving: a first-sync baseline, an import.
+NOT_ARRIVALS = ("quiet", "imported")
 
 
 @on(Tick)
@@ -184,7 +185,7 @@ def gained_between(session: Session, *, owner_id: int, since: datetime,
         .join(Handle, Handle.id == Connection.handle_id)
         .where(ConnectionEvent.owner_id == owner_id, ConnectionEvent.kind == "gained",
                ConnectionEvent.at > since, ConnectionEvent.at <= upto,
-               ConnectionEvent.detail != QUIET_DETAIL)
+               col(ConnectionEvent.detail).not_in(NOT_ARRIVALS))
         .order_by(ConnectionEvent.at)
     ).all()
     first: dict[int, datetime] = {}
