@@ -32,6 +32,11 @@ class Owner(SQLModel, table=True):
     digest_time: str = Field(default="09:00", max_length=5)
     report_losses: str = Field(default="digest", max_length=16)  # "digest" | "immediate"
     created_at: datetime
+    # Multi-owner workers (``plnbot run --worker``): when this owner's periodic sweep is
+    # next due (None: now), and which worker is serving the owner (see storage/leases.py).
+    next_sweep_at: datetime | None = Field(default=None, index=True)
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_until: datetime | None = Field(default=None)
 
 
 class Account(SQLModel, table=True):

@@ -49,6 +49,15 @@ def app(settings, db_url, clock, surface) -> App:
     return App(settings=settings, engine=engine, surface=surface, clock=clock)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path: Path) -> str:
+    """The same test on a SQLite file and on a fresh PostgreSQL database (skipped
+    with a reason when TEST_DATABASE_URL is unset)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'plnbot.sqlite3'}"
+    return request.getfixturevalue("pg_url")
+
+
 @pytest.fixture
 def pg_url():
     """A fresh PostgreSQL database for one test, dropped afterwards."""
