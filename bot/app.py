@@ -6,9 +6,12 @@ transaction, then deliver whatever the outbox holds for the owner.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy.engine import Engine
@@ -17,8 +20,8 @@ from bot.config import Settings
 from bot.context import Clock, WelcomeSender, utcnow
 from bot.dispatcher import Dispatcher
 from bot.events import Event, Tick
-from bot.outbox import ChatSurface, Outbox
-from storage import repo
+from bot.outbox import ChatSurface, Outbox, worker_id
+from storage import leases, repo
 from storage.db import (
     DatabaseError,
     default_database_url,
@@ -26,12 +29,21 @@ from storage.db import (
     make_engine,
     session_scope,
 )
+from storage.models import Account
 
 log = logging.getLogger(__name__)
 
 
 class Source(Protocol):
-    """A platform connection source: one poll turns platform changes into events."""
+    """A platform connection source: one poll turns platform changes into events.
+
+    ``App.poll_sources`` calls ``poll`` only while this process holds the lease on the
+    owner's account for ``platform`` (``storage/leases.py``), renewed in the background
+    while the poll runs: two workers never poll one account at once, and a dead worker's
+    accounts are polled by another once its lease expires. A source needs to do nothing
+    for this. A source serving many owners' accounts claims them itself with
+    ``leases.claim_due_accounts(...)`` and gives them back with ``leases.release(...)``.
+    """
 
     platform: str
 
@@ -73,6 +85,7 @@ class App:
         clock: Clock = utcnow,
         senders: dict[str, WelcomeSender] | None = None,
         sources: Iterable[Source] = (),
+        worker: str | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -83,7 +96,10 @@ class App:
         self.dispatcher = Dispatcher(
             engine=engine, settings=settings, clock=lambda: self.clock(), senders=self.senders
         )
-        self.outbox = Outbox(engine, clock=lambda: self.clock())
+        self.worker = worker or worker_id(settings.worker_id)
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self.outbox = Outbox(engine, clock=lambda: self.clock(), worker=self.worker,
+                             lease=self.lease)
         self.owner_id = self._ensure_owner()
 
     def _ensure_owner(self) -> int:
@@ -108,9 +124,47 @@ class App:
         await self.flush()
 
     async def poll_sources(self) -> None:
+        """Poll every source whose account this worker can lease; skip the others."""
         for source in self.sources:
-            try:
-                await source.poll(self)
-            except Exception:
-                log.exception("polling %s failed; will retry on the next poll", source.platform)
+            async with self.account_lease(source.platform) as held:
+                if not held:
+                    log.info("%s is being polled by another worker; skipping", source.platform)
+                    continue
+                try:
+                    await source.poll(self)
+                except Exception:
+                    log.exception("polling %s failed; will retry on the next poll",
+                                  source.platform)
         await self.flush()
+
+    @asynccontextmanager
+    async def account_lease(self, platform: str) -> AsyncIterator[bool]:
+        """Hold the owner's ``platform`` account lease for the block (yields False when
+        another live worker holds it), renewing it in the background."""
+        with session_scope(self.engine) as session:
+            account_id = leases.claim_account(
+                session, owner_id=self.owner_id, platform=platform, worker=self.worker,
+                now=self.clock(), lease=self.lease,
+            )
+        if account_id is None:
+            yield False
+            return
+        heartbeat = asyncio.create_task(self._keep_lease(account_id))
+        try:
+            yield True
+        finally:
+            heartbeat.cancel()
+            with suppress(asyncio.CancelledError):
+                await heartbeat
+            with session_scope(self.engine) as session:
+                leases.release(session, Account, [account_id], worker=self.worker)
+
+    async def _keep_lease(self, account_id: int) -> None:
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            with session_scope(self.engine) as session:
+                held = leases.renew(session, Account, [account_id], worker=self.worker,
+                                    now=self.clock(), lease=self.lease)
+            if not held:
+                log.warning("lost the poll lease on account %s to another worker", account_id)
+                return

@@ -129,15 +129,19 @@ def console(as_json: bool, db_url: str | None) -> None:
 
 @main.command()
 @click.option("--once", is_flag=True, help="Poll every source once, deliver what is due, exit.")
+@click.option("--worker", is_flag=True,
+              help="Serve every owner on the database, sharing the work with other workers "
+                   "(PostgreSQL; see README, Scaling out).")
 @json_option
 @db_option
 @friendly
-def run(once: bool, as_json: bool, db_url: str | None) -> None:
+def run(once: bool, worker: bool, as_json: bool, db_url: str | None) -> None:
     """Run the bot from configuration: every configured source and the chat surface."""
-    from bot.runner import run_bot
+    from bot.runner import run_bot, run_worker
 
     settings = settings_and_logging()
-    asyncio.run(run_bot(settings, db_url, once=once, as_json=as_json))
+    mode = run_worker if worker else run_bot
+    asyncio.run(mode(settings, db_url, once=once, as_json=as_json))
 
 
 @main.command()

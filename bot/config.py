@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     poll_minutes: int = Field(default=5, ge=1, le=1440, alias="PLNBOT_POLL_MINUTES")
     reconcile_hours: int = Field(default=24, ge=1, alias="PLNBOT_RECONCILE_HOURS")
     sweep_seconds: int = Field(default=30, ge=1, le=3600, alias="PLNBOT_SWEEP_SECONDS")
+    # several workers on one database (``plnbot run --worker``)
+    lease_seconds: int = Field(default=60, ge=1, le=3600, alias="PLNBOT_LEASE_SECONDS")
+    worker_id: str | None = Field(default=None, max_length=100, alias="PLNBOT_WORKER_ID")
     data_dir: Path | None = Field(default=None, alias="PLNBOT_DATA_DIR")
     log_level: str = Field(default="WARNING", alias="PLNBOT_LOG_LEVEL")
 

@@ -1,10 +1,14 @@
-"""Delivering the durable outbox to the owner's chat surface.
+"""Delivering the durable outbox to the owners' chat surfaces.
 
-A message is claimed with a short lease (an UPDATE that only one worker can win),
-handed to the surface with its idempotency key, then marked sent. A crash after the
-claim leaves the lease to expire and the message is delivered again by whoever runs
-next; surfaces that can (Discord's nonce) drop the repeat by its key. A surface
-failure is retried with back-off and never dropped.
+Due messages are claimed in batches with a lease (``storage/leases.py``: ``SELECT …
+FOR UPDATE SKIP LOCKED`` on PostgreSQL, a conditional UPDATE on SQLite), so several
+workers never deliver the same message. Each message is handed to the surface with
+its idempotency key, then marked sent in its own commit: a worker that dies after the
+surface took a message but before that commit leaves at most that one message to be
+re-delivered, with the same key, once its lease expires; surfaces that can (Discord's
+nonce, a consumer of ``--json`` output) drop the repeat by its key. Leases still held
+are renewed while a long batch is delivered, and a message whose lease was taken over
+is left to its new holder. A surface failure is retried with back-off, never dropped.
 """
 
 from __future__ import annotations
@@ -13,101 +17,130 @@ import json
 import logging
 import os
 import socket
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.context import Clock, OutgoingMessage, utcnow
+from storage import leases
 from storage.models import OutboxMessage, Owner
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=60)
+LEASE = leases.DEFAULT_LEASE
 MAX_BACKOFF = timedelta(hours=1)
+BATCH = 50
 
 
 class ChatSurface(Protocol):
-    """Where the owner reads the bot: the console, Discord DMs, a test double."""
+    """Where an owner reads the bot: the console, Discord DMs, a test double.
+
+    ``message.owner_ref`` says whose message it is (a multi-owner worker routes by it);
+    ``message.idempotency_key`` is the same on every delivery attempt of one message.
+    """
 
     async def send(self, message: OutgoingMessage) -> None: ...
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_id(name: str | None = None) -> str:
+    """Unique per process run: a name (default: the host), the pid and a random tag,
+    because a restarted container often gets the same pid (1) and must not inherit its
+    predecessor's leases."""
+    return f"{(name or socket.gethostname())[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Outbox:
-    def __init__(self, engine: Engine, *, clock: Clock = utcnow, worker: str | None = None):
+    def __init__(
+        self, engine: Engine, *, clock: Clock = utcnow, worker: str | None = None,
+        lease: timedelta = LEASE, batch: int = BATCH,
+    ) -> None:
         self.engine = engine
         self.clock = clock
         self.worker = worker or worker_id()
+        self.lease = lease
+        self.batch = batch
 
-    def _due_ids(self, session: Session, owner_ids: list[int] | None, limit: int) -> list[int]:
-        now = self.clock()
-        query = (
-            select(OutboxMessage.id)
-            .where(
-                OutboxMessage.status == "pending",
-                OutboxMessage.next_attempt_at <= now,
-                or_(col(OutboxMessage.lease_until).is_(None), OutboxMessage.lease_until < now),
-            )
-            .order_by(OutboxMessage.id)
-            .limit(limit)
-        )
+    def _claim(self, session: Session, owner_ids: list[int] | None, limit: int) -> list[int]:
+        where = [OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= self.clock()]
         if owner_ids is not None:
-            query = query.where(col(OutboxMessage.owner_id).in_(owner_ids))
-        return list(session.exec(query))
-
-    def _claim(self, session: Session, message_id: int) -> bool:
-        now = self.clock()
-        result = session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.id == message_id,
-                OutboxMessage.status == "pending",
-                or_(col(OutboxMessage.lease_until).is_(None), OutboxMessage.lease_until < now),
-            )
-            .values(lease_owner=self.worker, lease_until=now + LEASE)
-        )
-        session.commit()
-        return result.rowcount == 1
+            where.append(col(OutboxMessage.owner_id).in_(owner_ids))
+        return leases.claim(session, OutboxMessage, where=where, worker=self.worker,
+                            now=self.clock(), lease=self.lease, limit=limit)
 
     async def deliver(
         self, surface: ChatSurface, *, owner_ids: list[int] | None = None, limit: int = 500
     ) -> int:
-        """Deliver due messages in order; returns how many reached the surface."""
-        delivered = 0
+        """Deliver due messages in order (all owners', or ``owner_ids``'); returns how many
+        reached the surface."""
+        delivered = handled = 0
         with Session(self.engine, expire_on_commit=False) as session:
-            for message_id in self._due_ids(session, owner_ids, limit):
-                if not self._claim(session, message_id):
-                    continue
-                row = session.get(OutboxMessage, message_id)
-                owner = session.get(Owner, row.owner_id)
-                try:
-                    await surface.send(to_outgoing(row, owner.external_ref))
-                except Exception as exc:  # the surface's failure must not lose the message
-                    self._retry_later(session, row, exc)
-                    continue
-                row.status, row.sent_at, row.lease_until = "sent", self.clock(), None
-                row.attempts += 1
-                session.add(row)
-                session.commit()
-                delivered += 1
+            while handled < limit:
+                ids = self._claim(session, owner_ids, min(self.batch, limit - handled))
+                if not ids:
+                    break
+                handled += len(ids)
+                delivered += await self._deliver_batch(session, surface, ids)
         return delivered
+
+    async def _deliver_batch(self, session: Session, surface: ChatSurface, ids: list[int]) -> int:
+        rows = session.exec(
+            select(OutboxMessage).where(col(OutboxMessage.id).in_(ids))
+            .order_by(OutboxMessage.id).execution_options(populate_existing=True)
+        ).all()
+        refs = owner_refs(session, {row.owner_id for row in rows})
+        held, renew_at = set(ids), self._renew_time()
+        delivered = 0
+        for row in rows:
+            if self.clock() >= renew_at:
+                held = set(leases.renew(session, OutboxMessage, sorted(held), worker=self.worker,
+                                        now=self.clock(), lease=self.lease))
+                renew_at = self._renew_time()
+            if row.id not in held:
+                log.info("message %s was taken over by another worker; leaving it", row.id)
+                continue
+            held.discard(row.id)
+            delivered += await self._deliver_one(session, surface, row, refs[row.owner_id])
+        return delivered
+
+    def _renew_time(self) -> datetime:
+        return self.clock() + self.lease / 2
+
+    async def _deliver_one(
+        self, session: Session, surface: ChatSurface, row: OutboxMessage, owner_ref: str
+    ) -> int:
+        try:
+            await surface.send(to_outgoing(row, owner_ref))
+        except Exception as exc:  # the surface's failure must not lose the message
+            self._retry_later(session, row, exc)
+            return 0
+        row.status, row.sent_at = "sent", self.clock()
+        row.lease_owner, row.lease_until = None, None
+        row.attempts += 1
+        session.add(row)
+        session.commit()
+        return 1
 
     def _retry_later(self, session: Session, row: OutboxMessage, exc: Exception) -> None:
         row.attempts += 1
         delay = min(MAX_BACKOFF, timedelta(seconds=5 * 2 ** min(row.attempts, 12)))
         row.next_attempt_at = self.clock() + delay
-        row.lease_until = None
+        row.lease_owner, row.lease_until = None, None
         row.last_error = f"{type(exc).__name__}: {exc}"[:500]
         session.add(row)
         session.commit()
         log.warning("delivering message %s failed (%s); retrying in %s",
                     row.id, type(exc).__name__, delay)
+
+
+def owner_refs(session: Session, owner_ids: set[int]) -> dict[int, str]:
+    """Owner id → external ref (the address a surface routes by), in one query."""
+    rows = session.exec(
+        select(Owner.id, Owner.external_ref).where(col(Owner.id).in_(sorted(owner_ids)))
+    ).all()
+    return dict(rows)
 
 
 def to_outgoing(row: OutboxMessage, owner_ref: str) -> OutgoingMessage:

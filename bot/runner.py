@@ -65,3 +65,44 @@ async def run_bot(settings, db_url: str | None, *, once: bool, as_json: bool) ->
             await asyncio.Event().wait()
     finally:
         scheduler.shutdown(wait=False)
+
+
+async def run_worker(settings, db_url: str | None, *, once: bool, as_json: bool) -> None:
+    """Serve every owner on the database, sharing the work with any other workers.
+
+    The configured sources (the ``PLNBOT_OWNER``'s accounts) are polled too, under
+    account leases, so several identical workers never poll one account twice.
+    """
+    from bot.adapters.console import ConsoleSurface
+    from bot.app import open_database
+    from bot.scheduler import build_scheduler
+    from bot.worker import RoutingSurface, Worker
+
+    engine = open_database(settings, db_url)
+    surface = RoutingSurface(default=ConsoleSurface(json_mode=as_json, show_owner=True))
+    worker = Worker(settings=settings, engine=engine, surface=surface)
+    app = App(settings=settings, engine=engine, surface=surface,
+              sources=configured_sources(settings), worker=worker.id)
+    log.info("worker %s serving every owner on the database", worker.id)
+    await app.poll_sources()
+    if once:
+        await worker.drain()
+        return
+    scheduler = build_scheduler([("poll", app.poll_sources, settings.poll_minutes * 60)])
+    scheduler.start()
+    try:
+        await worker.run_forever(stop_on_signals(), idle_seconds=min(settings.sweep_seconds, 5))
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM/SIGINT, so a stopping worker finishes the owner it is
+    serving and gives its leases back instead of leaving them to expire."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop

@@ -28,15 +28,25 @@ LABELS = {
 
 
 class ConsoleSurface:
-    def __init__(self, *, json_mode: bool = False, out: TextIO | None = None) -> None:
+    """``show_owner``: a multi-owner worker prints whose message it is (JSON: ``owner``,
+    and ``key``, the idempotency key a consumer drops repeats by)."""
+
+    def __init__(self, *, json_mode: bool = False, out: TextIO | None = None,
+                 show_owner: bool = False) -> None:
         self.json_mode = json_mode
         self.out = out or sys.stdout
+        self.show_owner = show_owner
 
     async def send(self, message: OutgoingMessage) -> None:
         if self.json_mode:
-            line = json.dumps(message.as_json(), ensure_ascii=False, default=str)
+            data = message.as_json()
+            if self.show_owner:
+                data |= {"owner": message.owner_ref, "key": message.idempotency_key}
+            line = json.dumps(data, ensure_ascii=False, default=str)
         else:
             line = format_plain(message)
+            if self.show_owner:
+                line = f"[{message.owner_ref}] {line}"
         self.out.write(line + "\n")
         self.out.flush()
 

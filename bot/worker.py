@@ -1,0 +1,162 @@
+"""Serving every owner on a shared database: ``plnbot run --worker``.
+
+``App`` serves one owner (the console path). A ``Worker`` serves all of them, and any
+number of workers can run against one PostgreSQL database:
+
+1. it claims a batch of owners that need attention (their periodic sweep is due, or
+   they have outbox messages due) with a lease (``storage/leases.py``: ``FOR UPDATE
+   SKIP LOCKED`` on PostgreSQL), so one owner is served by one worker at a time;
+2. for each owner it runs the sweep (``Tick("sweep")``: due reminders, nudges, draft
+   expiry… in one transaction, so a reminder becomes exactly one outbox message), then
+   delivers that owner's outbox (itself claimed per message, see ``bot/outbox.py``);
+3. it gives the owner back with the time of its next sweep.
+
+A worker that dies holds its owners and messages only until their leases expire; then
+another worker takes them over. Messages go to one surface that routes by
+``OutgoingMessage.owner_ref`` (``RoutingSurface``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, or_, select
+
+from bot.config import Settings
+from bot.context import Clock, OutgoingMessage, WelcomeSender, utcnow
+from bot.dispatcher import Dispatcher
+from bot.events import Tick
+from bot.outbox import ChatSurface, Outbox, worker_id
+from storage import leases
+from storage.models import OutboxMessage, Owner
+
+log = logging.getLogger(__name__)
+
+OWNERS_PER_CLAIM = 20
+
+
+class NoRoute(LookupError):
+    """No surface is configured for this owner's address; the message waits (retried)."""
+
+
+class RoutingSurface:
+    """One surface for many owners: picks a surface by the scheme of ``owner_ref``.
+
+    An owner_ref ``"discord:1234"`` goes to ``routes["discord"]`` (which reads the rest
+    as the address); anything without a route goes to ``default``. With no default, the
+    send fails and the outbox retries it later, so a message is never dropped.
+    """
+
+    def __init__(self, routes: dict[str, ChatSurface] | None = None,
+                 default: ChatSurface | None = None) -> None:
+        self.routes = dict(routes or {})
+        self.default = default
+
+    def route(self, owner_ref: str) -> ChatSurface:
+        scheme = owner_ref.split(":", 1)[0] if ":" in owner_ref else ""
+        surface = self.routes.get(scheme, self.default)
+        if surface is None:
+            raise NoRoute(f"no chat surface for owner {owner_ref!r}")
+        return surface
+
+    async def send(self, message: OutgoingMessage) -> None:
+        await self.route(message.owner_ref).send(message)
+
+
+class Worker:
+    def __init__(
+        self, *, settings: Settings, engine: Engine, surface: ChatSurface,
+        clock: Clock = utcnow, worker: str | None = None,
+        senders: dict[str, WelcomeSender] | None = None,
+        owners_per_claim: int = OWNERS_PER_CLAIM,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.surface = surface
+        self.clock = clock
+        self.id = worker or worker_id(settings.worker_id)
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self.every = timedelta(seconds=settings.sweep_seconds)
+        self.owners_per_claim = owners_per_claim
+        self.dispatcher = Dispatcher(engine=engine, settings=settings,
+                                     clock=lambda: self.clock(), senders=senders or {})
+        self.outbox = Outbox(engine, clock=lambda: self.clock(), worker=self.id,
+                             lease=self.lease)
+
+    def claim_owners(self) -> list[int]:
+        """Lease owners whose sweep is due or who have messages due, oldest sweep first."""
+        now = self.clock()
+        messages_due = select(OutboxMessage.owner_id).where(
+            OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now,
+            leases.lease_free(OutboxMessage, now))
+        needs_work = or_(col(Owner.next_sweep_at).is_(None), col(Owner.next_sweep_at) <= now,
+                         col(Owner.id).in_(messages_due))
+        with Session(self.engine) as session:
+            return leases.claim(
+                session, Owner, where=[needs_work], worker=self.id, now=now, lease=self.lease,
+                order_by=[col(Owner.next_sweep_at).asc().nulls_first()],
+                limit=self.owners_per_claim,
+            )
+
+    async def run_once(self) -> int:
+        """Claim one batch of owners and serve each; returns how many were served."""
+        served = 0
+        for owner_id in self.claim_owners():
+            served += await self.serve(owner_id)
+        return served
+
+    async def drain(self) -> int:
+        """Serve until no owner needs attention (``--once``); returns owners served."""
+        total = 0
+        while served := await self.run_once():
+            total += served
+        return total
+
+    async def serve(self, owner_id: int) -> int:
+        """Sweep the owner if due, deliver its messages, give it back."""
+        owner = self._renewed(owner_id)
+        if owner is None:
+            log.info("owner %s was taken over by another worker; leaving it", owner_id)
+            return 0
+        swept = _is_due(owner.next_sweep_at, self.clock())
+        try:
+            if swept:
+                await self.dispatcher.dispatch(Tick(owner_ref=owner.external_ref, name="sweep"))
+            await self.outbox.deliver(self.surface, owner_ids=[owner_id], limit=10_000)
+        finally:
+            self._give_back(owner, swept)
+        return 1
+
+    def _renewed(self, owner_id: int) -> Owner | None:
+        """Extend the lease before serving (a big batch may take a while); None if lost."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            if not leases.renew(session, Owner, [owner_id], worker=self.id, now=self.clock(),
+                                lease=self.lease):
+                return None
+            return session.get(Owner, owner_id)
+
+    def _give_back(self, owner: Owner, swept: bool) -> None:
+        values = {"next_sweep_at": self.clock() + self.every} if swept else {}
+        with Session(self.engine) as session:
+            leases.release(session, Owner, [owner.id], worker=self.id, **values)
+
+    async def run_forever(self, stop: asyncio.Event, *, idle_seconds: float = 5.0) -> None:
+        """Serve until ``stop`` is set; between empty passes wait ``idle_seconds``."""
+        while not stop.is_set():
+            try:
+                served = await self.run_once()
+            except Exception:  # a database hiccup must not end the worker
+                log.exception("worker pass failed; retrying shortly")
+                served = 0
+            if not served:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
+                except TimeoutError:
+                    pass
+
+
+def _is_due(when: datetime | None, now: datetime) -> bool:
+    return when is None or when <= now
