@@ -66,6 +66,9 @@ class SnapshotReceived(Event):
     kind: str = "follower"
     account_external_id: str = ""
     account_handle: str = ""
+    # Send a ``reply`` summarising the sync even when nothing else is said (``plnbot
+    # sync``); live sources polling every few minutes pass False to stay quiet.
+    summary: bool = True
 
 
 @dataclass

@@ -4,37 +4,101 @@ Every source (live polls, ``plnbot sync --snapshot``, archive imports) goes thro
 ``apply_snapshot`` so that the rules are the same everywhere:
 
 - the first sync of an account records a quiet baseline (no welcome drafts);
-- new handles are arrivals (draft + ``new_connection``), returning ones ``welcome_back``;
+- new handles are arrivals (draft + ``new_connection``), returning ones ``welcome_back``,
+  and people held as vanished after a mass drop simply come back (they never left);
 - handles gone are lost, but only when the list is known to be complete: a partial or
-  interrupted list can add connections, never remove them.
+  interrupted list can add connections, never remove them; too many gone at once is a
+  mass drop (see ``handlers.lost``).
+
+Large accounts (a million followers) must sync in seconds, so the engine works in
+bulk: one query reads (external id, connection id) for the account, the diff is set
+arithmetic, and changes are written in ``executemany`` batches. Only genuinely new
+arrivals after the baseline get per-person work (a drafted welcome), and at most
+``WELCOMES_PER_SYNC`` of them: a flood of thousands is recorded quietly and summarised.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-
-from sqlmodel import select
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Protocol
 
 from bot.context import Context
 from bot.dispatcher import on
 from bot.events import ConnectionLeft, Profile, SnapshotReceived
-from handlers import welcome
-from handlers.drafting import PLATFORM_NAMES
-from handlers.present import at_handle
+from handlers import lost, profiles, welcome
+from storage import connections as store
 from storage import repo
-from storage.models import Account, Connection, ConnectionEvent, Contact, Handle
+from storage.models import Account, Connection, Contact, Handle
 
 log = logging.getLogger(__name__)
+
+WELCOMES_PER_SYNC = 50  # more new people than this in one sync: the rest quietly
+BATCH = 2_000  # people per bulk insert
+
+
+class Snapshot(Protocol):
+    """A list of current connections as the engine reads it: ids first, profiles only
+    for the people it needs (so a million unchanged followers are never translated)."""
+
+    def external_ids(self) -> set[str]: ...
+
+    def profiles(self, wanted: Collection[str]) -> Iterator[Profile]: ...
+
+
+class ProfileSnapshot:
+    """A plain list of ``Profile``s seen as a ``Snapshot`` (bots left out)."""
+
+    def __init__(self, profiles: Iterable[Profile]) -> None:
+        self._profiles = [p for p in profiles if not p.is_bot]
+
+    def external_ids(self) -> set[str]:
+        return {p.external_id for p in self._profiles}
+
+    def profiles(self, wanted: Collection[str]) -> Iterator[Profile]:
+        seen: set[str] = set()
+        for profile in self._profiles:
+            if profile.external_id in wanted and profile.external_id not in seen:
+                seen.add(profile.external_id)
+                yield profile
+
+
+def as_snapshot(profiles) -> Snapshot:
+    return profiles if hasattr(profiles, "external_ids") else ProfileSnapshot(profiles)
 
 
 @dataclass
 class SyncResult:
     baseline: bool = False
-    new: int = 0
-    returned: int = 0
-    lost: list[tuple[Contact, Handle]] = field(default_factory=list)
+    complete: bool = True
+    new: int = 0  # welcomed arrivals
+    quiet_new: int = 0  # recorded without a draft (baseline, or too many at once)
+    returned: int = 0  # people who had left and came back
+    restored: int = 0  # vanished in a mass drop and back: they never left
+    lost: int = 0
+    vanished: int = 0
     unchanged: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return any((self.new, self.quiet_new, self.returned, self.restored, self.lost,
+                    self.vanished))
+
+
+@dataclass
+class Stored:
+    """What the database holds for one account and kind, as plain mappings."""
+
+    active: dict[str, int]
+    inactive: dict[str, store.Inactive]
+
+    @classmethod
+    def load(cls, ctx: Context, *, account: Account, kind: str) -> Stored:
+        ids = {"owner_id": ctx.owner.id, "account_id": account.id, "kind": kind}
+        return cls(active=store.active_connections(ctx.session, **ids),
+                   inactive=store.inactive_connections(ctx.session, **ids))
 
 
 @on(SnapshotReceived)
@@ -43,123 +107,199 @@ async def on_snapshot(event: SnapshotReceived, ctx: Context) -> None:
         ctx.session, owner=ctx.owner, platform=event.platform,
         external_id=event.account_external_id, handle=event.account_handle,
     )
-    apply_snapshot(ctx, account=account, profiles=event.profiles, complete=event.complete,
-                   kind=event.kind)
-
-
-@on(ConnectionLeft)
-async def on_connection_left(event: ConnectionLeft, ctx: Context) -> None:
-    account = repo.get_or_create_account(
-        ctx.session, owner=ctx.owner, platform=event.profile.platform
-    )
-    handle = repo.find_handle(
-        ctx.session, owner=ctx.owner, platform=event.profile.platform,
-        external_id=event.profile.external_id,
-    )
-    if handle is None:
-        return
-    connection = _connection(ctx, account=account, handle=handle, kind=event.kind)
-    if connection is None or connection.state != "active":
-        return
-    mark_lost(ctx, connection=connection, cause=event.cause)
-    contact = ctx.session.get(Contact, handle.contact_id)
-    report_lost(ctx, account=account, lost=[(contact, handle)])
-
-
-def _connection(ctx: Context, *, account: Account, handle: Handle, kind: str):
-    return ctx.session.exec(
-        select(Connection).where(
-            Connection.account_id == account.id,
-            Connection.handle_id == handle.id,
-            Connection.kind == kind,
-        )
-    ).first()
-
-
-def stored_connections(
-    ctx: Context, *, account: Account, kind: str
-) -> dict[str, tuple[Connection, Handle]]:
-    """external id → (connection, handle) for everything ever connected to ``account``."""
-    rows = ctx.session.exec(
-        select(Connection, Handle)
-        .join(Handle, Handle.id == Connection.handle_id)
-        .where(Connection.account_id == account.id, Connection.kind == kind)
-    )
-    return {handle.external_id: (connection, handle) for connection, handle in rows}
+    told = len(ctx.sent)
+    result = apply_snapshot(ctx, account=account, profiles=event.profiles,
+                            complete=event.complete, kind=event.kind)
+    if event.summary:
+        summarise(ctx, account=account, result=result, told=len(ctx.sent) > told)
 
 
 def apply_snapshot(
-    ctx: Context, *, account: Account, profiles: list[Profile], complete: bool = True,
-    kind: str = "follower",
+    ctx: Context, *, account: Account, profiles, complete: bool = True, kind: str = "follower",
 ) -> SyncResult:
-    """Diff ``profiles`` against the stored connections and tell the owner what changed."""
-    result = SyncResult(baseline=not account.baseline_done)
-    stored = stored_connections(ctx, account=account, kind=kind)
-    current = {p.external_id: p for p in profiles if not p.is_bot}
-    for profile in current.values():
-        outcome = welcome.record_arrival(
-            ctx, account=account, profile=profile, kind=kind, quiet=result.baseline
-        )
-        if outcome == "new":
-            result.new += 1
-        elif outcome == "returned":
-            result.returned += 1
-        else:
-            result.unchanged += 1
+    """Diff ``profiles`` (a list of Profiles or a ``Snapshot``) against what is stored.
+
+    ``complete=False`` (an interrupted, partial or rate-limited fetch) only adds.
+    """
+    snapshot = as_snapshot(profiles)
+    result = SyncResult(baseline=not account.baseline_done, complete=complete)
+    stored = Stored.load(ctx, account=account, kind=kind)
+    current = snapshot.external_ids()
+    arrivals(ctx, account=account, kind=kind, snapshot=snapshot, current=current,
+             stored=stored, result=result)
+    lost.recheck(ctx, account=account, complete=complete)
     if complete:
-        for external_id, (connection, handle) in stored.items():
-            if connection.state == "active" and external_id not in current:
-                mark_lost(ctx, connection=connection)
-                result.lost.append((ctx.session.get(Contact, handle.contact_id), handle))
-    account.last_synced_at = ctx.now()
-    if complete:
-        account.baseline_done = True
-    ctx.session.add(account)
-    _report(ctx, account=account, result=result, complete=complete)
+        departures(ctx, account=account, stored=stored, current=current, result=result)
+        lost.give_up_due(ctx, account=account)
+    finish(ctx, account=account, complete=complete)
+    log.info("sync %s/%s: %s", account.platform, kind, result)
     return result
 
 
-def mark_lost(ctx: Context, *, connection: Connection, cause: str | None = None) -> None:
+def finish(ctx: Context, *, account: Account, complete: bool) -> None:
     now = ctx.now()
-    connection.state = "lost"
-    connection.lost_at = now
-    connection.lost_cause = cause
-    ctx.session.add(connection)
-    ctx.session.add(
-        ConnectionEvent(
-            owner_id=ctx.owner.id, connection_id=connection.id, kind="lost", at=now,
-            detail=cause or "",
-        )
-    )
+    account.last_synced_at = now
+    if complete:
+        account.baseline_done = True
+        account.last_reconciled_at = now
+    ctx.session.add(account)
 
 
-def _report(ctx: Context, *, account: Account, result: SyncResult, complete: bool) -> None:
-    where = PLATFORM_NAMES.get(account.platform, account.platform)
+def arrivals(
+    ctx: Context, *, account: Account, kind: str, snapshot: Snapshot, current: set[str],
+    stored: Stored, result: SyncResult,
+) -> None:
+    """Everyone in ``current`` without an active connection: new, back, or restored."""
+    restored = [row.connection_id for ext, row in stored.inactive.items()
+                if row.state == "vanished" and ext in current]
+    lost.restore_vanished(ctx, connection_ids=restored)
+    result.restored = len(restored)
+    back = {ext for ext, row in stored.inactive.items()
+            if row.state != "vanished" and ext in current}
+    new = current.difference(stored.active, stored.inactive)
+    result.unchanged = len(current) - len(new) - len(back) - len(restored)
+    if not (new or back):
+        return
+    people = snapshot.profiles(new | back)
     if result.baseline:
-        total = result.new + result.returned + result.unchanged
-        note = "" if complete else " (the list was partial, so this is not the whole baseline yet)"
+        record_quietly(ctx, account=account, kind=kind, people=people, result=result)
+        return
+    overflow: list[Profile] = []
+    for profile in people:
+        if profile.external_id in back or result.new < WELCOMES_PER_SYNC:
+            outcome = welcome.record_arrival(ctx, account=account, profile=profile, kind=kind)
+            result.returned += outcome == "returned"
+            result.new += outcome == "new"
+            continue
+        overflow.append(profile)
+        if len(overflow) >= BATCH:
+            record_quietly(ctx, account=account, kind=kind, people=overflow, result=result)
+            overflow = []
+    record_quietly(ctx, account=account, kind=kind, people=overflow, result=result)
+
+
+def record_quietly(
+    ctx: Context, *, account: Account, kind: str, people: Iterable[Profile], result: SyncResult
+) -> None:
+    """Store arrivals in bulk without drafting (a baseline, or a flood of newcomers)."""
+    iterator = iter(people)
+    while batch := list(islice(iterator, BATCH)):
+        result.quiet_new += insert_connections(ctx, account=account, kind=kind, people=batch)
+
+
+def insert_connections(ctx: Context, *, account: Account, kind: str,
+                       people: list[Profile]) -> int:
+    """Contacts and handles for whoever is unknown, then their connections: a few
+    ``executemany`` statements per batch. People who had a connection are skipped."""
+    session, now = ctx.session, ctx.now()
+    handles = store.handle_ids(session, owner_id=ctx.owner.id, platform=account.platform,
+                               external_ids=[p.external_id for p in people])
+    fresh = [p for p in people if p.external_id not in handles]
+    how_met = f"followed you on {lost.where(account.platform)}"
+    contact_ids = store.insert_rows(session, Contact.__table__,
+                                    contact_rows(ctx, fresh, how_met))
+    handle_rows = [handle_row(ctx, p, cid) for p, cid in zip(fresh, contact_ids, strict=True)]
+    handles.update(zip((p.external_id for p in fresh),
+                       store.insert_rows(session, Handle.__table__, handle_rows), strict=True))
+    connection_ids = store.insert_rows(session, Connection.__table__, [
+        {"owner_id": ctx.owner.id, "account_id": account.id, "handle_id": handles[p.external_id],
+         "kind": kind, "state": "active", "since": now}
+        for p in people
+    ])
+    store.add_events(session, owner_id=ctx.owner.id, connection_ids=connection_ids,
+                     kind="gained", at=now, reported=True)
+    return len(connection_ids)
+
+
+def contact_rows(ctx: Context, people: list[Profile], how_met: str) -> list[dict]:
+    """New contacts, understood from their profiles where there is something to read."""
+    template = Contact(owner_id=ctx.owner.id, how_met=how_met, created_at=ctx.now())
+    defaults = template.model_dump(exclude={"id"})
+    return [contact_row(defaults, profile) for profile in people]
+
+
+def contact_row(defaults: dict, profile: Profile) -> dict:
+    row = {**defaults, "name": profile.name or profile.handle,
+           "location": profile.location or None, "website": profile.url or None,
+           "first_name": profiles.first_name(profile.name)}
+    if profile.bio or profile.fields:
+        contact = Contact(**row)
+        welcome.apply_understanding(contact, profiles.understand(profile), profile.bio)
+        row = contact.model_dump(exclude={"id"})
+    return row
+
+
+def handle_row(ctx: Context, profile: Profile, contact_id: int) -> dict:
+    return {
+        "owner_id": ctx.owner.id, "contact_id": contact_id, "platform": profile.platform,
+        "external_id": profile.external_id, "handle": repo.normalise_handle(profile.handle),
+        "display_handle": profile.handle, "profile_json": repo.profile_json(profile),
+        "accepts_dms": profile.accepts_dms, "created_at": ctx.now(),
+    }
+
+
+def departures(
+    ctx: Context, *, account: Account, stored: Stored, current: set[str], result: SyncResult
+) -> None:
+    """Active connections missing from a complete list: lost, or vanished if too many."""
+    gone = [cid for ext, cid in stored.active.items() if ext not in current]
+    if not gone:
+        return
+    if not result.baseline and lost.is_mass_drop(ctx, gone=len(gone), known=len(stored.active)):
+        lost.hold_vanished(ctx, account=account, connection_ids=gone)
+        result.vanished = len(gone)
+        return
+    lost.lose(ctx, account=account, connection_ids=gone, quiet=result.baseline)
+    result.lost = len(gone)
+
+
+def summarise(ctx: Context, *, account: Account, result: SyncResult, told: bool) -> None:
+    """The ``reply`` for a sync someone asked for (``plnbot sync``): what happened that
+    no other message says."""
+    place = lost.where(account.platform)
+    if result.baseline:
+        total = result.quiet_new + result.unchanged + result.returned + result.restored
+        note = "" if result.complete else (
+            " (the list was partial, so this is not the whole baseline yet)")
         ctx.send(
             "reply",
-            f"First sync of your {where} account: {total} existing connections recorded "
+            f"First sync of your {place} account: {total} existing connections recorded "
             f"quietly as your baseline{note}. From now on, new arrivals get a welcome draft.",
             platform=account.platform, count=total,
         )
         return
-    if result.lost:
-        report_lost(ctx, account=account, lost=result.lost)
-    if not (result.new or result.returned or result.lost):
-        ctx.send("reply", f"{where}: no changes since the last sync.", platform=account.platform)
+    lines = quiet_changes(ctx, result=result)
+    if not (result.changed or told):
+        lines.append("no changes since the last sync")
+    if lines:
+        partial = "" if result.complete else " (partial list: nobody was counted as gone)"
+        ctx.send("reply", f"{place}: " + "; ".join(lines) + f".{partial}",
+                 platform=account.platform)
 
 
-def report_lost(ctx: Context, *, account: Account, lost: list[tuple[Contact, Handle]]) -> None:
-    where = PLATFORM_NAMES.get(account.platform, account.platform)
-    names = [f"{c.name} ({at_handle(h.platform, h.display_handle or h.handle)})" for c, h in lost]
-    shown = ", ".join(names[:20]) + (f" and {len(names) - 20} more" if len(names) > 20 else "")
-    ctx.send(
-        "connection_lost",
-        f"{len(lost)} connection{'s' if len(lost) != 1 else ''} ended on {where}: {shown}.",
-        platform=account.platform,
-        contacts=[
-            {"id": c.id, "name": c.name, "handle": h.display_handle or h.handle} for c, h in lost
-        ],
+def quiet_changes(ctx: Context, *, result: SyncResult) -> list[str]:
+    lines = []
+    if result.quiet_new:
+        lines.append(f"{result.quiet_new} more new connections recorded without welcome "
+                     f"drafts (more than {WELCOMES_PER_SYNC} arrived at once)")
+    if result.lost and not lost.reports_immediately(ctx):
+        lines.append(f"{result.lost} connection{'s' if result.lost != 1 else ''} ended; "
+                     f"kept for your digest (write `lost` to see them now)")
+    return lines
+
+
+# --- live sources ------------------------------------------------------------------
+
+
+@on(ConnectionLeft)
+async def on_connection_left(event: ConnectionLeft, ctx: Context) -> None:
+    """One person left, seen live (Discord's member remove): lost with the same rules."""
+    account = repo.get_or_create_account(
+        ctx.session, owner=ctx.owner, platform=event.profile.platform
     )
+    connection_id = store.active_connection_id(
+        ctx.session, owner_id=ctx.owner.id, account_id=account.id, kind=event.kind,
+        external_id=event.profile.external_id,
+    )
+    if connection_id is not None:
+        lost.lose(ctx, account=account, connection_ids=[connection_id], cause=event.cause)

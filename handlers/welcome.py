@@ -15,7 +15,7 @@ from sqlmodel import select
 from bot.context import Context
 from bot.dispatcher import on
 from bot.events import NewConnection, Profile
-from handlers import drafting, profiles
+from handlers import drafting, lost, profiles
 from handlers.present import contact_summary, describe_contact, history_line
 from storage import repo
 from storage.models import Account, Connection, ConnectionEvent, Contact, Draft, Handle
@@ -35,7 +35,11 @@ def record_arrival(
     ctx: Context, *, account: Account, profile: Profile, kind: str = "follower",
     at: datetime | None = None, quiet: bool = False,
 ) -> str:
-    """Store an arrival; returns "new", "returned" or "known". ``quiet`` skips drafts."""
+    """Store an arrival; returns "new", "returned", "restored" or "known".
+
+    ``quiet`` skips drafts. "restored" is someone held as vanished after a mass drop:
+    they never left, so they get no welcome back (the mass drop's re-check reports them).
+    """
     if profile.is_bot:
         return "known"
     at = at or ctx.now()
@@ -59,6 +63,9 @@ def record_arrival(
         if not quiet:
             draft_welcome(ctx, contact=contact, handle=handle, profile=profile)
         return "new"
+    if connection.state == "vanished":
+        lost.restore_vanished(ctx, connection_ids=[connection.id])
+        return "restored"
     if connection.state != "active":
         _reconnect(ctx, connection=connection, contact=contact, profile=profile, at=at, quiet=quiet)
         return "returned"

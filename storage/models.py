@@ -144,7 +144,9 @@ class MassDrop(SQLModel, table=True):
     count: int
     checks: int = Field(default=0)
     next_check_at: datetime
-    status: str = Field(default="open", max_length=16)  # open | resolved
+    status: str = Field(default="open", max_length=16)  # open | resolved | given_up
+    still_missing: int = Field(default=0)  # as last reported to the owner
+    closed_at: datetime | None = Field(default=None)
 
 
 class Interaction(SQLModel, table=True):

@@ -102,5 +102,6 @@ def test_sync_x_then_mastodon_snapshots(env, tmp_path):
          "description": "Year 2 teacher"}]}))
     result = run_plnbot("sync", "--platform", "x", "--snapshot", str(second), "--db", db,
                         "--json", env=env)
-    kinds = sorted(m["kind"] for m in json_messages(result.stdout))
-    assert kinds == ["connection_lost", "new_connection"]
+    messages = json_messages(result.stdout)
+    assert [m["kind"] for m in messages] == ["new_connection", "reply"]
+    assert "1 connection ended; kept for your digest" in messages[1]["text"]

@@ -1,0 +1,262 @@
+"""Bulk queries for connections and their events (the sync engine and loss reports).
+
+A sync of a large account touches up to millions of rows, so these functions read
+and write plain tuples and ``executemany`` batches instead of ORM objects: one query
+for what is stored, one statement per batch of changes. Like ``storage.repo`` they
+take the owner explicitly and filter by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, insert, update
+from sqlmodel import Session, col, select
+
+from storage.models import Account, Connection, ConnectionEvent, Contact, Handle, MassDrop, Owner
+
+# Enough ids per IN (...) to keep statements few, few enough for every SQLite build.
+CHUNK = 900
+LOSS_KINDS = ("lost", "severed")
+
+
+def _rows(session: Session, statement) -> Iterable[tuple]:
+    """Plain row tuples through the Core connection (no ORM bookkeeping per row)."""
+    session.flush()
+    return session.connection().execute(statement)
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+@dataclass(frozen=True)
+class Inactive:
+    """A stored connection that is not active: lost (maybe to return) or vanished."""
+
+    connection_id: int
+    state: str
+    mass_drop_id: int | None
+    lost_cause: str | None
+
+
+def active_connections(
+    session: Session, *, owner_id: int, account_id: int, kind: str
+) -> dict[str, int]:
+    """external id → connection id of every active connection: one query, plain tuples."""
+    rows = _rows(session,
+        select(Handle.external_id, Connection.id)
+        .join(Handle, Handle.id == Connection.handle_id)
+        .where(
+            Connection.owner_id == owner_id, Connection.account_id == account_id,
+            Connection.kind == kind, Connection.state == "active",
+        )
+    )
+    return dict(iter(rows))  # a Result has keys(): dict() would take it for a mapping
+
+
+def active_connection_id(
+    session: Session, *, owner_id: int, account_id: int, kind: str, external_id: str
+) -> int | None:
+    """The active connection with one person, if there is one."""
+    return session.exec(
+        select(Connection.id)
+        .join(Handle, Handle.id == Connection.handle_id)
+        .where(
+            Connection.owner_id == owner_id, Connection.account_id == account_id,
+            Connection.kind == kind, Connection.state == "active",
+            Handle.external_id == external_id,
+        )
+    ).first()
+
+
+def inactive_connections(
+    session: Session, *, owner_id: int, account_id: int, kind: str
+) -> dict[str, Inactive]:
+    """external id → the lost or vanished connection (usually few, so richer rows)."""
+    rows = _rows(session,
+        select(Handle.external_id, Connection.id, Connection.state, Connection.mass_drop_id,
+               Connection.lost_cause)
+        .join(Handle, Handle.id == Connection.handle_id)
+        .where(
+            Connection.owner_id == owner_id, Connection.account_id == account_id,
+            Connection.kind == kind, Connection.state != "active",
+        )
+    )
+    return {ext: Inactive(*row) for ext, *row in rows}
+
+
+def handle_ids(
+    session: Session, *, owner_id: int, platform: str, external_ids: Sequence[str]
+) -> dict[str, int]:
+    """external id → handle id for the handles that already exist."""
+    found: dict[str, int] = {}
+    for batch in chunks(list(external_ids)):
+        rows = _rows(session,
+            select(Handle.external_id, Handle.id).where(
+                Handle.owner_id == owner_id, Handle.platform == platform,
+                col(Handle.external_id).in_(batch),
+            )
+        )
+        found.update(iter(rows))
+    return found
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` in batches and return their new ids, in the order given."""
+    if not rows:
+        return []
+    session.flush()
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return list(session.connection().execute(statement, rows).scalars())
+
+
+def insert_plain(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` with one ``executemany`` (no ids needed back)."""
+    if rows:
+        session.flush()
+        session.connection().execute(insert(table), rows)
+
+
+def update_connections(
+    session: Session, *, owner_id: int, connection_ids: Sequence[int], **values: Any
+) -> None:
+    """Set ``values`` on many connections, a batch of ids per statement."""
+    session.flush()
+    for batch in chunks(list(connection_ids)):
+        session.connection().execute(
+            update(Connection.__table__)
+            .where(Connection.owner_id == owner_id, col(Connection.id).in_(batch))
+            .values(**values)
+        )
+
+
+def add_events(
+    session: Session, *, owner_id: int, connection_ids: Iterable[int], kind: str, at: datetime,
+    detail: str = "", reported: bool = False,
+) -> None:
+    rows = [
+        {"owner_id": owner_id, "connection_id": cid, "kind": kind, "at": at, "detail": detail,
+         "reported": reported}
+        for cid in connection_ids
+    ]
+    insert_plain(session, ConnectionEvent.__table__, rows)
+
+
+@dataclass(frozen=True)
+class ConnectionRow:
+    """A connection with the person behind it, for reports."""
+
+    connection: Connection
+    handle: Handle
+    contact: Contact
+
+
+def connection_rows(
+    session: Session, *, owner_id: int, connection_ids: Sequence[int]
+) -> list[ConnectionRow]:
+    """The connections with their handles and contacts, in the order of ``connection_ids``."""
+    found: dict[int, ConnectionRow] = {}
+    for batch in chunks(list(connection_ids)):
+        rows = session.exec(
+            select(Connection, Handle, Contact)
+            .join(Handle, Handle.id == Connection.handle_id)
+            .join(Contact, Contact.id == Handle.contact_id)
+            .where(Connection.owner_id == owner_id, col(Connection.id).in_(batch))
+            .execution_options(populate_existing=True)
+        )
+        found.update({c.id: ConnectionRow(c, h, p) for c, h, p in rows})
+    return [found[cid] for cid in connection_ids if cid in found]
+
+
+def vanished_ids(session: Session, *, owner_id: int, mass_drop_id: int) -> list[int]:
+    """The connections of a mass drop that are still missing."""
+    return list(
+        session.exec(
+            select(Connection.id)
+            .where(
+                Connection.owner_id == owner_id, Connection.mass_drop_id == mass_drop_id,
+                Connection.state == "vanished",
+            )
+            .order_by(Connection.id)
+        )
+    )
+
+
+def open_mass_drops(
+    session: Session, *, owner_id: int, account_id: int | None = None
+) -> list[MassDrop]:
+    query = select(MassDrop).where(MassDrop.owner_id == owner_id, MassDrop.status == "open")
+    if account_id is not None:
+        query = query.where(MassDrop.account_id == account_id)
+    return list(session.exec(query.order_by(MassDrop.id)))
+
+
+def recheck_due(session: Session, *, owner: Owner, account: Account, now: datetime) -> bool:
+    """True when a mass drop on ``account`` waits for a re-check: a live source should do
+    a full reconciliation now instead of waiting for its usual schedule."""
+    return any(
+        drop.next_check_at <= now
+        for drop in open_mass_drops(session, owner_id=owner.id, account_id=account.id)
+    )
+
+
+def accounts_due_for_recheck(session: Session, *, owner: Owner, now: datetime) -> list[Account]:
+    """The owner's accounts with a mass drop whose re-check is due."""
+    drops = open_mass_drops(session, owner_id=owner.id)
+    due = sorted({d.account_id for d in drops if d.next_check_at <= now})
+    return [session.get(Account, account_id) for account_id in due]
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """A connection event with everything needed to show it."""
+
+    event: ConnectionEvent
+    connection: Connection
+    handle: Handle
+    contact: Contact
+
+
+def connection_events(
+    session: Session, *, owner: Owner, since: datetime | None = None,
+    until: datetime | None = None,
+    kinds: Sequence[str] = ("lost", "severed", "vanished", "returned"),
+    unreported_only: bool = False, limit: int | None = None,
+) -> list[EventRow]:
+    """Connection events of ``kinds`` in [since, until), newest first."""
+    query = (
+        select(ConnectionEvent, Connection, Handle, Contact)
+        .join(Connection, Connection.id == ConnectionEvent.connection_id)
+        .join(Handle, Handle.id == Connection.handle_id)
+        .join(Contact, Contact.id == Handle.contact_id)
+        .where(
+            ConnectionEvent.owner_id == owner.id, col(ConnectionEvent.kind).in_(kinds),
+        )
+        .order_by(col(ConnectionEvent.at).desc(), col(ConnectionEvent.id).desc())
+        .execution_options(populate_existing=True)
+    )
+    if since is not None:
+        query = query.where(ConnectionEvent.at >= since)
+    if until is not None:
+        query = query.where(ConnectionEvent.at < until)
+    if unreported_only:
+        query = query.where(col(ConnectionEvent.reported).is_(False))
+    if limit is not None:
+        query = query.limit(limit)
+    return [EventRow(*row) for row in session.exec(query)]
+
+
+def mark_reported(session: Session, *, owner: Owner, event_ids: Sequence[int]) -> None:
+    """Remember that the owner has been told about these events (digest, message)."""
+    session.flush()
+    for batch in chunks(list(event_ids)):
+        session.connection().execute(
+            update(ConnectionEvent.__table__)
+            .where(ConnectionEvent.owner_id == owner.id, col(ConnectionEvent.id).in_(batch))
+            .values(reported=True)
+        )
