@@ -20,6 +20,7 @@ arrivals after the baseline get per-person work (a drafted welcome), and at most
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -43,7 +44,9 @@ class Snapshot(Protocol):
     """A list of current connections as the engine reads it: ids first, profiles only
     for the people it needs (so a million unchanged followers are never translated)."""
 
-    def external_ids(self) -> set[str]: ...
+    def fingerprints(self) -> dict[str, int]:
+        """external id → a checksum of that person's profile as this snapshot shows it."""
+        ...
 
     def profiles(self, wanted: Collection[str]) -> Iterator[Profile]: ...
 
@@ -54,8 +57,8 @@ class ProfileSnapshot:
     def __init__(self, profiles: Iterable[Profile]) -> None:
         self._profiles = [p for p in profiles if not p.is_bot]
 
-    def external_ids(self) -> set[str]:
-        return {p.external_id for p in self._profiles}
+    def fingerprints(self) -> dict[str, int]:
+        return {p.external_id: profile_fingerprint(p) for p in self._profiles}
 
     def profiles(self, wanted: Collection[str]) -> Iterator[Profile]:
         seen: set[str] = set()
@@ -66,7 +69,14 @@ class ProfileSnapshot:
 
 
 def as_snapshot(profiles) -> Snapshot:
-    return profiles if hasattr(profiles, "external_ids") else ProfileSnapshot(profiles)
+    return profiles if hasattr(profiles, "fingerprints") else ProfileSnapshot(profiles)
+
+
+def profile_fingerprint(profile: Profile) -> int:
+    """A checksum of what is stored about a handle, to skip rewriting unchanged ones."""
+    parts = (profile.handle, profile.name, profile.bio, profile.location, profile.url,
+             repr(profile.fields), repr(profile.accepts_dms))
+    return zlib.crc32("\x1f".join(parts).encode())
 
 
 @dataclass
@@ -91,7 +101,7 @@ class SyncResult:
 class Stored:
     """What the database holds for one account and kind, as plain mappings."""
 
-    active: dict[str, int]
+    active: dict[str, tuple[int, int | None]]  # external id → (connection id, checksum)
     inactive: dict[str, store.Inactive]
 
     @classmethod
@@ -124,7 +134,7 @@ def apply_snapshot(
     snapshot = as_snapshot(profiles)
     result = SyncResult(baseline=not account.baseline_done, complete=complete)
     stored = Stored.load(ctx, account=account, kind=kind)
-    current = snapshot.external_ids()
+    current = snapshot.fingerprints()
     arrivals(ctx, account=account, kind=kind, snapshot=snapshot, current=current,
              stored=stored, result=result)
     lost.recheck(ctx, account=account, complete=complete)
@@ -146,7 +156,7 @@ def finish(ctx: Context, *, account: Account, complete: bool) -> None:
 
 
 def arrivals(
-    ctx: Context, *, account: Account, kind: str, snapshot: Snapshot, current: set[str],
+    ctx: Context, *, account: Account, kind: str, snapshot: Snapshot, current: dict[str, int],
     stored: Stored, result: SyncResult,
 ) -> None:
     """Everyone in ``current`` without an active connection: new, back, or restored."""
@@ -156,13 +166,15 @@ def arrivals(
     result.restored = len(restored)
     back = {ext for ext, row in stored.inactive.items()
             if row.state != "vanished" and ext in current}
-    new = current.difference(stored.active, stored.inactive)
+    new = current.keys() - stored.active.keys() - stored.inactive.keys()
     result.unchanged = len(current) - len(new) - len(back) - len(restored)
+    refresh_profiles(ctx, account=account, snapshot=snapshot, current=current, stored=stored)
     if not (new or back):
         return
     people = snapshot.profiles(new | back)
     if result.baseline:
-        record_quietly(ctx, account=account, kind=kind, people=people, result=result)
+        record_quietly(ctx, account=account, kind=kind, people=people, result=result,
+                       current=current)
         return
     overflow: list[Profile] = []
     for profile in people:
@@ -173,22 +185,26 @@ def arrivals(
             continue
         overflow.append(profile)
         if len(overflow) >= BATCH:
-            record_quietly(ctx, account=account, kind=kind, people=overflow, result=result)
+            record_quietly(ctx, account=account, kind=kind, people=overflow, result=result,
+                           current=current)
             overflow = []
-    record_quietly(ctx, account=account, kind=kind, people=overflow, result=result)
+    record_quietly(ctx, account=account, kind=kind, people=overflow, result=result,
+                   current=current)
 
 
 def record_quietly(
-    ctx: Context, *, account: Account, kind: str, people: Iterable[Profile], result: SyncResult
+    ctx: Context, *, account: Account, kind: str, people: Iterable[Profile], result: SyncResult,
+    current: dict[str, int],
 ) -> None:
     """Store arrivals in bulk without drafting (a baseline, or a flood of newcomers)."""
     iterator = iter(people)
     while batch := list(islice(iterator, BATCH)):
-        result.quiet_new += insert_connections(ctx, account=account, kind=kind, people=batch)
+        result.quiet_new += insert_connections(ctx, account=account, kind=kind, people=batch,
+                                               current=current)
 
 
-def insert_connections(ctx: Context, *, account: Account, kind: str,
-                       people: list[Profile]) -> int:
+def insert_connections(ctx: Context, *, account: Account, kind: str, people: list[Profile],
+                       current: dict[str, int]) -> int:
     """Contacts and handles for whoever is unknown, then their connections: a few
     ``executemany`` statements per batch. People who had a connection are skipped."""
     session, now = ctx.session, ctx.now()
@@ -198,7 +214,8 @@ def insert_connections(ctx: Context, *, account: Account, kind: str,
     how_met = f"followed you on {lost.where(account.platform)}"
     contact_ids = store.insert_rows(session, Contact.__table__,
                                     contact_rows(ctx, fresh, how_met))
-    handle_rows = [handle_row(ctx, p, cid) for p, cid in zip(fresh, contact_ids, strict=True)]
+    handle_rows = [handle_row(ctx, p, cid, current[p.external_id])
+                   for p, cid in zip(fresh, contact_ids, strict=True)]
     handles.update(zip((p.external_id for p in fresh),
                        store.insert_rows(session, Handle.__table__, handle_rows), strict=True))
     connection_ids = store.insert_rows(session, Connection.__table__, [
@@ -206,8 +223,9 @@ def insert_connections(ctx: Context, *, account: Account, kind: str,
          "kind": kind, "state": "active", "since": now}
         for p in people
     ])
+    # "quiet": not welcomed one by one, so no follow-ups either (handlers.reminders)
     store.add_events(session, owner_id=ctx.owner.id, connection_ids=connection_ids,
-                     kind="gained", at=now, reported=True)
+                     kind="gained", at=now, detail="quiet", reported=True)
     return len(connection_ids)
 
 
@@ -229,20 +247,51 @@ def contact_row(defaults: dict, profile: Profile) -> dict:
     return row
 
 
-def handle_row(ctx: Context, profile: Profile, contact_id: int) -> dict:
-    return {
-        "owner_id": ctx.owner.id, "contact_id": contact_id, "platform": profile.platform,
-        "external_id": profile.external_id, "handle": repo.normalise_handle(profile.handle),
-        "display_handle": profile.handle, "profile_json": repo.profile_json(profile),
-        "accepts_dms": profile.accepts_dms, "created_at": ctx.now(),
-    }
+def handle_row(ctx: Context, profile: Profile, contact_id: int, checksum: int) -> dict:
+    return {"owner_id": ctx.owner.id, "contact_id": contact_id, "platform": profile.platform,
+            "external_id": profile.external_id, "created_at": ctx.now(),
+            **handle_values(profile, checksum)}
+
+
+def handle_values(profile: Profile, checksum: int) -> dict:
+    """What a sync keeps up to date on a handle (people change their names and bios)."""
+    return {"handle": repo.normalise_handle(profile.handle) or profile.external_id,
+            "display_handle": profile.handle, "profile_json": repo.profile_json(profile),
+            "accepts_dms": profile.accepts_dms, "profile_hash": checksum}
+
+
+def refresh_profiles(
+    ctx: Context, *, account: Account, snapshot: Snapshot, current: dict[str, int],
+    stored: Stored,
+) -> None:
+    """Rewrite only the handles whose profile checksum changed since the last sync, and
+    name contacts known only by id (an archive import) once a sync shows their name."""
+    changed = [ext for ext, (_, checksum) in stored.active.items()
+               if current.get(ext, checksum) != checksum]
+    changed += [ext for ext, row in stored.inactive.items()
+                if row.state == "vanished" and ext in current]
+    if not changed:
+        return
+    known = store.handle_contacts(ctx.session, owner_id=ctx.owner.id,
+                                  platform=account.platform, external_ids=changed)
+    people = snapshot.profiles(set(changed))
+    while batch := list(islice(people, BATCH)):
+        store.update_by_id(ctx.session, Handle.__table__, [
+            {"row_id": known[p.external_id][0], **handle_values(p, current[p.external_id])}
+            for p in batch])
+        store.update_by_id(ctx.session, Contact.__table__, [
+            {"row_id": known[p.external_id][1], "name": p.name} for p in batch
+            if p.name and known[p.external_id][2] == repo.placeholder_name(
+                p.platform, p.external_id)])
+    log.info("refreshed %s changed profiles on %s", len(changed), account.platform)
 
 
 def departures(
-    ctx: Context, *, account: Account, stored: Stored, current: set[str], result: SyncResult
+    ctx: Context, *, account: Account, stored: Stored, current: dict[str, int],
+    result: SyncResult,
 ) -> None:
     """Active connections missing from a complete list: lost, or vanished if too many."""
-    gone = [cid for ext, cid in stored.active.items() if ext not in current]
+    gone = [cid for ext, (cid, _) in stored.active.items() if ext not in current]
     if not gone:
         return
     if not result.baseline and lost.is_mass_drop(ctx, gone=len(gone), known=len(stored.active)):

@@ -294,7 +294,7 @@ def severable(ctx: Context, *, account: Account, kind: str, external_ids: list[s
     """Connections the platform may have cut: active, vanished, or lost without a cause
     (a sync may have seen them gone before the notification arrived)."""
     wanted = set(external_ids)
-    ids = [cid for ext, cid in store.active_connections(
+    ids = [cid for ext, (cid, _) in store.active_connections(
         ctx.session, owner_id=ctx.owner.id, account_id=account.id, kind=kind).items()
         if ext in wanted]
     inactive = store.inactive_connections(ctx.session, owner_id=ctx.owner.id,

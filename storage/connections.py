@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Table, bindparam, insert, update
 from sqlmodel import Session, col, select
 
 from storage.models import Account, Connection, ConnectionEvent, Contact, Handle, MassDrop, Owner
@@ -46,17 +46,19 @@ class Inactive:
 
 def active_connections(
     session: Session, *, owner_id: int, account_id: int, kind: str
-) -> dict[str, int]:
-    """external id → connection id of every active connection: one query, plain tuples."""
+) -> dict[str, tuple[int, int | None]]:
+    """external id → (connection id, profile checksum) of every active connection:
+    one query, plain tuples."""
     rows = _rows(session,
-        select(Handle.external_id, Connection.id)
+        select(Handle.external_id, Connection.id, Handle.profile_hash)
         .join(Handle, Handle.id == Connection.handle_id)
         .where(
             Connection.owner_id == owner_id, Connection.account_id == account_id,
             Connection.kind == kind, Connection.state == "active",
         )
     )
-    return dict(iter(rows))  # a Result has keys(): dict() would take it for a mapping
+    return {external_id: (connection_id, checksum) for external_id, connection_id, checksum
+            in rows}
 
 
 def active_connection_id(
@@ -104,6 +106,35 @@ def handle_ids(
         )
         found.update(iter(rows))
     return found
+
+
+def handle_contacts(
+    session: Session, *, owner_id: int, platform: str, external_ids: Sequence[str]
+) -> dict[str, tuple[int, int, str]]:
+    """external id → (handle id, contact id, contact name), for refreshing profiles."""
+    found: dict[str, tuple[int, int, str]] = {}
+    for batch in chunks(list(external_ids)):
+        rows = _rows(session,
+            select(Handle.external_id, Handle.id, Contact.id, Contact.name)
+            .join(Contact, Contact.id == Handle.contact_id)
+            .where(Handle.owner_id == owner_id, Handle.platform == platform,
+                   col(Handle.external_id).in_(batch))
+        )
+        found.update((ext, (hid, cid, name)) for ext, hid, cid, name in rows)
+    return found
+
+
+def update_by_id(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """``executemany`` UPDATE: each row names its ``row_id`` and the values to set."""
+    if not rows:
+        return
+    session.flush()
+    names = [name for name in rows[0] if name != "row_id"]
+    # a bind parameter may not share a column's name in an UPDATE's SET clause
+    statement = (update(table).where(table.c.id == bindparam("row_id"))
+                 .values({name: bindparam(f"set_{name}") for name in names}))
+    params = [{"row_id": row["row_id"], **{f"set_{n}": row[n] for n in names}} for row in rows]
+    session.connection().execute(statement, params)
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import BigInteger, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -97,6 +97,8 @@ class Handle(SQLModel, table=True):
     display_handle: str = Field(default="", max_length=300)
     profile_json: str = Field(default="{}")
     accepts_dms: bool | None = Field(default=None)
+    # a checksum of the profile as last stored, so a sync rewrites only changed profiles
+    profile_hash: int | None = Field(default=None, sa_type=BigInteger)
     created_at: datetime
 
 

@@ -5,9 +5,9 @@ import json
 import yaml
 from sqlmodel import Session, select
 
-from bot.adapters.translate import profiles_from_document
+from bot.adapters.translate import profiles_from_document, x_profile
 from bot.events import SnapshotReceived
-from storage.models import Connection, Draft
+from storage.models import Connection, Draft, Handle
 from tests.conftest import RECORDED
 from tests.support.factories import x_person
 
@@ -69,3 +69,21 @@ async def test_mastodon_recorded_account_translates(app, surface):
     account = json.loads(cassette["interactions"][0]["response"]["body"]["string"])
     [profile] = profiles_from_document("mastodon", [account])
     assert profile.platform == "mastodon" and profile.handle == account["acct"]
+
+
+async def test_a_sync_refreshes_only_changed_profiles(app, surface):
+    people = [x_person(f"Person {i}", description="Teacher") for i in range(3)]
+    await app.handle(snapshot("x", people))
+    changed = x_profile({**people[1].raw, "description": "Head of science",
+                         "username": "renamed"})
+    with Session(app.engine) as session:
+        before = {h.external_id: h.profile_hash for h in session.exec(select(Handle))}
+    await app.handle(snapshot("x", [people[0], changed, people[2]]))
+    assert [m.text for m in surface.pop()][-1] == "X: no changes since the last sync."
+    with Session(app.engine) as session:
+        after = {h.external_id: h for h in session.exec(select(Handle))}
+    assert "Head of science" in after[changed.external_id].profile_json
+    assert after[changed.external_id].handle == "renamed"
+    unchanged = [people[0].external_id, people[2].external_id]
+    assert [after[e].profile_hash for e in unchanged] == [before[e] for e in unchanged]
+    assert after[changed.external_id].profile_hash != before[changed.external_id]

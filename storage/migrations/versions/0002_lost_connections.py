@@ -1,6 +1,6 @@
-"""mass drop progress: how many were still missing at the last report, when it closed
+"""lost connections: mass drop progress, profile checksums for cheap refreshes
 
-Revision ID: 0002_massdrop_progress
+Revision ID: 0002_lost_connections
 Revises: 0001
 """
 
@@ -10,13 +10,15 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0002_massdrop_progress"
+revision: str = "0002_lost_connections"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("handle", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("profile_hash", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("massdrop", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("still_missing", sa.Integer(), nullable=False, server_default="0")
@@ -27,6 +29,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("handle", schema=None) as batch_op:
+        batch_op.drop_column("profile_hash")
     with op.batch_alter_table("massdrop", schema=None) as batch_op:
         batch_op.drop_column("closed_at")
         batch_op.drop_column("still_missing")
