@@ -18,7 +18,10 @@ class ConfigError(Exception):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+    # An empty `NAME=` (as in config.example.env) means "not set", not an invalid value.
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", env_file_encoding="utf-8", env_ignore_empty=True
+    )
 
     # storage
     database_url: str | None = Field(default=None, alias="DATABASE_URL")

@@ -47,12 +47,15 @@ class WelcomeSender(Protocol):
     """An adapter's port for delivering an approved welcome to a person.
 
     Returns a human-readable confirmation; raises ``SendRefused`` with the reason
-    (DMs closed, 403, rate limited) when the platform would not take it.
+    (DMs closed, 403, rate limited) when the platform would not take it. ``via`` is
+    the owner's choice where a platform offers one (``send <draft> dm``: Discord's
+    "channel" post or "dm"); None means the platform's default, and senders without
+    a choice ignore it.
     """
 
     platform: str
 
-    async def send_welcome(self, *, handle: Any, text: str) -> str: ...
+    async def send_welcome(self, *, handle: Any, text: str, via: str | None = None) -> str: ...
 
 
 class SendRefused(Exception):

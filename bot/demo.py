@@ -31,7 +31,7 @@ class DemoSender:
     def __init__(self, platform: str) -> None:
         self.platform = platform
 
-    async def send_welcome(self, *, handle, text: str) -> str:
+    async def send_welcome(self, *, handle, text: str, via: str | None = None) -> str:
         return f"(demo) your welcome to {handle.display_handle or handle.handle} would go out now"
 
 

@@ -41,11 +41,18 @@ def configured_sources(settings) -> list:
 
 
 async def run_bot(settings, db_url: str | None, *, once: bool, as_json: bool) -> None:
+    """The owner's chat surface is Discord DMs when ``DISCORD_TOKEN`` is set, else the
+    console (stdin/stdout)."""
     from bot.adapters.console import ConsoleSurface
     from bot.app import open_database
     from bot.scheduler import build_scheduler
 
     engine = open_database(settings, db_url)
+    if settings.discord_token is not None and settings.discord_token.get_secret_value():
+        from bot.adapters.discord import run_discord
+
+        await run_discord(settings, engine, sources=configured_sources(settings), once=once)
+        return
     app = App(settings=settings, engine=engine, surface=ConsoleSurface(json_mode=as_json),
               sources=configured_sources(settings))
     await app.poll_sources()

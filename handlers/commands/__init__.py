@@ -97,7 +97,8 @@ def unique_specs() -> list[CommandSpec]:
 
 
 def has_control_characters(text: str) -> bool:
-    return any(ord(ch) < 32 and ch not in "\t" or ord(ch) == 127 for ch in text)
+    """Tabs and line breaks are text (a multi-line Discord message, an edited draft)."""
+    return any(ord(ch) < 32 and ch not in "\t\n" or ord(ch) == 127 for ch in text)
 
 
 @on(CommandReceived)
