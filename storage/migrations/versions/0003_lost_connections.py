@@ -1,7 +1,7 @@
 """lost connections: mass drop progress, profile checksums for cheap refreshes
 
-Revision ID: 0002_lost_connections
-Revises: 0001
+Revision ID: 0003_lost_connections
+Revises: 0002_worker_leases
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0002_lost_connections"
-down_revision: str | None = "0001"
+revision: str = "0003_lost_connections"
+down_revision: str | None = "0002_worker_leases"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
