@@ -45,6 +45,7 @@ from tests.support.discord_mocks import (
     mock_message,
     mock_user,
 )
+from tests.support.owner import set_owner
 
 # --- fixtures ------------------------------------------------------------------------------
 
@@ -182,6 +183,7 @@ async def test_first_member_list_is_a_quiet_baseline_then_joins_get_drafts(clien
 
 async def test_people_who_left_while_offline_are_lost_only_if_the_list_was_complete(client):
     ada, grace = mock_member("ada"), mock_member("grace")
+    set_owner(client.app, report_losses="immediate")  # the default keeps them for the digest
     await with_baseline(client, ada, grace)
 
     await client.snapshot_members_of(mock_guild([ada], chunked=False))
@@ -195,6 +197,7 @@ async def test_people_who_left_while_offline_are_lost_only_if_the_list_was_compl
 
 async def test_a_leaving_member_is_lost_and_a_rejoin_is_a_welcome_back(client, clock):
     ada = mock_member("ada", global_name="Ada Lovelace")
+    set_owner(client.app, report_losses="immediate")  # the default keeps them for the digest
     await with_baseline(client, ada)
 
     await client.on_raw_member_remove(SimpleNamespace(guild_id=GUILD_ID, user=ada))
