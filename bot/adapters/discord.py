@@ -32,7 +32,7 @@ import aiohttp
 import discord
 from discord import app_commands
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.adapters.console import LABELS
 from bot.adapters.translate import discord_profile
@@ -50,7 +50,7 @@ from bot.events import (
 )
 from bot.scheduler import build_scheduler
 from handlers.commands import CommandSpec, unique_specs
-from storage.models import Draft
+from storage.models import Account, Draft
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,10 @@ def member_profile(member: discord.Member | discord.User) -> Profile:
 
 # --- the Send / Edit / Skip buttons ------------------------------------------------------
 
+# A draft the owner can still send, edit or skip (an expired one too, as `drafts` shows
+# it), and one that is done with, whose buttons are taken away.
+OPEN_DRAFT = ("pending", "expired", "uncertain")
+SETTLED_DRAFT = ("sent", "skipped")
 DRAFT_BUTTON = r"plnbot:draft:(?P<action>send|edit|skip):(?P<draft_id>[0-9]{1,18})"
 BUTTON_LOOKS = {
     "send": ("Send", discord.ButtonStyle.success),
@@ -416,7 +420,17 @@ class PlnbotClient(discord.Client):
             owner_ref=self.settings.owner_ref, platform="discord", kind="member",
             profiles=[member_profile(m) for m in guild.members if not m.bot],
             complete=guild.chunked, account_external_id=str(guild.id), account_handle=guild.name,
+            summary=not self.baseline_recorded(),
         ))
+
+    def baseline_recorded(self) -> bool:
+        """After the first member list, a reconnect's re-read is silent unless
+        something changed (no "no changes" DM on every reconnect)."""
+        with Session(self.app.engine) as session:
+            account = session.exec(select(Account).where(
+                Account.owner_id == self.app.owner_id, Account.platform == "discord",
+            )).first()
+            return account is not None and account.baseline_done
 
     async def on_member_join(self, member: discord.Member) -> None:
         if member.guild.id != self.guild_id or member.bot:
@@ -479,10 +493,11 @@ class PlnbotClient(discord.Client):
         self, interaction: discord.Interaction, action: str, draft_id: int
     ) -> None:
         draft = self.find_draft(draft_id)
-        if draft is None or draft.status != "pending":
+        if draft is None or draft.status not in OPEN_DRAFT:
             await interaction.response.send_message(already_decided(draft_id, draft),
                                                     ephemeral=True)
-            await retire_buttons(interaction.message)
+            if draft is None or draft.status in SETTLED_DRAFT:
+                await retire_buttons(interaction.message)
             return
         if action == "edit":
             await interaction.response.send_modal(EditDraftModal(draft_id, draft.text))
@@ -500,7 +515,7 @@ class PlnbotClient(discord.Client):
             owner_ref=self.settings.owner_ref, text=line, message_id=f"discord:{interaction.id}"
         ))
         draft = self.find_draft(draft_id)
-        if draft is None or draft.status != "pending":
+        if draft is None or draft.status in SETTLED_DRAFT:
             await retire_buttons(interaction.message)
 
     def find_draft(self, draft_id: int) -> Draft | None:
@@ -512,6 +527,8 @@ class PlnbotClient(discord.Client):
 def already_decided(draft_id: int, draft: Draft | None) -> str:
     if draft is None:
         return f"There is no draft #{draft_id} any more."
+    if draft.status == "sending":
+        return f"Draft #{draft_id} is being sent right now."
     return f"Draft #{draft_id} was already {draft.status}."
 
 

@@ -31,7 +31,7 @@ from bot.app import App, open_database
 from bot.context import OutgoingMessage, SendRefused
 from bot.events import CommandReceived
 from handlers.commands import unique_specs
-from storage.models import Draft, OutboxMessage
+from storage.models import Connection, Draft, Handle, OutboxMessage, Owner
 from tests.conftest import make_settings
 from tests.support.discord_mocks import (
     CHANNEL_ID,
@@ -181,24 +181,47 @@ async def test_first_member_list_is_a_quiet_baseline_then_joins_get_drafts(clien
     assert await joined(client, mock_member("elsewhere", guild_id=999)) == []
 
 
+def connection_state(client, member) -> str:
+    with Session(client.app.engine) as session:
+        return session.exec(
+            select(Connection.state).join(Handle, Handle.id == Connection.handle_id)
+            .where(Handle.external_id == str(member.id), Connection.kind == "member")
+        ).one()
+
+
+def report_losses_at_once(client) -> None:
+    with Session(client.app.engine) as session:
+        owner = session.get(Owner, client.app.owner_id)
+        owner.report_losses = "immediate"
+        session.add(owner)
+        session.commit()
+
+
 async def test_people_who_left_while_offline_are_lost_only_if_the_list_was_complete(client):
     ada, grace = mock_member("ada"), mock_member("grace")
     set_owner(client.app, report_losses="immediate")  # the default keeps them for the digest
     await with_baseline(client, ada, grace)
 
     await client.snapshot_members_of(mock_guild([ada], chunked=False))
-    assert "connection_lost" not in client.app.surface.kinds()
-    client.app.surface.pop()
+    assert connection_state(client, grace) == "active"
 
     await client.snapshot_members_of(mock_guild([ada]))
-    [lost] = client.app.surface.pop()
-    assert lost.kind == "connection_lost" and lost.fields["contacts"][0]["handle"] == "grace"
+    assert connection_state(client, grace) == "lost"
+    assert connection_state(client, ada) == "active"
+
+
+async def test_a_reconnect_with_no_changes_says_nothing(client):
+    ada = mock_member("ada")
+    await with_baseline(client, ada)
+    await client.snapshot_members_of(mock_guild([ada]))
+    assert client.app.surface.pop() == []
 
 
 async def test_a_leaving_member_is_lost_and_a_rejoin_is_a_welcome_back(client, clock):
     ada = mock_member("ada", global_name="Ada Lovelace")
     set_owner(client.app, report_losses="immediate")  # the default keeps them for the digest
     await with_baseline(client, ada)
+    report_losses_at_once(client)
 
     await client.on_raw_member_remove(SimpleNamespace(guild_id=GUILD_ID, user=ada))
     [lost] = client.app.surface.pop()
@@ -345,6 +368,30 @@ async def test_a_button_for_a_decided_draft_says_so(client):
             f"Draft #{draft_id} was already skipped.", ephemeral=True)
         message.edit.assert_awaited_once_with(view=None)
     assert lines == []
+
+
+def set_draft_status(client, draft_id: int, status: str) -> None:
+    with Session(client.app.engine) as session:
+        draft = session.get(Draft, draft_id)
+        draft.status = status
+        session.add(draft)
+        session.commit()
+
+
+async def test_an_expired_draft_can_still_be_edited_and_one_being_sent_waits(client):
+    draft_id = await pending_draft(client)
+    set_draft_status(client, draft_id, "expired")
+    interaction = mock_interaction(client)
+    await DraftButton("edit", draft_id).callback(interaction)
+    interaction.response.send_modal.assert_awaited_once()
+
+    set_draft_status(client, draft_id, "sending")
+    message = message_with_components(draft_view(draft_id))
+    interaction = mock_interaction(client, message=message)
+    await DraftButton("send", draft_id).callback(interaction)
+    interaction.response.send_message.assert_awaited_once_with(
+        f"Draft #{draft_id} is being sent right now.", ephemeral=True)
+    message.edit.assert_not_awaited()
 
 
 async def test_only_the_owner_can_press_the_buttons(client):
