@@ -31,7 +31,7 @@ from bot.app import App, open_database
 from bot.context import OutgoingMessage, SendRefused
 from bot.events import CommandReceived
 from handlers.commands import unique_specs
-from storage.models import Connection, Draft, Handle, OutboxMessage, Owner
+from storage.models import Connection, Draft, Handle, OutboxMessage
 from tests.conftest import make_settings
 from tests.support.discord_mocks import (
     CHANNEL_ID,
@@ -189,14 +189,6 @@ def connection_state(client, member) -> str:
         ).one()
 
 
-def report_losses_at_once(client) -> None:
-    with Session(client.app.engine) as session:
-        owner = session.get(Owner, client.app.owner_id)
-        owner.report_losses = "immediate"
-        session.add(owner)
-        session.commit()
-
-
 async def test_people_who_left_while_offline_are_lost_only_if_the_list_was_complete(client):
     ada, grace = mock_member("ada"), mock_member("grace")
     set_owner(client.app, report_losses="immediate")  # the default keeps them for the digest
@@ -221,7 +213,6 @@ async def test_a_leaving_member_is_lost_and_a_rejoin_is_a_welcome_back(client, c
     ada = mock_member("ada", global_name="Ada Lovelace")
     set_owner(client.app, report_losses="immediate")  # the default keeps them for the digest
     await with_baseline(client, ada)
-    report_losses_at_once(client)
 
     await client.on_raw_member_remove(SimpleNamespace(guild_id=GUILD_ID, user=ada))
     [lost] = client.app.surface.pop()
