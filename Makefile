@@ -22,6 +22,12 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+bench: $(STAMP)
+	$(BIN)/python -m bench.run_all
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.run_all --quick
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
