@@ -11,7 +11,7 @@ import logging
 
 from bot.context import Context
 from bot.dispatcher import on
-from bot.events import SnapshotReceived, SourceChecked
+from bot.events import SourceChecked
 from handlers.drafting import PLATFORM_NAMES
 from storage import repo
 from storage.models import Account
@@ -33,16 +33,6 @@ async def on_source_checked(event: SourceChecked, ctx: Context) -> None:
         record_problem(ctx, account=account, problem=event.problem, text=event.text)
     elif account.last_error:
         clear_problem(ctx, account=account)
-    ctx.session.add(account)
-
-
-@on(SnapshotReceived)
-async def note_reconciliation(event: SnapshotReceived, ctx: Context) -> None:
-    """A complete list is a reconciliation: sources schedule the next one from this."""
-    if not event.complete:
-        return
-    account = repo.get_or_create_account(ctx.session, owner=ctx.owner, platform=event.platform)
-    account.last_reconciled_at = ctx.now()
     ctx.session.add(account)
 
 
