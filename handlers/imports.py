@@ -19,12 +19,12 @@ from bot.dispatcher import on
 from bot.events import NetworkImported, Profile
 from handlers.drafting import PLATFORM_NAMES
 from handlers.present import at_handle
+from storage import connections as store
 from storage import repo
-from storage.models import Account, Connection, ConnectionEvent, Contact, Handle
+from storage.models import Account, Connection, Contact, Handle
 
 log = logging.getLogger(__name__)
 
-CHUNK = 500  # ids per IN (...) query: far below every database's parameter limit
 HOW_MET = {"follower": "followed you on {where}", "following": "you follow them on {where}"}
 
 
@@ -70,7 +70,8 @@ def import_network(
     handles.update(_create_people(ctx, account=account, people=people, known=handles,
                                   lists=lists))
     for kind, members in lists.items():
-        added = _connect(ctx, account=account, kind=kind, handles=[handles[i] for i in members])
+        added = _connect(ctx, account=account, kind=kind,
+                         handle_ids=[handles[i] for i in members])
         result.new_connections += added
         result.already_known += len(members) - added
     account.baseline_done = True
@@ -82,73 +83,55 @@ def _unique(profiles: Iterable[Profile]) -> dict[str, Profile]:
     return {p.external_id: p for p in profiles if not p.is_bot}
 
 
-def _chunks(values: list, size: int = CHUNK) -> Iterable[list]:
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
+def _handles_for(ctx: Context, *, account: Account, people: dict[str, Profile]) -> dict[str, int]:
+    """external id → handle id for the people already known."""
+    return store.handle_ids(ctx.session, owner_id=ctx.owner.id, platform=account.platform,
+                            external_ids=list(people))
 
 
-def _handles_for(ctx: Context, *, account: Account, people: dict[str, Profile]):
-    found: dict[str, Handle] = {}
-    for ids in _chunks(list(people)):
-        rows = ctx.session.exec(
-            select(Handle).where(
-                Handle.owner_id == ctx.owner.id, Handle.platform == account.platform,
-                col(Handle.external_id).in_(ids),
-            )
-        )
-        found.update({h.external_id: h for h in rows})
-    return found
-
-
-def _create_people(ctx, *, account, people, known, lists) -> dict[str, Handle]:
-    """One contact and handle per unknown person, inserted in two batched flushes."""
+def _create_people(ctx, *, account, people, known, lists) -> dict[str, int]:
+    """One contact and one handle per unknown person, in ``executemany`` batches."""
     now, where = ctx.now(), PLATFORM_NAMES.get(account.platform, account.platform)
     missing = [p for external_id, p in people.items() if external_id not in known]
-    contacts = []
-    for profile in missing:
-        kind = "follower" if profile.external_id in lists["follower"] else "following"
-        contacts.append(Contact(
-            owner_id=ctx.owner.id, created_at=now, how_met=HOW_MET[kind].format(where=where),
-            name=profile.name or repo.placeholder_name(account.platform, profile.external_id),
-        ))
-    ctx.session.add_all(contacts)
-    ctx.session.flush()
-    handles = [
-        Handle(owner_id=ctx.owner.id, contact_id=contact.id, platform=profile.platform,
-               external_id=profile.external_id, handle=repo.normalise_handle(profile.handle),
-               display_handle=profile.handle, profile_json=repo.profile_json(profile),
-               created_at=now)
-        for profile, contact in zip(missing, contacts, strict=True)
-    ]
-    ctx.session.add_all(handles)
-    ctx.session.flush()
-    return {h.external_id: h for h in handles}
+    templates = {
+        kind: Contact(owner_id=ctx.owner.id, created_at=now,
+                      how_met=HOW_MET[kind].format(where=where)).model_dump(exclude={"id"})
+        for kind in HOW_MET
+    }
+    contact_ids = store.insert_rows(ctx.session, Contact.__table__, [
+        {**templates["follower" if p.external_id in lists["follower"] else "following"],
+         "name": p.name or repo.placeholder_name(account.platform, p.external_id)}
+        for p in missing
+    ])
+    handle_ids = store.insert_rows(ctx.session, Handle.__table__, [
+        {"owner_id": ctx.owner.id, "contact_id": contact_id, "platform": p.platform,
+         "external_id": p.external_id, "created_at": now,
+         "handle": repo.normalise_handle(p.handle) or p.external_id,
+         "display_handle": p.handle, "profile_json": repo.profile_json(p)}
+        for p, contact_id in zip(missing, contact_ids, strict=True)
+    ])
+    return dict(zip((p.external_id for p in missing), handle_ids, strict=True))
 
 
-def _connect(ctx: Context, *, account: Account, kind: str, handles: list[Handle]) -> int:
+def _connect(ctx: Context, *, account: Account, kind: str, handle_ids: list[int]) -> int:
     """Connect every handle not connected yet (in any state); returns how many were added."""
     existing: set[int] = set()
-    for ids in _chunks([h.id for h in handles]):
+    for batch in store.chunks(handle_ids):
         existing.update(ctx.session.exec(
             select(Connection.handle_id).where(
-                Connection.account_id == account.id, Connection.kind == kind,
-                col(Connection.handle_id).in_(ids),
+                Connection.owner_id == ctx.owner.id, Connection.account_id == account.id,
+                Connection.kind == kind, col(Connection.handle_id).in_(batch),
             )
         ))
     now = ctx.now()
-    added = [
-        Connection(owner_id=ctx.owner.id, account_id=account.id, handle_id=h.id, kind=kind,
-                   since=now)
-        for h in handles if h.id not in existing
-    ]
-    ctx.session.add_all(added)
-    ctx.session.flush()
-    ctx.session.add_all(
-        ConnectionEvent(owner_id=ctx.owner.id, connection_id=c.id, kind="gained", at=now,
-                        detail="imported", reported=True)
-        for c in added
-    )
-    ctx.session.flush()
+    added = store.insert_rows(ctx.session, Connection.__table__, [
+        {"owner_id": ctx.owner.id, "account_id": account.id, "handle_id": handle_id,
+         "kind": kind, "state": "active", "since": now}
+        for handle_id in handle_ids if handle_id not in existing
+    ])
+    # "imported": already in the network, so neither welcomed nor followed up
+    store.add_events(ctx.session, owner_id=ctx.owner.id, connection_ids=added, kind="gained",
+                     at=now, detail="imported", reported=True)
     return len(added)
 
 
