@@ -11,21 +11,18 @@ bare tables (contact, handle, connection) in one transaction.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import resource
 import sqlite3
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
+from bench.common import parse_args, peak_rss_mb, report
 from bot.adapters.x_archive import read_archive
 from bot.app import App, open_database
 from bot.config import Settings
-
-RESULTS = Path(__file__).parent / "results"
 
 
 class NullSurface:
@@ -84,9 +81,7 @@ def baseline_import(folder: Path, archive_path: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller, quicker version")
-    followers = 5_000 if parser.parse_args().quick else 50_000
+    followers = 5_000 if parse_args(__doc__.splitlines()[0]).quick else 50_000
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         archive_path = folder / "archive.zip"
@@ -99,17 +94,9 @@ def main() -> None:
         "baseline_s": round(baseline, 3), "import_s": round(first, 3),
         "reimport_s": round(again, 3), "import_vs_baseline": round(first / baseline, 1),
         "people_per_s": round(people / first),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "x_archive.json"
-    path.write_text(json.dumps({"benchmark": "x_archive", "figures": figures,
-                                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-                               indent=2))
-    print("== x_archive")
-    for key, value in figures.items():
-        print(f"   {key}: {value}")
-    print(f"   (written to {path})")
+    report("x_archive", figures)
 
 
 if __name__ == "__main__":
