@@ -13,8 +13,7 @@ decides nothing itself:
 - ``DiscordWelcomeSender`` posts an approved welcome in the welcome channel, or
   DMs the member when the owner chose that.
 
-Events are handled one at a time (``PlnbotClient.submit``): a handler may await
-the network inside its transaction, and SQLite allows one writer.
+Events are handled one at a time (``SerialApp``).
 """
 
 from __future__ import annotations
@@ -23,8 +22,10 @@ import asyncio
 import hashlib
 import logging
 import re
+from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,9 @@ from bot.events import (
 )
 from bot.scheduler import build_scheduler
 from handlers.commands import CommandSpec, unique_specs
-from storage.models import Account, Draft
+from handlers.periodic import last_run, mark_run
+from storage.db import session_scope
+from storage.models import Account, Draft, Owner
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,8 @@ MESSAGE_LIMIT = 2000  # Discord's limit for a message's content
 NONCE_LENGTH = 25  # Discord's limit for a message nonce
 STARTUP_TIMEOUT = 90.0  # seconds to reach the gateway before giving up at start
 CHUNK_TIMEOUT = 120.0  # seconds to fetch a large server's member list
+CATCH_UP_LIMIT = 100  # DMs written while offline that are read on reconnect
+DM_READ_JOB = "discord-dm-read"  # JobRun: when the last owner DM was handled
 NOT_OWNER = "Sorry, I'm a personal assistant for one person, and only they can use me."
 PORTAL = "https://discord.com/developers/applications"
 
@@ -270,6 +275,29 @@ def command_fingerprint(payloads: list[dict[str, Any]]) -> set[tuple]:
 # --- the client ------------------------------------------------------------------------
 
 
+class SerialApp(App):
+    """The app, taking one event at a time.
+
+    Discord events, button presses and the scheduler's sweeps arrive concurrently on
+    one event loop; a handler may await the network (a welcome, a DM) and SQLite has
+    one writer, so events are handled in turn. Source polls wait on the network
+    without the lock, and only hand their results in through ``handle``.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lock = asyncio.Lock()
+
+    async def handle(self, event: Event) -> None:
+        async with self.lock:
+            await super().handle(event)
+
+    async def sweep(self) -> None:
+        async with self.lock:
+            await super().sweep()
+
+
+
 def intents_for(settings: Settings) -> discord.Intents:
     """DMs need no privileged intent; members (privileged) only with a server to watch."""
     intents = discord.Intents.none()
@@ -297,11 +325,11 @@ class PlnbotClient(discord.Client):
         self.tree = app_commands.CommandTree(self)
         for command in slash_commands(self.run_slash):
             self.tree.add_command(command)
-        self.lock = asyncio.Lock()
         self.fatal: UserError | None = None
         self.main_task: asyncio.Task | None = None
         self.scheduler = None
         self.declined: set[int] = set()
+        self.seen: deque[int] = deque(maxlen=500)  # DMs handled, live or caught up
         self.watchdog: asyncio.Task | None = None
         self._connected = asyncio.Event()
         self._started = False
@@ -358,6 +386,7 @@ class PlnbotClient(discord.Client):
                 self.finish(problem)
                 return
         await self.snapshot_members()
+        await self.catch_up_on_dms()
         if first:
             await self.start_work()
 
@@ -378,30 +407,21 @@ class PlnbotClient(discord.Client):
         return None
 
     async def start_work(self) -> None:
+        """Catch up (sources, due work, the outbox), then keep the timers running."""
         app = self.app
-        async with self.lock:
-            await app.poll_sources()
-            await app.sweep()
+        await app.poll_sources()
+        await app.sweep()
         if self.once:
             self.finish()
             return
         self.scheduler = build_scheduler([
-            ("sweep", self.locked(app.sweep), self.settings.sweep_seconds),
-            ("poll", self.locked(app.poll_sources), self.settings.poll_minutes * 60),
+            ("sweep", app.sweep, self.settings.sweep_seconds),
+            ("poll", app.poll_sources, self.settings.poll_minutes * 60),
         ])
         self.scheduler.start()
 
-    def locked(self, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
-        async def run() -> None:
-            async with self.lock:
-                await job()
-
-        return run
-
     async def submit(self, event: Event) -> None:
-        """Hand one event to the app; one at a time (see the module docstring)."""
-        async with self.lock:
-            await self.app.handle(event)
+        await self.app.handle(event)
 
     # server members
 
@@ -451,8 +471,9 @@ class PlnbotClient(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         """The owner's DMs are commands; other people's DMs get one polite note."""
-        if message.author.bot or message.guild is not None:
+        if message.author.bot or message.guild is not None or message.id in self.seen:
             return
+        self.seen.append(message.id)
         if message.author.id != self.owner_user_id:
             await self.decline(message)
             return
@@ -463,6 +484,36 @@ class PlnbotClient(discord.Client):
             await self.submit(CommandReceived(
                 owner_ref=self.settings.owner_ref, text=text, message_id=f"discord:{message.id}"
             ))
+        self.mark_read(message.created_at)
+
+    async def catch_up_on_dms(self) -> None:
+        """Discord does not replay DMs written while the bot was offline: read them now,
+        oldest first, from the last one answered (the first run starts the record)."""
+        since = self.last_read()
+        if since is None:
+            self.mark_read(discord.utils.utcnow())
+            return
+        try:
+            channel = await open_dm(self, self.owner_user_id)
+            missed = [m async for m in channel.history(
+                after=since, oldest_first=True, limit=CATCH_UP_LIMIT)]
+        except discord.HTTPException as exc:
+            log.warning("could not read the DMs sent while offline (%s)", describe(exc))
+            return
+        for message in missed:
+            await self.on_message(message)
+
+    def last_read(self) -> datetime | None:
+        with session_scope(self.app.engine) as session:
+            owner = session.get(Owner, self.app.owner_id)
+            return last_run(session, owner=owner, job=DM_READ_JOB)
+
+    def mark_read(self, at: datetime) -> None:
+        with session_scope(self.app.engine) as session:
+            owner = session.get(Owner, self.app.owner_id)
+            seen = last_run(session, owner=owner, job=DM_READ_JOB)
+            if seen is None or at > seen:
+                mark_run(session, owner=owner, job=DM_READ_JOB, at=at)
 
     async def decline(self, message: discord.Message) -> None:
         """Say once per person (per run) that this bot serves only its owner."""
@@ -568,9 +619,7 @@ class DiscordSurface:
         if self.client.user is None:
             raise DiscordUnavailable("not logged in to Discord yet")
         try:
-            owner = self.client.get_user(self.owner_user_id) or await self.client.fetch_user(
-                self.owner_user_id)
-            self.channel = owner.dm_channel or await owner.create_dm()
+            self.channel = await open_dm(self.client, self.owner_user_id)
         except discord.HTTPException as exc:
             raise DiscordUnavailable(f"cannot open a DM with the owner: {describe(exc)}") from exc
         return self.channel
@@ -583,6 +632,11 @@ class DiscordSurface:
                       "with the bot and allow direct messages from its members")
             log.warning("cannot DM the owner: %s", reason)
             raise DiscordUnavailable(reason) from exc
+
+
+async def open_dm(client: discord.Client, user_id: int) -> discord.DMChannel:
+    user = client.get_user(user_id) or await client.fetch_user(user_id)
+    return user.dm_channel or await user.create_dm()
 
 
 def attachments(message: OutgoingMessage) -> dict[str, Any]:
@@ -718,7 +772,7 @@ def check_settings(settings: Settings) -> None:
 def build_app(settings: Settings, engine: Engine, client: PlnbotClient, *,
               sources: list | tuple = ()) -> App:
     """The app with Discord as its chat surface and as the sender of Discord welcomes."""
-    app = App(
+    app = SerialApp(
         settings=settings, engine=engine,
         surface=DiscordSurface(client, settings.discord_owner_id),
         senders={"discord": DiscordWelcomeSender(client, settings.discord_welcome_channel_id)},

@@ -12,7 +12,7 @@ import discord
 OWNER_ID = 111_111_111_111_111_111
 GUILD_ID = 222_222_222_222_222_222
 CHANNEL_ID = 333_333_333_333_333_333
-_ids = itertools.count(900_000_000_000_000_001)
+_ids = itertools.count(900_000_000_000_000_001, 1 << 32)  # about a second apart
 
 
 def mock_role(name: str) -> MagicMock:
@@ -61,6 +61,7 @@ def mock_message(author, content: str, *, in_guild: bool = False) -> MagicMock:
     message = MagicMock(spec=discord.Message)
     message.id = next(_ids)
     message.author, message.content = author, content
+    message.created_at = discord.utils.snowflake_time(message.id)
     message.guild = MagicMock(spec=discord.Guild) if in_guild else None
     message.channel = mock_dm_channel()
     return message

@@ -252,6 +252,80 @@ async def test_a_multi_line_dm_reaches_the_command(client):
     assert "control characters" not in reply.text
 
 
+def history_of(*messages) -> MagicMock:
+    """The owner's DM channel whose history (as Discord filters it) is ``messages``."""
+    channel = mock_dm_channel()
+
+    async def history(**kwargs):
+        for message in messages:
+            yield message
+
+    channel.history = MagicMock(side_effect=history)
+    return channel
+
+
+def restart(client, surface, clock) -> PlnbotClient:
+    again = PlnbotClient(discord_settings())
+    again.app = App(settings=again.settings, engine=client.app.engine, surface=surface,
+                    clock=clock)
+    return again
+
+
+async def test_dms_written_while_the_bot_was_offline_are_answered_on_reconnect(
+        client, surface, clock):
+    owner = mock_user("me", user_id=OWNER_ID)
+    answered = mock_message(owner, "help")
+    await client.on_message(answered)
+    surface.pop()
+
+    again = restart(client, surface, clock)
+    missed = [mock_message(owner, "drafts"), mock_message(owner, "skip 99")]
+    channel = history_of(*missed)
+    owner.dm_channel = channel
+    again.get_user = lambda user_id: owner
+    await again.catch_up_on_dms()
+    assert channel.history.call_args.kwargs["after"] == answered.created_at
+    assert [m.kind for m in surface.pop()] == ["reply", "error"]
+
+    await again.on_message(missed[1])  # the same DM again, live: handled once
+    assert surface.pop() == []
+    third = restart(again, surface, clock)
+    third.get_user = lambda user_id: owner
+    await third.catch_up_on_dms()
+    assert channel.history.call_args.kwargs["after"] == missed[1].created_at
+
+
+async def test_the_first_run_starts_the_dm_record_without_reading_history(client):
+    client.get_user = MagicMock()
+    await client.catch_up_on_dms()
+    client.get_user.assert_not_called()
+    assert client.last_read() is not None
+
+
+async def test_events_are_handled_one_at_a_time(db_url, clock):
+    settings = discord_settings()
+    gate, entered = asyncio.Event(), asyncio.Event()
+
+    class SlowSurface:
+        sent: list[str] = []
+
+        async def send(self, message):
+            entered.set()
+            await gate.wait()
+            self.sent.append(message.text)
+
+    app = adapter.SerialApp(settings=settings, engine=open_database(settings, db_url),
+                            surface=SlowSurface(), clock=clock)
+    first = asyncio.ensure_future(app.handle(CommandReceived(owner_ref="local", text="help")))
+    await entered.wait()
+    second = asyncio.ensure_future(app.sweep())
+    await asyncio.sleep(0)
+    assert app.lock.locked() and not second.done()
+    gate.set()
+    await asyncio.gather(first, second)
+    assert len(SlowSurface.sent) == 1
+
+
 async def test_strangers_get_one_polite_note_and_nothing_happens(client):
     lines = record_commands(client)
     stranger = mock_user("stranger")
