@@ -45,6 +45,7 @@ PAGE_SIZE = 1000
 WINDOW = timedelta(minutes=15)
 BLOCKED_RETRY = timedelta(hours=1)  # after a token or access-level problem
 REQUEST_TIMEOUT = 30.0
+FLOOD = 50  # more arrivals in one poll go to the sync engine, which caps welcome drafts
 ARCHIVE_HINT = (
     "Without API access you can still bring in your network: download your X data archive "
     "(Settings → Your account → Download an archive of your data) and run "
@@ -308,9 +309,19 @@ class XSource:
         if count is not None and count != (state.followers_count_seen or 0) + len(new):
             await self.reconcile(app, state, count=count, why="count mismatch")
             return
+        await self._arrivals(app, state, new)
+        await self._checked(app, state, followers_count=count)
+
+    async def _arrivals(self, app, state: AccountState, new: list[Profile]) -> None:
+        """Each arrival on its own; a flood as one partial list (drafts capped, summarised)."""
+        if len(new) > FLOOD:
+            await app.handle(SnapshotReceived(
+                owner_ref=app.settings.owner_ref, platform="x", profiles=new, complete=False,
+                account_external_id=state.external_id, account_handle=state.handle,
+            ))
+            return
         for profile in reversed(new):  # oldest first, as they arrived
             await app.handle(NewConnection(owner_ref=app.settings.owner_ref, profile=profile))
-        await self._checked(app, state, followers_count=count)
 
     async def _owner_account(self, state: AccountState) -> dict[str, Any]:
         user_id = self.settings.x_user_id or state.external_id
@@ -361,6 +372,7 @@ class XSource:
         await app.handle(SnapshotReceived(
             owner_ref=app.settings.owner_ref, platform="x", profiles=profiles, complete=complete,
             account_external_id=state.external_id, account_handle=state.handle,
+            summary=not state.baseline_done,  # the baseline is told; later syncs stay quiet
         ))
         await self._checked(app, state, followers_count=count if complete else None,
                             problem=problem)

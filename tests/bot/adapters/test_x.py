@@ -13,6 +13,7 @@ from bot.adapters.x import XSource, build_source
 from bot.config import ConfigError
 from storage.models import Account, Connection, Draft, Handle
 from tests.conftest import make_settings
+from tests.support.cli import run_plnbot
 from tests.support.x_api import (
     TIER_403,
     UNAUTHORIZED_401,
@@ -138,6 +139,20 @@ async def test_many_arrivals_page_on_with_next_token(app, surface, source, mocke
     assert len(surface.pop()) == 30
 
 
+async def test_a_flood_of_arrivals_caps_the_welcome_drafts(app, surface, source, mocked,
+                                                          clock):
+    api = FakeXApi(mocked, clock, followers=some_followers())
+    await baseline(app, source, api)
+    api.followers[:0] = [new_user(n) for n in range(70, 0, -1)]
+    await source.poll(app)
+    assert len(api.calls("followers")) == 1
+    with Session(app.engine) as session:
+        drafts = len(session.exec(select(Draft)).all())
+    assert 0 < drafts < 70
+    assert all(connection_states(app)[new_user(n)["id"]] == "active" for n in range(1, 71))
+    assert "without welcome drafts" in surface.pop()[-1].text
+
+
 async def test_rate_limits_are_waited_out_without_exceeding_a_window(app, surface, mocked,
                                                                     clock, sleep, source):
     api = FakeXApi(mocked, clock, page_size=8, followers_limit=3, followers=some_followers())
@@ -250,8 +265,8 @@ async def test_an_interrupted_reconciliation_adds_but_never_removes(app, surface
         assert len(session.exec(select(Draft)).all()) == 2
 
 
-async def test_the_slow_schedule_reconciles_even_when_counts_agree(app, source, mocked, clock,
-                                                                  x_settings):
+async def test_the_slow_schedule_reconciles_even_when_counts_agree(app, surface, source,
+                                                                  mocked, clock, x_settings):
     api = FakeXApi(mocked, clock, page_size=20, followers=some_followers())
     await baseline(app, source, api)
     clock.advance(hours=x_settings.reconcile_hours - 1)
@@ -261,6 +276,8 @@ async def test_the_slow_schedule_reconciles_even_when_counts_agree(app, source, 
     clock.advance(hours=1)
     await source.poll(app)
     assert len(api.calls("followers")) == 3
+    assert surface.pop() == []  # nothing changed, so nothing to say
+    assert account(app).last_reconciled_at == clock()
 
 
 async def test_a_user_token_finds_the_account_with_get_me(app, surface, mocked, clock, sleep):
@@ -294,7 +311,8 @@ async def test_run_once_with_x_configured(mocked, clock, tmp_path, monkeypatch):
 
     api = FakeXApi(mocked, clock, followers=[new_user(n) for n in range(5)])
     monkeypatch.chdir(tmp_path)  # no developer .env
-    env = {"X_BEARER_TOKEN": BEARER, "X_USER_ID": OWNER_ID, "PLNBOT_OWNER": "local"}
+    env = {"X_BEARER_TOKEN": BEARER, "X_USER_ID": OWNER_ID, "PLNBOT_OWNER": "local",
+           "PLNBOT_LOG_LEVEL": "DEBUG"}  # tweepy logs its request headers at DEBUG
     db = f"sqlite:///{tmp_path / 'run.sqlite3'}"
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
@@ -305,7 +323,16 @@ async def test_run_once_with_x_configured(mocked, clock, tmp_path, monkeypatch):
         root.handlers[:], root.level = handlers, level
     assert result.exit_code == 0, result.output
     assert '"First sync of your X account: 5 existing connections' in result.output
-    assert len(api.calls("followers")) == 1 and BEARER not in result.output
+    assert len(api.calls("followers")) == 1
+    assert BEARER not in result.output + result.stderr
+    assert "Bearer ***" in result.stderr  # the header was logged, and redacted
+
+
+def test_run_refuses_a_bearer_token_without_a_user_id(tmp_path):
+    result = run_plnbot("run", "--once", "--db", f"sqlite:///{tmp_path / 'x.sqlite3'}",
+                        env={"X_BEARER_TOKEN": BEARER})
+    assert result.returncode == 2 and "X_USER_ID" in result.stderr
+    assert BEARER not in result.stderr and "Traceback" not in result.stderr
 
 
 async def _run_in_thread(func, *args, **kwargs):
