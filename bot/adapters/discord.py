@@ -151,12 +151,16 @@ def member_profile(member: discord.Member | discord.User) -> Profile:
 # it), and one that is done with, whose buttons are taken away.
 OPEN_DRAFT = ("pending", "expired", "uncertain")
 SETTLED_DRAFT = ("sent", "skipped")
-DRAFT_BUTTON = r"plnbot:draft:(?P<action>send|edit|skip):(?P<draft_id>[0-9]{1,18})"
+DRAFT_BUTTON = r"plnbot:draft:(?P<action>send|senddm|edit|skip):(?P<draft_id>[0-9]{1,18})"
 BUTTON_LOOKS = {
     "send": ("Send", discord.ButtonStyle.success),
+    "senddm": ("Send as DM", discord.ButtonStyle.success),
     "edit": ("Edit", discord.ButtonStyle.primary),
     "skip": ("Skip", discord.ButtonStyle.secondary),
 }
+# The chat command each button runs (Discord members: "Send" posts in the welcome
+# channel, "Send as DM" writes to them directly).
+BUTTON_COMMANDS = {"send": "send {id}", "senddm": "send {id} dm", "skip": "skip {id}"}
 
 
 class DraftButton(discord.ui.DynamicItem[discord.ui.Button], template=DRAFT_BUTTON):
@@ -183,10 +187,12 @@ class DraftButton(discord.ui.DynamicItem[discord.ui.Button], template=DRAFT_BUTT
         await interaction.client.press_draft_button(interaction, self.action, self.draft_id)
 
 
-def draft_view(draft_id: int) -> discord.ui.View:
+def draft_view(draft_id: int, *, offer_dm: bool = False) -> discord.ui.View:
+    """Send / Edit / Skip, and "Send as DM" where the owner has that choice."""
     view = discord.ui.View(timeout=None)
     for action in BUTTON_LOOKS:
-        view.add_item(DraftButton(action, draft_id))
+        if action != "senddm" or offer_dm:
+            view.add_item(DraftButton(action, draft_id))
     return view
 
 
@@ -554,7 +560,7 @@ class PlnbotClient(discord.Client):
             await interaction.response.send_modal(EditDraftModal(draft_id, draft.text))
             return
         await interaction.response.defer()
-        await self.decide(interaction, f"{action} {draft_id}", draft_id)
+        await self.decide(interaction, BUTTON_COMMANDS[action].format(id=draft_id), draft_id)
 
     async def submit_edit(self, interaction: discord.Interaction, draft_id: int, text: str) -> None:
         await interaction.response.defer()
@@ -597,19 +603,26 @@ class DiscordUnavailable(Exception):
     """The owner cannot be reached on Discord right now; the outbox will try again."""
 
 
+async def open_dm(client: discord.Client, user_id: int) -> discord.DMChannel:
+    user = client.get_user(user_id) or await client.fetch_user(user_id)
+    return user.dm_channel or await user.create_dm()
+
+
 class DiscordSurface:
     """Outbox messages as DMs to the owner. Raising leaves a message in the outbox."""
 
-    def __init__(self, client: discord.Client, owner_user_id: int) -> None:
+    def __init__(self, client: discord.Client, owner_user_id: int, *,
+                 welcome_channel: bool = False) -> None:
         self.client = client
         self.owner_user_id = owner_user_id
+        self.welcome_channel = welcome_channel  # member welcomes: channel post or DM
         self.channel: discord.abc.Messageable | None = None
 
     async def send(self, message: OutgoingMessage) -> None:
         channel = await self.owner_channel()
         parts = split_message(surface_text(message)) or ["…"]
         for index, part in enumerate(parts):
-            extras = attachments(message) if index == len(parts) - 1 else {}
+            extras = self.attachments(message) if index == len(parts) - 1 else {}
             await self.post(channel, part, nonce=nonce_for(message.idempotency_key, index),
                             **extras)
 
@@ -634,21 +647,17 @@ class DiscordSurface:
             raise DiscordUnavailable(reason) from exc
 
 
-async def open_dm(client: discord.Client, user_id: int) -> discord.DMChannel:
-    user = client.get_user(user_id) or await client.fetch_user(user_id)
-    return user.dm_channel or await user.create_dm()
-
-
-def attachments(message: OutgoingMessage) -> dict[str, Any]:
-    """The draft buttons and the chart, for the last part of a message."""
-    extras: dict[str, Any] = {}
-    draft_id = message.fields.get("draft_id")
-    if message.kind == "new_connection" and isinstance(draft_id, int):
-        extras["view"] = draft_view(draft_id)
-    image = message.fields.get("image")
-    if image and Path(str(image)).is_file():
-        extras["file"] = discord.File(str(image), filename=Path(str(image)).name)
-    return extras
+    def attachments(self, message: OutgoingMessage) -> dict[str, Any]:
+        """The draft buttons and the chart, for the last part of a message."""
+        extras: dict[str, Any] = {}
+        draft_id = message.fields.get("draft_id")
+        if message.kind == "new_connection" and isinstance(draft_id, int):
+            offer_dm = self.welcome_channel and message.fields.get("platform") == "discord"
+            extras["view"] = draft_view(draft_id, offer_dm=offer_dm)
+        image = message.fields.get("image")
+        if image and Path(str(image)).is_file():
+            extras["file"] = discord.File(str(image), filename=Path(str(image)).name)
+        return extras
 
 
 def describe(exc: discord.HTTPException) -> str:
@@ -774,7 +783,10 @@ def build_app(settings: Settings, engine: Engine, client: PlnbotClient, *,
     """The app with Discord as its chat surface and as the sender of Discord welcomes."""
     app = SerialApp(
         settings=settings, engine=engine,
-        surface=DiscordSurface(client, settings.discord_owner_id),
+        surface=DiscordSurface(
+            client, settings.discord_owner_id,
+            welcome_channel=settings.discord_welcome_channel_id is not None,
+        ),
         senders={"discord": DiscordWelcomeSender(client, settings.discord_welcome_channel_id)},
         sources=sources,
     )

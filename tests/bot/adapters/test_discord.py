@@ -409,6 +409,7 @@ async def test_send_and_edit_buttons_run_the_send_and_edit_commands(client):
     draft_id = await pending_draft(client)
     lines = record_commands(client)
     await DraftButton("send", draft_id).callback(mock_interaction(client))
+    await DraftButton("senddm", draft_id).callback(mock_interaction(client))
 
     interaction = mock_interaction(client)
     await DraftButton("edit", draft_id).callback(interaction)
@@ -417,7 +418,8 @@ async def test_send_and_edit_buttons_run_the_send_and_edit_commands(client):
 
     modal.text._value = "Hi Ada,\nwelcome!"
     await modal.on_submit(mock_interaction(client))
-    assert lines == [f"send {draft_id}", f"edit {draft_id} Hi Ada,\nwelcome!"]
+    assert lines == [f"send {draft_id}", f"send {draft_id} dm",
+                     f"edit {draft_id} Hi Ada,\nwelcome!"]
 
 
 async def test_a_button_for_a_decided_draft_says_so(client):
@@ -487,7 +489,7 @@ async def test_buttons_from_before_a_restart_still_work(client, db_url, clock, s
 
 
 def test_button_ids_fit_discord_and_carry_the_draft():
-    for action in ("send", "edit", "skip"):
+    for action in ("send", "senddm", "edit", "skip"):
         custom_id = DraftButton(action, 123456789).custom_id
         assert len(custom_id) <= 100
         assert re.fullmatch(adapter.DRAFT_BUTTON, custom_id)["draft_id"] == "123456789"
@@ -512,10 +514,17 @@ async def test_a_long_dm_is_split_with_a_nonce_per_part(client):
 
 async def test_new_connection_dms_carry_the_buttons_and_digests_their_chart(client, tmp_path):
     surface, channel = surface_for(client)
-    await surface.send(outgoing("new_connection", "New connection on Discord", draft_id=7))
+    await surface.send(outgoing("new_connection", "New connection on Mastodon", draft_id=7,
+                                platform="mastodon"))
     view = channel.send.await_args.kwargs["view"]
     assert [item.custom_id for item in view.children] == [
         "plnbot:draft:send:7", "plnbot:draft:edit:7", "plnbot:draft:skip:7"]
+
+    surface.welcome_channel = True  # a server member: post in the channel, or DM them
+    await surface.send(outgoing("new_connection", "New connection on Discord", draft_id=8,
+                                platform="discord"))
+    view = channel.send.await_args.kwargs["view"]
+    assert [item.item.label for item in view.children] == ["Send", "Send as DM", "Edit", "Skip"]
 
     chart = tmp_path / "digest.png"
     chart.write_bytes(b"\x89PNG\r\n")
