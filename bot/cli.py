@@ -156,11 +156,11 @@ def run(once: bool, worker: bool, as_json: bool, db_url: str | None) -> None:
 @friendly
 def sync(platform: str, snapshot: str, partial: bool, as_json: bool, db_url: str | None) -> None:
     """Diff a follower/member list against what is stored, as a live sync would."""
-    from bot.adapters.translate import load_snapshot
+    from bot.adapters.snapshot_file import load_snapshot_file
     from bot.events import SnapshotReceived
 
     settings = settings_and_logging()
-    profiles = load_snapshot(platform, Path(snapshot))
+    profiles = load_snapshot_file(platform, Path(snapshot))
     app = console_app(settings, db_url, as_json=as_json)
     event = SnapshotReceived(
         owner_ref=settings.owner_ref, platform=platform, profiles=profiles, complete=not partial

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from storage.models import Account, Connection, ConnectionEvent, Contact, Handle, MassDrop, Owner
 
@@ -49,7 +49,7 @@ def active_connections(
 ) -> dict[str, tuple[int, int | None]]:
     """external id → (connection id, profile checksum) of every active connection:
     one query, plain tuples."""
-    rows = _rows(session,
+    rows = _driver_rows(session,
         select(Handle.external_id, Connection.id, Handle.profile_hash)
         .join(Handle, Handle.id == Connection.handle_id)
         .where(
@@ -59,6 +59,21 @@ def active_connections(
     )
     return {external_id: (connection_id, checksum) for external_id, connection_id, checksum
             in rows}
+
+
+def _driver_rows(session: Session, statement) -> Iterable[tuple]:
+    """Plain tuples straight from the database driver: for the one query that reads a
+    whole account (a million rows), SQLAlchemy's per-row Result objects cost too much.
+    Only for columns whose values need no conversion (ids, strings, integers)."""
+    session.flush()
+    connection = session.connection()
+    compiled = statement.compile(dialect=connection.dialect)
+    params = compiled.params
+    if compiled.positiontup is not None:
+        params = tuple(params[name] for name in compiled.positiontup)
+    cursor = connection.connection.dbapi_connection.cursor()
+    cursor.execute(str(compiled), params)
+    return cursor
 
 
 def active_connection_id(
@@ -138,12 +153,38 @@ def update_by_id(session: Session, table: Table, rows: list[dict[str, Any]]) -> 
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert ``rows`` in batches and return their new ids, in the order given."""
+    """Insert ``rows`` with one ``executemany`` and return their new ids, in order.
+
+    ``INSERT … RETURNING`` in a guaranteed order runs row by row on SQLite, so the ids
+    are reserved first (``reserve_ids``) and written explicitly.
+    """
     if not rows:
         return []
+    ids = reserve_ids(session, table, len(rows))
+    session.connection().execute(insert(table), [
+        {**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)])
+    return ids
+
+
+def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
+    """``count`` primary keys nobody else can take.
+
+    PostgreSQL hands them out from the table's sequence. SQLite has one writer at a
+    time: once this transaction has written (the flush below makes sure) nobody else
+    can insert until it commits, so the ids after the current maximum are ours.
+    """
     session.flush()
-    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    return list(session.connection().execute(statement, rows).scalars())
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        sequence = connection.execute(
+            select(func.pg_get_serial_sequence(table.name, "id"))).scalar_one()
+        return list(connection.execute(
+            select(func.nextval(sequence)).select_from(func.generate_series(1, count))
+        ).scalars())
+    # a write, even of no rows, takes SQLite's write lock for the rest of the transaction
+    connection.exec_driver_sql("UPDATE owner SET id = id WHERE 0")
+    highest = connection.execute(select(func.max(table.c.id))).scalar() or 0
+    return list(range(highest + 1, highest + 1 + count))
 
 
 def insert_plain(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:

@@ -337,3 +337,22 @@ async def test_a_person_already_known_keeps_their_contact(app, surface):
     await baseline(app, [person, *crowd(3)])
     with Session(app.engine) as session:
         assert len(session.exec(select(Contact)).all()) == 4
+
+
+async def test_the_engine_on_postgresql(pg_url, settings, clock, surface):
+    """Bulk inserts reserve ids from the sequence; the same story holds on PostgreSQL."""
+    from bot.app import App, open_database
+
+    app = App(settings=settings, engine=open_database(settings, pg_url), surface=surface,
+              clock=clock)
+    people = crowd(60)
+    await baseline(app, people)
+    await app.handle(snapshot("x", people[1:] + crowd(2)))
+    assert [m.kind for m in surface.pop()] == ["new_connection"] * 2 + ["reply"]
+    await app.handle(snapshot("x", people[30:]))
+    assert [m.kind for m in surface.pop()] == ["connections_vanished"]
+    clock.advance(hours=1)
+    await app.handle(snapshot("x", people))
+    kinds = [m.kind for m in surface.pop()]
+    assert kinds == ["welcome_back", "connections_returned"]
+    app.engine.dispose()

@@ -1,0 +1,222 @@
+"""How fast and lean a follower sync is, against a plain baseline in the same run.
+
+For each size (10k, 100k, 1M followers; ``--quick``: 10k and 100k) the account is first
+synced from an X-shaped snapshot file (the quiet baseline), then a second file with 1%
+of the followers gone and 1% new goes through the whole engine as ``plnbot sync`` runs
+it: parse the file, diff, persist (connections, events, contacts, drafts), queue and
+deliver the messages. The plain baseline does the same job with no engine at all:
+``json.loads``, Python set difference against the stored ids, and sqlite3
+``executemany`` of the same rows. Each measured step runs in its own subprocess so its
+peak memory (``ru_maxrss``) is its own.
+
+    python -m bench.bench_sync [--quick]
+
+prints the figures and writes ``bench/results/sync.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "sync.json"
+SIZES, QUICK_SIZES = (10_000, 100_000, 1_000_000), (10_000, 100_000)
+CHURN = 0.01
+PAGE = 1000  # X returns up to 1000 followers per page
+GOAL_RATIO, GOAL_MB = 3.0, 500
+
+
+# --- the data ------------------------------------------------------------------------
+
+
+def x_user(number: int) -> dict:
+    """An X API v2 user object with the default fields a followers page returns."""
+    return {"id": str(1_400_000_000_000_000_000 + number), "name": f"Follower {number}",
+            "username": f"follower_{number}"}
+
+
+def write_pages(path: Path, numbers: list[int]) -> None:
+    pages = [{"data": [x_user(n) for n in numbers[i:i + PAGE]],
+              "meta": {"result_count": len(numbers[i:i + PAGE])}}
+             for i in range(0, len(numbers), PAGE)]
+    path.write_text(json.dumps(pages))
+
+
+def make_files(folder: Path, size: int) -> dict:
+    """before.json (everyone), after.json (1% gone, 1% new, newest first like the API)."""
+    rng = random.Random(size)
+    everyone = list(range(size))
+    churn = int(size * CHURN)
+    gone = set(rng.sample(everyone, churn))
+    newcomers = list(range(size, size + churn))
+    write_pages(folder / "before.json", everyone)
+    write_pages(folder / "after.json", newcomers + [n for n in everyone if n not in gone])
+    return {"size": size, "gone": churn, "new": churn}
+
+
+# --- the engine (each phase in its own process) ------------------------------------
+
+
+class CountingSurface:
+    """The owner's chat surface: counts what would be shown."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[str, int] = {}
+
+    async def send(self, message) -> None:
+        self.kinds[message.kind] = self.kinds.get(message.kind, 0) + 1
+
+
+def engine_sync(folder: Path, name: str) -> dict:
+    """One ``plnbot sync`` of ``name`` as the CLI runs it, timed from reading the file."""
+    from bot.adapters.snapshot_file import load_snapshot_file
+    from bot.app import App, open_database
+    from bot.config import Settings
+    from bot.events import SnapshotReceived
+
+    settings = Settings(_env_file=None)
+    engine = open_database(settings, f"sqlite:///{folder / 'engine.sqlite3'}")
+    surface = CountingSurface()
+    app = App(settings=settings, engine=engine, surface=surface,
+              clock=lambda: datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+    started = time.perf_counter()
+    snapshot = load_snapshot_file("x", folder / name)
+    asyncio.run(app.handle(SnapshotReceived(owner_ref=settings.owner_ref, platform="x",
+                                            profiles=snapshot)))
+    return {"seconds": time.perf_counter() - started, "messages": surface.kinds}
+
+
+# --- the plain baseline --------------------------------------------------------------
+
+
+PLAIN_SCHEMA = """
+CREATE TABLE IF NOT EXISTS person (id INTEGER PRIMARY KEY, external_id TEXT UNIQUE,
+    name TEXT, handle TEXT, state TEXT, since TEXT, lost_at TEXT);
+CREATE TABLE IF NOT EXISTS event (id INTEGER PRIMARY KEY, person_id INTEGER, kind TEXT,
+    at TEXT);
+"""
+
+
+def plain_sync(folder: Path, name: str) -> dict:
+    """The same diff with nothing but json, sets and sqlite3 executemany."""
+    db = sqlite3.connect(folder / "plain.sqlite3")
+    db.executescript(PLAIN_SCHEMA)
+    started = time.perf_counter()
+    users = {u["id"]: u for page in json.loads((folder / name).read_text())
+             for u in page["data"]}
+    stored = dict(db.execute("SELECT external_id, id FROM person WHERE state = 'active'"))
+    now = datetime(2026, 11, 2, 9, 0, tzinfo=UTC).isoformat()
+    new = [users[i] for i in users.keys() - stored.keys()]
+    gone = [stored[i] for i in stored.keys() - users.keys()]
+    db.executemany("INSERT INTO person (external_id, name, handle, state, since) "
+                   "VALUES (?, ?, ?, 'active', ?)",
+                   [(u["id"], u["name"], u["username"], now) for u in new])
+    db.executemany("UPDATE person SET state = 'lost', lost_at = ? WHERE id = ?",
+                   [(now, i) for i in gone])
+    added = dict(db.execute("SELECT external_id, id FROM person WHERE since = ? "
+                            "AND lost_at IS NULL", (now,)))
+    db.executemany("INSERT INTO event (person_id, kind, at) VALUES (?, ?, ?)",
+                   [(added[u["id"]], "gained", now) for u in new]
+                   + [(i, "lost", now) for i in gone])
+    db.commit()
+    return {"seconds": time.perf_counter() - started, "new": len(new), "gone": len(gone)}
+
+
+def plain_setup(folder: Path) -> None:
+    db = sqlite3.connect(folder / "plain.sqlite3")
+    db.executescript(PLAIN_SCHEMA)
+    users = [u for page in json.loads((folder / "before.json").read_text())
+             for u in page["data"]]
+    db.executemany("INSERT INTO person (external_id, name, handle, state, since) "
+                   "VALUES (?, ?, ?, 'active', '2026-11-01')",
+                   [(u["id"], u["name"], u["username"]) for u in users])
+    db.commit()
+
+
+# --- running the phases --------------------------------------------------------------
+
+
+PHASES = {
+    "engine-baseline": lambda folder: engine_sync(folder, "before.json"),
+    "engine-churn": lambda folder: engine_sync(folder, "after.json"),
+    "plain-setup": lambda folder: plain_setup(folder) or {},
+    "plain-churn": lambda folder: plain_sync(folder, "after.json"),
+}
+
+
+def run_phase(phase: str, folder: Path) -> dict:
+    """One phase in a fresh interpreter, with its peak memory."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.bench_sync", "--phase", phase, "--dir", str(folder)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{phase} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def phase_main(phase: str, folder: Path) -> None:
+    figures = PHASES[phase](folder)
+    figures["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(figures))
+
+
+def measure(size: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="plnbot-bench-") as name:
+        folder = Path(name)
+        data = make_files(folder, size)
+        first = run_phase("engine-baseline", folder)
+        run_phase("plain-setup", folder)
+        engine = run_phase("engine-churn", folder)
+        plain = run_phase("plain-churn", folder)
+    return {**data, "first_sync_seconds": round(first["seconds"], 2),
+            "first_sync_peak_mb": round(first["peak_mb"]),
+            "engine_seconds": round(engine["seconds"], 3),
+            "engine_peak_mb": round(engine["peak_mb"]),
+            "engine_messages": engine["messages"],
+            "baseline_seconds": round(plain["seconds"], 3),
+            "baseline_peak_mb": round(plain["peak_mb"]),
+            "ratio": round(engine["seconds"] / plain["seconds"], 2)}
+
+
+def report(row: dict) -> None:
+    verdict = "ok" if row["ratio"] <= GOAL_RATIO and row["engine_peak_mb"] < GOAL_MB else "MISS"
+    print(f"{row['size']:>9,} followers, {row['gone']:,} gone + {row['new']:,} new: "
+          f"engine {row['engine_seconds']:.2f}s / {row['engine_peak_mb']} MB, "
+          f"baseline {row['baseline_seconds']:.2f}s / {row['baseline_peak_mb']} MB, "
+          f"ratio {row['ratio']:.2f}x [{verdict}] "
+          f"(first sync {row['first_sync_seconds']:.1f}s / {row['first_sync_peak_mb']} MB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10k and 100k only")
+    parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        phase_main(args.phase, args.dir)
+        return
+    rows = []
+    for size in QUICK_SIZES if args.quick else SIZES:
+        rows.append(measure(size))
+        report(rows[-1])
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"goal": {"ratio": GOAL_RATIO, "peak_mb": GOAL_MB},
+                                   "churn": CHURN, "sizes": rows}, indent=2))
+    print(f"written {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""A follower-list file read lean, for ``plnbot sync`` on accounts of any size.
+
+``translate.load_snapshot`` turns every entry into a ``Profile``; for a million
+followers that costs seconds and hundreds of megabytes, although a sync only needs
+every person's id (and a checksum to notice changed profiles) plus full profiles of
+the few who are new. ``SnapshotFile`` keeps the file's text, decodes it one entry (or
+one page) at a time to validate it and note each person's id, checksum and place, and
+translates entries to ``Profile``s only when the sync engine asks for them.
+
+The accepted shapes are the same as ``load_snapshot``'s: one page, a list of pages,
+or a list of objects.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from array import array
+from collections.abc import Collection, Iterator
+from pathlib import Path
+from typing import Any
+
+from bot.adapters.translate import PAGE_KEYS, TRANSLATORS, SnapshotError, profiles_from_document
+from bot.events import Profile
+
+DECODER = json.JSONDecoder()
+WHITESPACE = " \t\r\n"
+# What a person's id is and what makes their profile "changed", per platform. The
+# checksum covers the fields plnbot shows and understands, not counters.
+ID_KEYS = {"x": "id", "mastodon": "id", "bluesky": "did", "discord": "id"}
+CHECKSUM_KEYS = {
+    "x": ("username", "name", "description", "location", "url", "entities"),
+    "mastodon": ("acct", "username", "display_name", "note", "fields", "bot"),
+    "bluesky": ("handle", "displayName", "description", "associated"),
+    "discord": ("nick", "roles", "user"),
+}
+
+
+def person_of(platform: str, item: Any) -> dict:
+    """The object that holds the id (a Discord member wraps its user)."""
+    if not isinstance(item, dict):
+        raise SnapshotError("an entry is not a JSON object")
+    if platform == "discord":
+        return item.get("user") or item
+    return item
+
+
+def external_id_of(platform: str, item: Any) -> str:
+    value = person_of(platform, item).get(ID_KEYS[platform])
+    if value is None or value == "":
+        raise SnapshotError(f"an entry has no {ID_KEYS[platform]!r} field")
+    return str(value)
+
+
+def is_bot(platform: str, item: dict) -> bool:
+    return bool(person_of(platform, item).get("bot"))
+
+
+def raw_checksum(platform: str, item: dict) -> int:
+    """A checksum of the profile fields that matter, straight from platform JSON."""
+    values = "\x1f".join(str(item.get(key) or "") for key in CHECKSUM_KEYS[platform])
+    return zlib.crc32(values.encode())
+
+
+class SnapshotFile:
+    """A snapshot the sync engine reads as ids first, profiles on demand."""
+
+    def __init__(self, platform: str, text: str) -> None:
+        if platform not in TRANSLATORS:
+            raise SnapshotError(f"unknown platform {platform!r}")
+        self.platform = platform
+        self._text = text
+        self._checksums: dict[str, int] = {}  # in file order; bots and repeats left out
+        self._starts, self._indexes = array("q"), array("q")  # where each person is
+        self._scan()
+
+    def __len__(self) -> int:
+        return len(self._checksums)
+
+    def __iter__(self) -> Iterator[Profile]:
+        return self.profiles(self._checksums)
+
+    def fingerprints(self) -> dict[str, int]:
+        return self._checksums
+
+    def profiles(self, wanted: Collection[str]) -> Iterator[Profile]:
+        """``Profile``s of the ``wanted`` ids, in file order (pages decoded once each)."""
+        translate, page = TRANSLATORS[self.platform], (None, None)
+        for position, external_id in enumerate(self._checksums):
+            if external_id not in wanted:
+                continue
+            start = self._starts[position]
+            if page[0] != start:
+                page = (start, DECODER.raw_decode(self._text, start)[0])
+            yield translate(self._item(page[1], self._indexes[position]))
+
+    def _item(self, decoded: Any, index: int) -> dict:
+        if index < 0:
+            return decoded
+        return items_of_page(self.platform, decoded)[index]
+
+    # reading the file once
+
+    def _scan(self) -> None:
+        first = skip_space(self._text, 0)
+        if self._text.startswith("{", first):
+            self._page(self._decode(first))
+            return
+        if not self._text.startswith("[", first):
+            raise SnapshotError(f"expected a list of {self.platform} objects")
+        for start, value in self._elements(first):
+            if is_page(self.platform, value):
+                self._add_page(start, value)
+            else:
+                self._add(start, -1, value)
+
+    def _elements(self, position: int) -> Iterator[tuple[int, Any]]:
+        """(start, value) of each element of the top-level list."""
+        position = skip_space(self._text, position + 1)
+        if self._text.startswith("]", position):
+            return
+        while True:
+            value, end = self._decode(position)
+            yield position, value
+            position = skip_space(self._text, end)
+            if self._text.startswith("]", position):
+                return
+            if not self._text.startswith(",", position):
+                raise SnapshotError(f"not valid JSON (near character {position})")
+            position = skip_space(self._text, position + 1)
+
+    def _decode(self, position: int) -> tuple[Any, int]:
+        try:
+            return DECODER.raw_decode(self._text, position)
+        except json.JSONDecodeError as exc:
+            raise SnapshotError(f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
+
+    def _page(self, decoded: tuple[Any, int]) -> None:
+        value, _ = decoded
+        if not is_page(self.platform, value):
+            # an object that is no page: the general reader says what is wrong with it
+            profiles_from_document(self.platform, value)
+            raise SnapshotError(f"expected a list of {self.platform} objects")
+        self._add_page(skip_space(self._text, 0), value)
+
+    def _add_page(self, start: int, page: dict) -> None:
+        self._add_items(start, items_of_page(self.platform, page), paged=True)
+
+    def _add(self, start: int, index: int, item: Any) -> None:
+        self._add_items(start, [item], paged=False)
+
+    def _add_items(self, start: int, items: list, *, paged: bool) -> None:
+        """Note id, checksum and place of each person: the hot loop of a big sync, so
+        it reads the platform's keys directly and checks the odd cases only on failure."""
+        id_key, keys = ID_KEYS[self.platform], CHECKSUM_KEYS[self.platform]
+        checksums, crc32 = self._checksums, zlib.crc32
+        wrapped = self.platform == "discord"
+        for index, item in enumerate(items):
+            try:
+                person = (item.get("user") or item) if wrapped else item
+                external_id = str(person[id_key])
+                if person.get("bot") or external_id in checksums or not external_id:
+                    if not external_id:
+                        raise KeyError(id_key)
+                    continue
+            except (KeyError, AttributeError, TypeError):
+                external_id_of(self.platform, item)  # raises the clear SnapshotError
+                raise
+            checksums[external_id] = crc32(
+                "\x1f".join([str(item.get(key) or "") for key in keys]).encode())
+            self._starts.append(start)
+            self._indexes.append(index if paged else -1)
+
+
+def skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in WHITESPACE:
+        position += 1
+    return position
+
+
+def is_page(platform: str, value: Any) -> bool:
+    key = PAGE_KEYS[platform]
+    if not isinstance(value, dict):
+        return False
+    if key and isinstance(value.get(key), list):
+        return True
+    return platform == "bluesky" and isinstance(value.get("follows"), list)
+
+
+def items_of_page(platform: str, page: dict) -> list:
+    key = PAGE_KEYS[platform]
+    if key and key in page:
+        return page[key] or []
+    return page.get("follows") or []
+
+
+def load_snapshot_file(platform: str, path: Path) -> SnapshotFile:
+    """Read and check a snapshot file; every problem is a SnapshotError naming the file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SnapshotError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnapshotError(f"{path}: cannot read it ({exc})") from None
+    try:
+        return SnapshotFile(platform, text)
+    except SnapshotError as exc:
+        raise SnapshotError(f"{path}: {exc}") from None
