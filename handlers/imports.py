@@ -147,9 +147,14 @@ def summary_text(account: Account, result: ImportResult, *, source: str) -> str:
         return (f"Imported your {where} {source}{whose}: {counts}. All of them were already "
                 "known, so nothing changed.")
     return (
-        f"Imported your {where} {source}{whose}: {counts}. {result.new_contacts:,} new "
-        f"contacts, {result.new_connections:,} new connections, {result.already_known:,} "
+        f"Imported your {where} {source}{whose}: {counts}. "
+        f"{_count(result.new_contacts, 'new contact')}, "
+        f"{_count(result.new_connections, 'new connection')}, {result.already_known:,} "
         "already known. Nobody gets a welcome draft: they were already in your network."
         + (f" People known only by id show as \"{repo.placeholder_name(account.platform, '<id>')}"
            "\" until a live sync names them." if result.unnamed else "")
     )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"

@@ -32,6 +32,7 @@ KINDS = ("follower", "following", "account")
 FILE_NAME = re.compile(r"^(follower|following|account)(?:-part(\d+))?\.js$")
 ASSIGNMENT = re.compile(r"^\s*window\.YTD\.(\w+)\.part(\d+)\s*=\s*")
 ACCOUNT_ID = re.compile(r"^\d{1,20}$")
+FOLDER_PATTERNS = ("data/*.js", "*.js", "*/data/*.js")  # where _preference looks
 
 
 class ArchiveError(Exception):
@@ -82,8 +83,8 @@ def read_archive(path: Path) -> XArchive:
 
 def _archive_files(path: Path) -> list[ArchiveFile]:
     if path.is_dir():
-        return _pick([(p.relative_to(path).as_posix(), str(p), p.read_bytes)
-                      for p in path.rglob("*.js") if p.is_file()])
+        found = {p for pattern in FOLDER_PATTERNS for p in path.glob(pattern) if p.is_file()}
+        return _pick([(p.relative_to(path).as_posix(), str(p), p.read_bytes) for p in found])
     if not path.exists():
         raise ArchiveError(f"{path}: no such file or folder")
     try:

@@ -188,6 +188,10 @@ async def test_no_api_access_is_told_once_with_the_archive_way(app, surface, sou
     clock.advance(hours=1)  # an hourly retry, still refused: still no second message
     await source.poll(app)
     assert len(api.calls("followers")) == 2 and surface.pop() == []
+    restarted = XSource(source.settings, bearer_token=BEARER, clock=clock,
+                        sleep=source.limiter.sleep)
+    await restarted.poll(app)  # a restart (new token, new tier?) tries at once
+    assert len(api.calls("followers")) == 3 and surface.pop() == []
 
 
 async def test_a_rejected_token_names_the_variable_and_never_the_token(
