@@ -142,12 +142,14 @@ class XApi:
         self.attempts = attempts
 
     async def me(self) -> dict[str, Any]:
-        return (await self.call("users/me", self.client.get_me, user_auth=False,
-                                user_fields=["public_metrics"]))["data"]
+        body = await self.call("users/me", self.client.get_me, user_auth=False,
+                               user_fields=["public_metrics"])
+        return owner_data(body, "the account of X_USER_ACCESS_TOKEN")
 
     async def user(self, user_id: str) -> dict[str, Any]:
-        return (await self.call("users/:id", self.client.get_user, id=user_id,
-                                user_fields=["public_metrics"]))["data"]
+        body = await self.call("users/:id", self.client.get_user, id=user_id,
+                               user_fields=["public_metrics"])
+        return owner_data(body, f"the account {user_id} (X_USER_ID)")
 
     async def followers_page(self, user_id: str, token: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {"max_results": PAGE_SIZE, "user_fields": USER_FIELDS}
@@ -183,6 +185,17 @@ class XApi:
             raise XProblem(*await forbidden_problem(exc, self.token_var)) from exc
         self.limiter.update(endpoint, response.headers)
         return await response.json()
+
+
+def owner_data(body: dict[str, Any], which: str) -> dict[str, Any]:
+    """The owner's user object; X answers 200 with only ``errors`` for a missing account."""
+    if isinstance(body.get("data"), dict) and body["data"].get("id"):
+        return body["data"]
+    errors = body.get("errors") or [{}]
+    detail = errors[0].get("detail") or errors[0].get("title") or "no such account"
+    text = (f"X could not find {which}: {detail}. Check X_USER_ID (your numeric X user id) "
+            "in your .env and restart plnbot.")
+    raise XProblem("config", text)
 
 
 def token_rejected_text(token_var: str) -> str:

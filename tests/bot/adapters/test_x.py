@@ -210,6 +210,20 @@ async def test_a_rejected_token_names_the_variable_and_never_the_token(
         assert BEARER not in record.getMessage()
 
 
+async def test_an_unknown_user_id_is_a_clear_configuration_problem(app, surface, source,
+                                                                   mocked, clock):
+    api = FakeXApi(mocked, clock, followers=some_followers())
+    api.fail("user", 200, {"errors": [{
+        "value": OWNER_ID, "detail": f"Could not find user with id: [{OWNER_ID}].",
+        "title": "Not Found Error", "resource_type": "user", "parameter": "id",
+        "resource_id": OWNER_ID, "type": "https://api.twitter.com/2/problems/resource-not-found",
+    }]})
+    await source.poll(app)
+    [message] = surface.pop()
+    assert message.fields["problem"] == "config" and "X_USER_ID" in message.text
+    assert "Could not find user" in message.text and api.calls("followers") == []
+
+
 async def test_x_being_down_is_retried_then_told_once_then_recovery(app, surface, source,
                                                                     mocked, clock, sleep):
     api = FakeXApi(mocked, clock, followers=some_followers())
