@@ -117,11 +117,21 @@ class App:
     async def flush(self) -> int:
         return await self.outbox.deliver(self.surface, owner_ids=[self.owner_id])
 
-    async def sweep(self) -> None:
-        """Deliver anything due: the scheduler calls this, and so does start-up (catch-up)."""
+    async def sweep(self) -> int:
+        """Deliver anything due (the scheduler calls this); returns messages delivered."""
         await self.dispatcher.dispatch(Tick(owner_ref=self.settings.owner_ref, name="sweep"))
         crash_point("after-sweep-commit")
-        await self.flush()
+        return await self.flush()
+
+    async def catch_up(self, max_rounds: int = 100) -> None:
+        """On start, deliver everything that came due while the bot was down.
+
+        One sweep delivers a bounded batch (so one message stays readable); after a long
+        downtime more may be waiting, so sweep until a round delivers nothing.
+        """
+        for _ in range(max_rounds):
+            if not await self.sweep():
+                return
 
     async def poll_sources(self) -> None:
         """Poll every source whose account this worker can lease; skip the others."""

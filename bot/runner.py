@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 async def run_console(app: App) -> None:
     """Catch up on anything due, then answer the owner line by line until EOF."""
-    await app.sweep()
+    await app.catch_up()
     prompt = "you> " if sys.stdin.isatty() else None
     async for line in read_lines(prompt=prompt):
         await app.handle(CommandReceived(owner_ref=app.settings.owner_ref, text=line))
@@ -56,7 +56,7 @@ async def run_bot(settings, db_url: str | None, *, once: bool, as_json: bool) ->
     app = App(settings=settings, engine=engine, surface=ConsoleSurface(json_mode=as_json),
               sources=configured_sources(settings))
     await app.poll_sources()
-    await app.sweep()
+    await app.catch_up()
     if once:
         return
     scheduler = build_scheduler([

@@ -298,9 +298,9 @@ class SerialApp(App):
         async with self.lock:
             await super().handle(event)
 
-    async def sweep(self) -> None:
+    async def sweep(self) -> int:
         async with self.lock:
-            await super().sweep()
+            return await super().sweep()
 
 
 
@@ -416,7 +416,7 @@ class PlnbotClient(discord.Client):
         """Catch up (sources, due work, the outbox), then keep the timers running."""
         app = self.app
         await app.poll_sources()
-        await app.sweep()
+        await app.catch_up()
         if self.once:
             self.finish()
             return
