@@ -444,7 +444,7 @@ class PlnbotClient(discord.Client):
                 await asyncio.wait_for(guild.chunk(), CHUNK_TIMEOUT)
         await self.submit(SnapshotReceived(
             owner_ref=self.settings.owner_ref, platform="discord", kind="member",
-            profiles=[member_profile(m) for m in guild.members if not m.bot],
+            profiles=[member_profile(m) for m in guild.members if self.is_person(m)],
             complete=guild.chunked, account_external_id=str(guild.id), account_handle=guild.name,
             summary=not self.baseline_recorded(),
         ))
@@ -458,8 +458,12 @@ class PlnbotClient(discord.Client):
             )).first()
             return account is not None and account.baseline_done
 
+    def is_person(self, member: discord.Member | discord.User) -> bool:
+        """A connection: not a bot, and not the owner in their own server."""
+        return not member.bot and member.id != self.owner_user_id
+
     async def on_member_join(self, member: discord.Member) -> None:
-        if member.guild.id != self.guild_id or member.bot:
+        if member.guild.id != self.guild_id or not self.is_person(member):
             return
         await self.submit(NewConnection(
             owner_ref=self.settings.owner_ref, profile=member_profile(member), kind="member",
@@ -467,7 +471,7 @@ class PlnbotClient(discord.Client):
         ))
 
     async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:
-        if payload.guild_id != self.guild_id or payload.user.bot:
+        if payload.guild_id != self.guild_id or not self.is_person(payload.user):
             return
         await self.submit(ConnectionLeft(
             owner_ref=self.settings.owner_ref, profile=member_profile(payload.user), kind="member",

@@ -170,7 +170,8 @@ def test_a_member_becomes_a_profile():
 
 async def test_first_member_list_is_a_quiet_baseline_then_joins_get_drafts(client):
     await client.snapshot_members_of(mock_guild([mock_member("ada"), mock_member("grace"),
-                                                 mock_member("robot", bot=True)]))
+                                                 mock_member("robot", bot=True),
+                                                 mock_member("me", member_id=OWNER_ID)]))
     [baseline] = client.app.surface.pop()
     assert baseline.kind == "reply" and baseline.fields["count"] == 2
 
@@ -178,6 +179,7 @@ async def test_first_member_list_is_a_quiet_baseline_then_joins_get_drafts(clien
     assert arrival.kind == "new_connection" and arrival.fields["platform"] == "discord"
     assert arrival.fields["draft_id"] and "Katherine" in arrival.text
     assert await joined(client, mock_member("bot2", bot=True)) == []
+    assert await joined(client, mock_member("me", member_id=OWNER_ID)) == []
     assert await joined(client, mock_member("elsewhere", guild_id=999)) == []
 
 
