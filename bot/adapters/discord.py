@@ -391,8 +391,11 @@ class PlnbotClient(discord.Client):
             if problem is not None:
                 self.finish(problem)
                 return
-        await self.snapshot_members()
-        await self.catch_up_on_dms()
+        for catch_up in (self.snapshot_members, self.catch_up_on_dms):
+            try:
+                await catch_up()
+            except Exception:  # one failed catch-up must not keep the bot from working
+                log.exception("%s failed after connecting; continuing", catch_up.__name__)
         if first:
             await self.start_work()
 
@@ -404,6 +407,8 @@ class PlnbotClient(discord.Client):
                 f"DISCORD_OWNER_ID={self.owner_user_id} is not a Discord user; copy your own "
                 "id (Settings → Advanced → Developer Mode; right-click yourself → Copy User ID)"
             )
+        except discord.HTTPException as exc:  # Discord hiccup: the outbox will retry DMs
+            log.warning("could not look up DISCORD_OWNER_ID (%s)", describe(exc))
         if self.guild_id is not None and self.get_guild(self.guild_id) is None:
             return UserError(
                 f"the bot is not in the server DISCORD_GUILD_ID={self.guild_id}; invite it "

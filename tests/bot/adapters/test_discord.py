@@ -727,6 +727,16 @@ async def test_a_wrong_owner_or_server_id_is_named(client):
     assert "DISCORD_GUILD_ID" in str(await client.setup_problem())
 
 
+async def test_a_failed_catch_up_does_not_stop_the_bot(client):
+    client.fetch_user = AsyncMock(side_effect=http_error(discord.DiscordServerError, 503))
+    client.get_guild = lambda guild_id: mock_guild([])
+    client.snapshot_members = AsyncMock(side_effect=RuntimeError("boom"))
+    client.start_work = AsyncMock()
+    await client.on_ready()
+    assert client.fatal is None
+    client.start_work.assert_awaited_once()
+
+
 async def test_once_catches_up_on_the_first_ready_and_stops(client):
     client.once = True
     client.fetch_user = AsyncMock(return_value=mock_user(user_id=OWNER_ID))
