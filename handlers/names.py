@@ -22,7 +22,7 @@ PRONOUNS = regex.compile(
 BRACKETS = regex.compile(r"\([^)]*\)|\[[^\]]*\]|\{[^}]*\}|（[^）]*）")
 SEPARATORS = regex.compile(r"\s[|·•–—\-~:]\s|[|,/:•·]")
 FAMILY_NAME_FIRST = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
-TITLE_CASE = regex.compile(r"\p{Lu}\p{Ll}+(?:['’\-]\p{Lu}?\p{Ll}+)*")
+TITLE_CASE = regex.compile(r"(?:Mc|Mac|[OD]['’])?\p{Lu}\p{Ll}+(?:['’\-]\p{Lu}?\p{Ll}+)*")
 UPPER = regex.compile(r"\p{Lu}{2,}(?:['’\-]\p{Lu}+)*")
 LOWER = regex.compile(r"\p{Ll}{2,}(?:['’\-]\p{Ll}+)*")
 UNCASED = regex.compile(r"[\p{Lo}\p{M}]+")
@@ -66,15 +66,19 @@ def parse(display_name: str, *, handle: str = "", bio: str = "", rules: dict) ->
     cleaned = clean(display_name)
     if not cleaned or FAMILY_NAME_FIRST.search(cleaned):
         return Name()
-    words = cleaned.split()
-    lowered = {w.casefold().strip(".") for w in words}
+    words = [w for w in cleaned.split() if w.casefold().strip(".") not in rules["postnominals"]]
+    lowered = {w.casefold().strip(".").removesuffix("'s").removesuffix("’s") for w in words}
     if lowered & set(rules["organisation_words"]):
         return Name(organisation=True)
+    if not words or lowered & set(rules["not_in_names"]):
+        return Name()
     titles, rest = split_titles(words, rules)
     if titles:
         return titled_name(titles, rest, rules)
     if len(words) == 1:
-        return Name(first=single_name(words[0], handle=handle, bio=bio, rules=rules))
+        nicknames = tuple(BRACKETS.findall(display_name or ""))
+        return Name(first=single_name(words[0], handle=handle, bio=bio, rules=rules,
+                                      nicknames=nicknames))
     return Name(first=first_of_several(words, rules))
 
 
@@ -99,26 +103,37 @@ def titled_name(titles: list[str], rest: list[str], rules: dict) -> Name:
     return Name(first=first, salutation=salutation)
 
 
-def single_name(word: str, *, handle: str, bio: str, rules: dict) -> str | None:
+def single_name(word: str, *, handle: str, bio: str, rules: dict,
+                nicknames: tuple[str, ...] = ()) -> str | None:
     """One word is a first name only if it looks like one and the handle agrees ("Libby",
-    @LibbyAllen82); a brand's name usually also appears in its own bio ("Vercel's …")."""
+    @LibbyAllen82) or a bracketed nickname is the handle ("Ilya (Marshal)", marshal.dev);
+    a brand's name usually also appears in its own bio ("Vercel's …")."""
     if kind_of(word) not in ("title", "upper", "uncased") or not 2 <= len(word) <= 12:
         return None
     folded = word.casefold()
     if folded in rules["not_names"]:
         return None
-    handle_letters = "".join(ch for ch in handle.casefold() if ch.isalpha())
-    if folded not in handle_letters and not (len(handle_letters) >= 4
-                                             and folded.startswith(handle_letters)):
+    handle_letters = letters(handle)
+    agrees = folded in handle_letters or (len(handle_letters) >= 4
+                                          and folded.startswith(handle_letters))
+    nickname = any(letters(n) and letters(n) in handle_letters for n in nicknames)
+    if not (agrees or nickname):
         return None
-    if regex.search(rf"(?<!\w){regex.escape(folded)}(?!\w)", bio.casefold()):
+    words_of_bio = regex.sub(r"\S*[./]\S*", " ", bio.casefold())  # not inside links
+    if regex.search(rf"(?<!\w){regex.escape(folded)}(?!\w)", words_of_bio):
         return None
     return proper_case(word)
+
+
+def letters(text: str) -> str:
+    return "".join(ch for ch in text.casefold() if ch.isalpha())
 
 
 def first_of_several(words: list[str], rules: dict) -> str | None:
     """ "Amara Okafor" → Amara, "BORO Issouf" → Issouf (a capitalised family name is the
     French-speaking convention), "devin ivy" → Devin; anything odd → None."""
+    particles = set(rules["name_particles"])
+    words = [w for i, w in enumerate(words) if i == 0 or w.casefold() not in particles]
     kinds = [kind_of(w) for w in words]
     if None in kinds or len(words) > 4:
         return None

@@ -181,7 +181,9 @@ def tidy_role(text: str) -> str:
     """Mid-sentence casing: "School Librarian" → "school librarian", "Head of Maths" kept."""
     words = regex.sub(r"\s+", " ", text.strip()).split(" ")
     proper = set(rules()["proper_words"])
-    keep_rest = regex.match(r"(?i)(head|director|professor|lecturer|teacher) (of|in) ", text)
+    if regex.match(r"(?i)(head|director) of ", text):
+        return " ".join(words)
+    keep_rest = regex.match(r"(?i)(professor|lecturer|teacher) (of|in) ", text)
     tidied = []
     for index, word in enumerate(words):
         if word.casefold() in proper or (len(word) > 1 and word.isupper()):
@@ -209,8 +211,9 @@ def trim_phrase(phrase: str) -> str:
 
 
 def has_organisation_word(phrase: str) -> bool:
+    """ "Riverside Primary School", "Protocol Labs" — not "Official Bluesky"."""
     words = {w.casefold().removesuffix("'s").removesuffix("’s") for w in phrase.split()}
-    return bool(words & set(rules()["organisation_words"]))
+    return bool(words & set(rules()["organisation_nouns"]))
 
 
 def normalise_abbreviations(text: str) -> str:
@@ -222,7 +225,7 @@ def organisation_after(text: str, role: RoleMention | None) -> str | None:
     """ "Year 5 teacher at Riverside Primary School" → "Riverside Primary School"."""
     if role is None:
         return None
-    pattern = rf"\s*,?\s*(?:at|@|for|with|of)\s+((?:the\s+)?{phrase_pattern()})"
+    pattern = rf"\s*,?\s*(?:(?:at|of)\s+|@\s*)((?:the\s+)?{phrase_pattern()})"
     match = regex.match(pattern, text[role.end :], regex.I)
     return trim_phrase(match.group(1)) if match else None
 
@@ -294,12 +297,18 @@ def website_of(profile: Profile) -> tuple[str | None, str]:
         label = plain_text(name).casefold()
         target = labelled if any(w in label for w in rules()["website_field_names"]) else other
         target += [(u, label) for u in urls_in(value)]
-    bio_links = [(u, "") for u in urls_in(profile.bio)]
+    own_domain = profile.handle.casefold().lstrip("@")
+    bio_links = sorted(((u, "") for u in urls_in(profile.bio)),
+                       key=lambda link: host_of(link[0]) not in own_domain)
     profile_url = [(profile.url, "")] if profile.url else []
     for url, label in labelled + profile_url + other + bio_links:
         if not is_social_profile(url):
             return url, website_kind(url, label)
     return None, "website"
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).netloc.casefold().removeprefix("www.") or "\0"
 
 
 def website_kind(url: str, label: str) -> str:
@@ -379,6 +388,11 @@ def bio_text(profile: Profile) -> str:
     return normalise_abbreviations(text)
 
 
+def handle_words(handle: str) -> str:
+    """ "dm_for_promo" → "dm for promo", so a handle can give a spammer away too."""
+    return regex.sub(r"[_.\-]+", " ", handle.split("@")[0])
+
+
 def field_value(profile: Profile, names_key: str) -> str | None:
     """The value of a profile field whose name is one of ``rules()[names_key]``."""
     wanted = rules()[names_key]
@@ -416,6 +430,7 @@ def understand(profile: Profile) -> Understanding:
         field=classify_field(current_text, role.field if role else None),
         hashtags=hashtags_in(f"{bio} {field_text}"),
         topics=topics_in(f"{bio} {field_text}"),
-        spam_reasons=spam_reasons(f"{profile.name} {bio} {field_text}"),
+        spam_reasons=spam_reasons(f"{profile.name} {handle_words(profile.handle)} {bio} "
+                                  f"{field_text}"),
         is_organisation=name.organisation,
     )
