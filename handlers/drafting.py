@@ -307,8 +307,9 @@ def fit_to_limit(text: str, *, platform: str, handle: str, keep_end: int = 0) ->
             break
         pieces.append(grapheme)
     cut = "".join(pieces)
-    if " " in cut:
-        cut = cut.rsplit(" ", 1)[0]
+    word_start = cut.rfind(" ")
+    if word_start >= len(cut) - 40:  # end on a whole word unless that loses too much
+        cut = cut[:word_start]
     return cut.rstrip() + "…" + end
 
 

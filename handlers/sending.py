@@ -46,23 +46,25 @@ def claim(ctx: Context, draft: Draft, *, to: str, allowed: tuple[str, ...]) -> b
     return result.rowcount == 1
 
 
-def deliver_after_commit(ctx: Context, *, draft: Draft, sender: WelcomeSender) -> None:
+def deliver_after_commit(ctx: Context, *, draft: Draft, sender: WelcomeSender,
+                         via: str | None = None) -> None:
     """Queue the platform call for after this transaction has made ``sending`` durable."""
 
     async def deliver_welcome(open_context: ContextOpener) -> None:
-        await deliver(open_context, draft_id=draft.id, sender=sender)
+        await deliver(open_context, draft_id=draft.id, sender=sender, via=via)
 
     ctx.after_commit.append(deliver_welcome)
 
 
-async def deliver(open_context: ContextOpener, *, draft_id: int, sender: WelcomeSender) -> None:
+async def deliver(open_context: ContextOpener, *, draft_id: int, sender: WelcomeSender,
+                  via: str | None = None) -> None:
     with open_context() as ctx:
         draft = ctx.session.get(Draft, draft_id)
         handle = ctx.session.get(Handle, draft.handle_id)
         if draft.status != "sending":
             return
     try:
-        confirmation = await sender.send_welcome(handle=handle, text=draft.text)
+        confirmation = await sender.send_welcome(handle=handle, text=draft.text, via=via)
     except SendRefused as exc:
         with open_context() as ctx:
             refused(ctx, draft_id=draft_id, reason=str(exc))

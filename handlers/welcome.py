@@ -11,7 +11,7 @@ import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.context import Context
 from bot.dispatcher import on
@@ -19,7 +19,15 @@ from bot.events import NewConnection, Profile
 from handlers import drafting, lost, profiles
 from handlers.present import at_handle, contact_summary, describe_contact, history_line
 from storage import repo
-from storage.models import Account, Connection, ConnectionEvent, Contact, Draft, Handle
+from storage.models import (
+    Account,
+    Connection,
+    ConnectionEvent,
+    Contact,
+    Draft,
+    Handle,
+    Interaction,
+)
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +149,26 @@ def _reconnect(ctx, *, connection, contact, profile, at, quiet) -> None:
         f"{describe_contact(contact, profile)} is back on "
         f"{drafting.PLATFORM_NAMES.get(profile.platform, profile.platform)}{away}. "
         f"{history_line(ctx.session, owner=ctx.owner, contact=contact)}"
+        f"{welcomed_line(ctx, contact)}"
     )
     ctx.send(
         "welcome_back", text, key=f"back:{connection.id}:{at.isoformat()}",
         platform=profile.platform, contact=contact_summary(contact, profile),
     )
+
+
+def welcomed_line(ctx: Context, contact: Contact) -> str:
+    """ " You welcomed them on Mon 2 Nov 2026." — so nobody gets a second first welcome."""
+    welcome = ctx.session.exec(
+        select(Interaction)
+        .where(Interaction.owner_id == ctx.owner.id, Interaction.contact_id == contact.id,
+               Interaction.kind == "welcome")
+        .order_by(col(Interaction.at).desc())
+    ).first()
+    if welcome is None:
+        return ""
+    local = welcome.at.astimezone(ZoneInfo(ctx.owner.tz or "UTC"))
+    return f" You welcomed them on {local:%a %-d %b %Y}."
 
 
 def _describe_gap(gap: timedelta) -> str:

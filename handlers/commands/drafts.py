@@ -94,18 +94,25 @@ def draft_line(ctx: Context, draft: Draft, items: list[dict]) -> str:
     return f"  #{draft.id} {contact.name} ({where}){left}: {first_line[:90]}"
 
 
-@command("send", "send <draft>", group="drafts")
+@command("send", "send <draft> [dm|channel]", group="drafts")
 async def send(args: str, ctx: Context) -> None:
     """Send a welcome draft exactly as shown.
 
-    On Mastodon, Bluesky and Discord I send it for you. On X I never send messages
-    myself: you get a link that opens X with the text filled in; send it there, then
-    reply `sent <draft>`. If a platform refuses (closed DMs, rate limits), nothing is
-    sent, the draft keeps waiting, and I tell you how to send it by hand.
+    On Mastodon, Bluesky and Discord I send it for you (on Discord a post in the
+    welcome channel, or `send <draft> dm` for a direct message). On X I never send
+    messages myself: you get a link that opens X with the text filled in; send it
+    there, then reply `sent <draft>`. If a platform refuses (closed DMs, rate limits),
+    nothing is sent, the draft keeps waiting, and I tell you how to send it by hand.
     """
-    usage = "send <draft>"
-    one_id(args, usage)
+    usage = "send <draft> [dm|channel]"
+    words = args.split()
+    if not 1 <= len(words) <= 2:
+        raise CommandError("Give one draft number (and, for Discord, `dm` or `channel`).",
+                           usage=usage)
     draft = draft_in(ctx, args, usage, sending.SENDABLE)
+    via = words[1].lower() if len(words) == 2 else None
+    if via is not None and (draft.platform != "discord" or via not in ("dm", "channel")):
+        raise CommandError("`dm` or `channel` only applies to Discord welcomes.", usage=usage)
     handle = ctx.session.get(Handle, draft.handle_id)
     if draft.platform == "x":
         reply_with_link(ctx, draft, handle)
@@ -119,7 +126,7 @@ async def send(args: str, ctx: Context) -> None:
         return
     if not sending.claim(ctx, draft, to="sending", allowed=sending.SENDABLE):
         raise CommandError(f"Draft #{draft.id} {STATUS_WORDS.get(draft.status, draft.status)}.")
-    sending.deliver_after_commit(ctx, draft=draft, sender=sender)
+    sending.deliver_after_commit(ctx, draft=draft, sender=sender, via=via)
 
 
 def reply_with_link(ctx: Context, draft: Draft, handle: Handle) -> None:
