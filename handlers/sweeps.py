@@ -12,15 +12,16 @@ from bot.context import Context
 from bot.dispatcher import on
 from bot.events import Tick
 from handlers import sending
-from storage.models import Contact, Draft
+from storage.models import Draft
 
 
 @on(Tick)
 async def expire_drafts(event: Tick, ctx: Context) -> None:
-    """Pending drafts past their expiry become ``expired``, and the owner hears so once.
+    """Pending drafts past their expiry become ``expired``; nothing is sent to anyone.
 
-    Expired drafts stay in the database (``repo.drafts_expired_between`` gives the
-    digest what expired in its week); ``edit`` or ``send`` can still revive one.
+    The owner is not interrupted for it: the new-connection message says when a draft
+    expires, ``drafts`` lists the recently expired ones, and the weekly digest reports
+    them (``repo.drafts_expired_between``). ``edit`` or ``send`` can still revive one.
     """
     if event.name != "sweep":
         return
@@ -30,25 +31,12 @@ async def expire_drafts(event: Tick, ctx: Context) -> None:
             Draft.owner_id == ctx.owner.id,
             Draft.status == "pending",
             col(Draft.expires_at) <= now,
-        ).order_by(Draft.id)
+        )
     ).all()
     for draft in stale:
         draft.status = "expired"
         draft.decided_at = now
         ctx.session.add(draft)
-    if stale:
-        tell_expired(ctx, list(stale))
-
-
-def tell_expired(ctx: Context, drafts: list[Draft]) -> None:
-    days = ctx.settings.draft_expiry_days
-    names = [f"#{d.id} {ctx.session.get(Contact, d.contact_id).name}" for d in drafts]
-    count = len(drafts)
-    text = (f"{count} welcome draft{'s' if count != 1 else ''} expired unsent after {days} "
-            f"days: {', '.join(names)}. Nothing was sent. `send <id>` or `edit <id> <text>` "
-            "still works if you want to welcome them after all; `sent <id>` if you already did.")
-    ids = [d.id for d in drafts]
-    ctx.send("drafts_expired", text, key=f"expired:{ids[0]}:{ids[-1]}:{count}", draft_ids=ids)
 
 
 @on(Tick)

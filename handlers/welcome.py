@@ -225,7 +225,7 @@ def draft_welcome(
     if composed.warning:
         fields["template_warning"] = composed.warning
     text = new_connection_text(contact, profile, draft, person=person, mutual=mutual,
-                               warning=composed.warning)
+                               warning=composed.warning, tz=ctx.owner.tz)
     ctx.send("new_connection", text, key=f"new:{handle.id}:{draft.id}", **fields)
     return draft
 
@@ -260,7 +260,7 @@ def mutual_context(ctx: Context, *, contact: Contact, handle: Handle, created: b
 
 def new_connection_text(
     contact: Contact, profile: Profile, draft: Draft, *, person: profiles.Understanding,
-    mutual: list[str], warning: str | None = None,
+    mutual: list[str], warning: str | None = None, tz: str = "UTC",
 ) -> str:
     where = drafting.PLATFORM_NAMES.get(profile.platform, profile.platform)
     lines = [f"New connection on {where}: {describe_contact(contact, profile)}"]
@@ -280,6 +280,9 @@ def new_connection_text(
     send_hint = f"send {draft.id}" + (" (gives you a link to send it on X)"
                                       if profile.platform == "x" else "")
     lines.append(f"Reply: {send_hint} · edit {draft.id} <new text> · skip {draft.id}")
+    if draft.expires_at:
+        local = draft.expires_at.astimezone(ZoneInfo(tz or "UTC"))
+        lines.append(f"(Unless you decide, this draft expires on {local:%a %-d %b}.)")
     return "\n".join(lines)
 
 

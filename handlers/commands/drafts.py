@@ -16,6 +16,7 @@ from handlers.welcome import storable_link
 from storage import repo
 from storage.models import Contact, Draft, Handle
 
+RECENTLY = timedelta(days=7)
 STATUS_WORDS = {
     "sent": "was already sent",
     "skipped": "was already skipped",
@@ -66,18 +67,24 @@ async def drafts(args: str, ctx: Context) -> None:
         raise CommandError("`drafts` takes no arguments.")
     pending = repo.pending_drafts(ctx.session, owner=ctx.owner)
     unsure = repo.drafts_in_status(ctx.session, owner=ctx.owner, status="uncertain")
-    if not pending and not unsure:
-        ctx.send("reply", "No drafts are waiting.", drafts=[])
-        return
+    now = ctx.now()
+    expired = repo.drafts_expired_between(ctx.session, owner=ctx.owner, start=now - RECENTLY,
+                                          end=now + timedelta(microseconds=1))
     lines, items = [], []
     if pending:
         lines.append(f"{len(pending)} draft{'s' if len(pending) != 1 else ''} waiting:")
         lines += [draft_line(ctx, d, items) for d in pending]
         lines.append("Reply `send <id>`, `edit <id> <text>` or `skip <id>`.")
+    else:
+        lines.append("No drafts are waiting.")
     if unsure:
         lines.append("May or may not have gone out (check, then `sent <id>` or `send <id>`):")
         lines += [draft_line(ctx, d, items) for d in unsure]
-    ctx.send("reply", "\n".join(lines), drafts=items)
+    if expired:
+        lines.append("Expired unsent this week (`edit <id> <text>` brings one back):")
+        lines += [draft_line(ctx, d, items) for d in expired]
+    ctx.send("reply", "\n".join(lines), drafts=[i for i in items if i["status"] == "pending"],
+             others=[i for i in items if i["status"] != "pending"])
 
 
 def draft_line(ctx: Context, draft: Draft, items: list[dict]) -> str:
