@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -22,6 +23,10 @@ from storage.models import OutboxMessage, Owner
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# Work that must happen only once the handler's transaction is committed (calling a
+# platform to deliver an approved welcome). It gets a way to open a fresh transaction.
+ContextOpener = Callable[[], AbstractContextManager["Context"]]
+AfterCommit = Callable[[ContextOpener], Awaitable[None]]
 
 
 def utcnow() -> datetime:
@@ -71,6 +76,7 @@ class Context:
     key_prefix: str = ""
     senders: dict[str, WelcomeSender] = field(default_factory=dict)
     sent: list[OutboxMessage] = field(default_factory=list)
+    after_commit: list[AfterCommit] = field(default_factory=list)
 
     def now(self) -> datetime:
         return self.clock()

@@ -32,7 +32,8 @@ class DemoSender:
         self.platform = platform
 
     async def send_welcome(self, *, handle, text: str, via: str | None = None) -> str:
-        return f"(demo) your welcome to {handle.display_handle or handle.handle} would go out now"
+        who = handle.display_handle or handle.handle
+        return f"(Demo: in real use it would now reach {who}; nothing left this machine.)"
 
 
 def demo_profiles() -> list[Profile]:

@@ -11,7 +11,8 @@ import importlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from sqlalchemy.engine import Engine
 
@@ -84,45 +85,51 @@ class Dispatcher:
             found.extend(self.registry.get(event_type, ()))
         return found
 
+    @contextmanager
+    def open_context(self, owner_ref: str, key_prefix: str) -> Iterator[Context]:
+        """One transaction with its Context: committed when the block ends normally."""
+        with session_scope(self.engine) as session:
+            owner = repo.get_or_create_owner(
+                session, external_ref=owner_ref, settings=self.settings, now=self.clock()
+            )
+            yield Context(
+                session=session,
+                owner=owner,
+                settings=self.settings,
+                clock=self.clock,
+                key_prefix=key_prefix,
+                senders=self.senders,
+            )
+
     async def dispatch(self, event: Event) -> None:
-        """Run every handler for ``event`` in one transaction."""
+        """Run every handler for ``event`` in one transaction, then its after-commit work."""
         handlers = self.handlers_for(event)
         if not handlers:
             log.debug("no handler for %s", type(event).__name__)
             return
         key_prefix = _key_prefix(event)
         try:
-            with session_scope(self.engine) as session:
-                owner = repo.get_or_create_owner(
-                    session, external_ref=event.owner_ref, settings=self.settings, now=self.clock()
-                )
-                ctx = Context(
-                    session=session,
-                    owner=owner,
-                    settings=self.settings,
-                    clock=self.clock,
-                    key_prefix=key_prefix,
-                    senders=self.senders,
-                )
+            with self.open_context(event.owner_ref, key_prefix) as ctx:
                 for handler in handlers:
                     await handler(event, ctx)
         except Exception:
             log.exception("handler failed for %s; nothing was changed", type(event).__name__)
             if isinstance(event, CommandReceived):
                 self._report_internal_error(event, key_prefix)
+            return
+        await self._after_commit(ctx.after_commit, event.owner_ref, key_prefix)
+
+    async def _after_commit(self, jobs, owner_ref: str, key_prefix: str) -> None:
+        """Work that may only start once the state it depends on is durable."""
+        for index, job in enumerate(jobs):
+            prefix = f"{key_prefix}:after{index}"
+            try:
+                await job(lambda prefix=prefix: self.open_context(owner_ref, prefix))
+            except Exception:
+                log.exception("after-commit work %s failed", getattr(job, "__name__", job))
 
     def _report_internal_error(self, event: Event, key_prefix: str) -> None:
-        with session_scope(self.engine) as session:
-            owner = repo.get_or_create_owner(
-                session, external_ref=event.owner_ref, settings=self.settings, now=self.clock()
-            )
-            ctx = Context(
-                session=session,
-                owner=owner,
-                settings=self.settings,
-                clock=self.clock,
-                key_prefix=key_prefix + ":failed",
-            )
+        with self.open_context(event.owner_ref, key_prefix + ":failed") as ctx:
             ctx.send(
                 "error",
                 "Sorry, something went wrong on my side and nothing was changed. "

@@ -2,34 +2,81 @@
 
 Deterministic and offline. The rules are data (``data/profile_rules.json``) so they
 can grow without growing the code. Unknown is a fine answer; a wrong guess is worse
-than none, so every extractor returns ``None`` unless its evidence is clear.
+than none (a welcome that calls someone by the wrong name or job does more harm than
+a plain one), so every extractor returns ``None`` unless its evidence is clear.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from functools import cache
+from html import unescape
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import emoji
+import regex
 
 from bot.events import Profile
+from handlers import names
 
 RULES_PATH = Path(__file__).parent / "data" / "profile_rules.json"
-HASHTAG = re.compile(r"(?<![\w&])#(\w{2,50})", re.UNICODE)
-TAG_RE = re.compile(r"<[^>]+>")
+HASHTAG = regex.compile(r"(?<![\w&/])#(\w{2,50})")
+TAG_RE = regex.compile(r"<[^>]+>")
+ANCHOR_RE = regex.compile(r"<a\s[^>]*>", regex.I)
+HREF_RE = regex.compile(r"""href\s*=\s*["']([^"']+)["']""", regex.I)
+URL_RE = regex.compile(r"https?://[^\s\"'<>)\]]+", regex.I)
+BARE_DOMAIN_RE = regex.compile(
+    r"(?<![@\w./-])((?:[a-z0-9-]+\.)+(?:com|org|net|blog|dev|io|co\.uk|org\.uk|ac\.uk|uk|edu"
+    r"|me|info|app|site|online|school|page|ca|au|de|fr|es|nl|ie|nz|xyz|ai)(?:/[^\s,;)]*)?)"
+    r"(?![\w@])",
+    regex.I,
+)
+CLAUSE_BREAK = regex.compile(r"[.;,|\n•·!?]")
+SENTENCE_END = regex.compile(r"\s*(?:[.;|\n•·!?]|$)")
 
 
 @dataclass
 class Understanding:
+    """What a profile tells us, each part ``None``/empty unless the evidence is clear."""
+
     first_name: str | None = None
+    salutation: str | None = None  # who to greet when there is no first name: "Mr Smith"
     role: str | None = None
+    former_role: str | None = None
     organisation: str | None = None
     location: str | None = None
     website: str | None = None
+    website_kind: str = "website"  # "blog" when it reads like one
     field: str = "other"
-    interests: list[str] = dataclass_field(default_factory=list)
+    hashtags: list[str] = dataclass_field(default_factory=list)
+    topics: list[str] = dataclass_field(default_factory=list)  # display forms: "Desmos"
+    spam_reasons: list[str] = dataclass_field(default_factory=list)
+    is_organisation: bool = False
+
+    @property
+    def interests(self) -> list[str]:
+        """Hashtags, topics and tools, lower-case and de-duplicated (what a contact stores)."""
+        seen = dict.fromkeys(i.casefold() for i in [*self.hashtags, *self.topics])
+        return list(seen)[:12]
+
+    @property
+    def spammy(self) -> bool:
+        return bool(self.spam_reasons)
+
+    @property
+    def known_details(self) -> int:
+        """How much we know beyond a name; a bare profile scores 0."""
+        parts = (self.role, self.organisation, self.location, self.website)
+        return sum(1 for p in parts if p) + min(len(self.interests), 2)
+
+    def headline(self) -> str:
+        """ "Year 5 teacher at Riverside Primary School" (or whichever part is known)."""
+        if self.role and self.organisation:
+            return f"{self.role} at {self.organisation}"
+        return self.role or self.organisation or ""
 
 
 @cache
@@ -38,76 +85,352 @@ def rules() -> dict:
 
 
 def plain_text(html_or_text: str) -> str:
-    """Bios arrive as HTML on Mastodon; keep the words only."""
-    text = re.sub(r"<br\s*/?>|</p>\s*<p>", "\n", html_or_text or "")
+    """Bios arrive as HTML on Mastodon; keep the words only (and the line breaks)."""
+    text = regex.sub(r"<br\s*/?>|</p>\s*<p[^>]*>", "\n", html_or_text or "", flags=regex.I)
     text = TAG_RE.sub("", text)
-    from html import unescape
-
     return unescape(text).strip()
 
 
-def first_name(display_name: str) -> str | None:
+def links_in_html(html: str) -> list[str]:
+    """Link targets in Mastodon HTML, leaving out the #hashtag and @mention links."""
+    found = []
+    for anchor in ANCHOR_RE.findall(html or ""):
+        if regex.search(r"class\s*=\s*[\"'][^\"']*(?:mention|hashtag)", anchor, regex.I):
+            continue
+        href = HREF_RE.search(anchor)
+        if href:
+            found.append(unescape(href.group(1)))
+    return found
+
+
+def mentions_word(lowered_text: str, word: str) -> bool:
+    return regex.search(rf"(?<!\w){regex.escape(word.lower())}(?!\w)", lowered_text) is not None
+
+
+# --- names ---------------------------------------------------------------------------
+
+
+def first_name(display_name: str, handle: str = "", bio: str = "") -> str | None:
     """A likely first name, or None: "Jane Doe 🍎" → "Jane"; "Mr_Smith_Teach" → None."""
-    import emoji
+    return names.parse(display_name, handle=handle, bio=bio, rules=rules()).first
 
-    words = emoji.replace_emoji(display_name or "", "").split()
-    if not words:
+
+# --- roles ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoleMention:
+    start: int
+    end: int
+    text: str
+    field: str | None
+    rank: int  # position of its rule: later rules are more generic
+    former: bool
+
+
+@cache
+def role_patterns() -> list[tuple[regex.Pattern, str | None]]:
+    subjects = sorted(rules()["subjects"], key=len, reverse=True)
+    subject_alternation = "(?:" + "|".join(regex.escape(s) for s in subjects) + ")"
+    compiled = []
+    for rule in rules()["roles"]:
+        pattern = rule["pattern"].replace("{subject}", subject_alternation)
+        compiled.append(
+            (regex.compile(rf"(?<![\p{{L}}\p{{N}}])(?:{pattern})(?![\p{{L}}\p{{N}}])", regex.I),
+             rule["field"])
+        )
+    return compiled
+
+
+@cache
+def former_marker() -> regex.Pattern:
+    markers = "|".join(regex.escape(m.rstrip("-")) for m in rules()["former_markers"])
+    return regex.compile(rf"(?<!\p{{L}})(?:{markers})(?!\p{{L}})", regex.I)
+
+
+def is_former(text: str, start: int) -> bool:
+    """True when the clause before ``start`` says the role is in the past ("Ex-", "former")."""
+    breaks = [m.end() for m in CLAUSE_BREAK.finditer(text, 0, start)]
+    clause = text[breaks[-1] if breaks else 0 : start]
+    return former_marker().search(clause) is not None
+
+
+def role_mentions(text: str) -> list[RoleMention]:
+    """Every role the text names, longest wins where two overlap, in reading order."""
+    found = []
+    for rank, (pattern, field) in enumerate(role_patterns()):
+        for match in pattern.finditer(text):
+            found.append(RoleMention(match.start(), match.end(), match.group(0), field, rank,
+                                     is_former(text, match.start())))
+    found.sort(key=lambda m: (m.start, -(m.end - m.start), m.rank))
+    kept: list[RoleMention] = []
+    for mention in found:
+        if not any(mention.start < k.end and k.start < mention.end for k in kept):
+            kept.append(mention)
+    return kept
+
+
+def main_role(mentions: list[RoleMention]) -> RoleMention | None:
+    """The first current role, preferring a specific one to a bare "teacher"."""
+    current = [m for m in mentions if not m.former]
+    generic = len(role_patterns()) - 1
+    return min(current, key=lambda m: (m.rank == generic, m.start), default=None)
+
+
+def tidy_role(text: str) -> str:
+    """Mid-sentence casing: "School Librarian" → "school librarian", "Head of Maths" kept."""
+    words = regex.sub(r"\s+", " ", text.strip()).split(" ")
+    proper = set(rules()["proper_words"])
+    if regex.match(r"(?i)(head|director) of ", text):
+        return " ".join(words)
+    keep_rest = regex.match(r"(?i)(professor|lecturer|teacher) (of|in) ", text)
+    tidied = []
+    for index, word in enumerate(words):
+        if word.casefold() in proper or (len(word) > 1 and word.isupper()):
+            tidied.append(word)
+        elif keep_rest and index >= 2:
+            tidied.append(word)
+        else:
+            tidied.append(word.lower())
+    return " ".join(tidied)
+
+
+# --- organisations and places --------------------------------------------------------
+
+
+@cache
+def phrase_pattern() -> str:
+    """A run of capitalised words, allowing lower-case joiners: "Ysgol y Graig"."""
+    joiners = "|".join(regex.escape(j) for j in rules()["name_connectors"])
+    word = r"(?:\p{Lu}[\p{L}\p{N}'’&-]*)"
+    return rf"(?-i:{word}(?:[ \t]+(?:(?:{joiners})[ \t]+)*{word}){{0,6}})"
+
+
+def trim_phrase(phrase: str) -> str:
+    return regex.sub(r"[\s'’&-]+$", "", phrase).strip()
+
+
+def has_organisation_word(phrase: str) -> bool:
+    """ "Riverside Primary School", "Protocol Labs" — not "Official Bluesky"."""
+    words = {w.casefold().removesuffix("'s").removesuffix("’s") for w in phrase.split()}
+    return bool(words & set(rules()["organisation_nouns"]))
+
+
+def normalise_abbreviations(text: str) -> str:
+    """ "St. Mary's" → "St Mary's", so a full stop after an abbreviation ends nothing."""
+    return regex.sub(r"\b(St|Mt|Ft|Dr|Mr|Mrs|Ms)\.\s", r"\1 ", text)
+
+
+def organisation_after(text: str, role: RoleMention | None) -> str | None:
+    """ "Year 5 teacher at Riverside Primary School" → "Riverside Primary School"."""
+    if role is None:
         return None
-    first = words[0].strip(".,;:!|·-")
-    if re.fullmatch(r"(?i)(mr|mrs|ms|miss|mx|dr|prof)\.?", first):
+    pattern = rf"\s*,?\s*(?:(?:at|of)\s+|@\s*)((?:the\s+)?{phrase_pattern()})"
+    match = regex.match(pattern, text[role.end :], regex.I)
+    return trim_phrase(match.group(1)) if match else None
+
+
+def organisation_named(text: str, mentions: list[RoleMention]) -> str | None:
+    """A capitalised phrase with a school/hospital/museum word in it, outside role names."""
+    for match in regex.finditer(phrase_pattern(), text):
+        phrase = trim_phrase(match.group(0))
+        overlaps_role = any(match.start() < m.end and m.start < match.end() for m in mentions)
+        if len(phrase.split()) >= 2 and has_organisation_word(phrase) and not overlaps_role:
+            return phrase
+    return None
+
+
+def clean_place(value: str | None) -> str | None:
+    """A location as written, unless it is a joke or a non-place ("Planet Earth", "online")."""
+    text = emoji.replace_emoji(plain_text(value or ""), "").strip(" \t,.;|-·")
+    text = regex.sub(r"\s+", " ", text)
+    if not text or not regex.search(r"\p{L}", text) or len(text) > 60:
         return None
-    if "_" in first or any(ch.isdigit() for ch in first):
+    lowered = text.casefold()
+    if lowered in rules()["not_places"] or "/" in text or "@" in text or "http" in lowered:
         return None
-    if not first[:1].isupper() or not first.replace("-", "").replace("'", "").isalpha():
-        return None
-    return first if 1 < len(first) <= 30 else None
+    return text
 
 
-def _mentions(lowered_text: str, word: str) -> bool:
-    return re.search(rf"(?<!\w){re.escape(word.lower())}(?!\w)", lowered_text) is not None
+def location_in(text: str, role: RoleMention | None, organisation: str | None) -> str | None:
+    """A place the bio states: "teacher in Leeds", "based in Lyon", "…School, Leeds."."""
+    phrase = phrase_pattern()
+    candidates = []
+    if role is not None:
+        candidates.append(regex.match(rf"\s*(?:\([^)]*\)\s*)?in\s+({phrase})", text[role.end:]))
+    lead = r"(?:based|living|located|live|work|working|teach|teaching|school|college|teacher)"
+    candidates.append(regex.search(rf"(?i:{lead})\s+in\s+({phrase})", text))
+    candidates.append(regex.search(r"📍\s*([^\n|•·;]+)", text))
+    if organisation:
+        after = rf"{regex.escape(organisation)},\s*({phrase})(?={SENTENCE_END.pattern})"
+        candidates.append(regex.search(after, text))
+    for match in candidates:
+        place = clean_place(trim_phrase(match.group(1))) if match else None
+        if place and not has_organisation_word(place) and len(place.split()) <= 4:
+            return place
+    return None
 
 
-def classify_field(text: str) -> str:
+# --- websites ------------------------------------------------------------------------
+
+
+def urls_in(value: str) -> list[str]:
+    """Links in a field or bio: anchors, full URLs, then bare domains ("amarateaches.blog")."""
+    found = links_in_html(value) + URL_RE.findall(plain_text(value))
+    if not found:
+        found = [f"https://{d}" for d in BARE_DOMAIN_RE.findall(plain_text(value))
+                 if "@" not in d]
+    return [u.rstrip(".,;:!?") for u in found]
+
+
+def is_social_profile(url: str) -> bool:
+    parts = urlsplit(url)
+    host = parts.netloc.casefold().removeprefix("www.")
+    social = any(host == s or f"{host}{parts.path}".startswith(s) for s in rules()["social_hosts"])
+    return social or parts.path.startswith("/@")
+
+
+def website_of(profile: Profile) -> tuple[str | None, str]:
+    """Their own website or blog and what to call it, from the best evidence first."""
+    labelled, other = [], []
+    for name, value in profile.fields:
+        label = plain_text(name).casefold()
+        target = labelled if any(w in label for w in rules()["website_field_names"]) else other
+        target += [(u, label) for u in urls_in(value)]
+    own_domain = profile.handle.casefold().lstrip("@")
+    bio_links = sorted(((u, "") for u in urls_in(profile.bio)),
+                       key=lambda link: host_of(link[0]) not in own_domain)
+    profile_url = [(profile.url, "")] if profile.url else []
+    for url, label in labelled + profile_url + other + bio_links:
+        if not is_social_profile(url):
+            return url, website_kind(url, label)
+    return None, "website"
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).netloc.casefold().removeprefix("www.") or "\0"
+
+
+def website_kind(url: str, label: str) -> str:
+    lowered = f"{url} {label}".casefold()
+    return "blog" if any(marker in lowered for marker in rules()["blog_markers"]) else "website"
+
+
+def display_url(url: str) -> str:
+    """ "https://www.amarateaches.blog/" → "amarateaches.blog" (for a sentence)."""
+    parts = urlsplit(url)
+    host = parts.netloc.removeprefix("www.")
+    path = parts.path.rstrip("/")
+    return f"{host}{path}" if len(path) <= 30 else host
+
+
+# --- interests, fields, spam ----------------------------------------------------------
+
+
+def hashtags_in(text: str) -> list[str]:
+    return list(dict.fromkeys(t.lower() for t in HASHTAG.findall(text)))[:8]
+
+
+def topics_in(text: str) -> list[str]:
+    """Topics and tools in the order the rules list them, in their display form."""
+    found = []
+    for entry in [*rules()["tools"], *rules()["topics"]]:
+        flags = 0 if any(ch.isupper() for ch in entry) else regex.I
+        if regex.search(rf"(?<![\w#]){regex.escape(entry)}(?![\w])", text, flags):
+            found.append(entry)
+    folded = [f.casefold() for f in found]
+    return [f for f in found if not any(f.casefold() in o and f.casefold() != o for o in folded)]
+
+
+def classify_field(text: str, role_field: str | None = None) -> str:
+    """The role's field when the role is clear; else the field whose words score highest."""
+    if role_field:
+        return role_field
     lowered = text.lower()
-    scores: dict[str, int] = {}
-    for name, words in rules()["fields"].items():
-        scores[name] = sum(1 for word in words if _mentions(lowered, word))
+    scores = {
+        name: sum(1 for word in words if mentions_word(lowered, word))
+        for name, words in rules()["fields"].items()
+    }
     best = max(scores.values(), default=0)
     if best == 0:
         return "other"
     tied = [name for name, score in scores.items() if score == best]
-    for name in rules()["field_priority"]:
-        if name in tied:
-            return name
-    return tied[0]
+    return next((name for name in rules()["field_priority"] if name in tied), tied[0])
 
 
-def find_role(text: str) -> str | None:
-    for pattern in rules()["roles"]:
-        match = re.search(rf"(?i)\b({pattern})\b", text)
-        if match:
-            return match.group(1)
-    return None
+def spam_reasons(text: str) -> list[str]:
+    """Why a bio reads like promotion or follow-back spam; empty when it does not."""
+    lowered = text.casefold()
+    spam = rules()["spam"]
+    strong = [p for p in spam["strong"] if _spam_hit(lowered, p)]
+    weak = [p for p in spam["weak"] if _spam_hit(lowered, p)]
+    if len(strong) >= spam["strong_threshold"] or len(weak) >= spam["weak_threshold"]:
+        return (strong + weak)[:4]
+    return []
 
 
-def website_of(profile: Profile) -> str | None:
-    if profile.url:
-        return profile.url
-    for _, value in profile.fields:
-        match = re.search(r"https?://[^\s\"'<>]+", value)
-        if match:
-            return match.group(0)
+def _spam_hit(lowered: str, phrase: str) -> bool:
+    if not regex.search(r"\w", phrase):
+        return phrase in lowered
+    return mentions_word(lowered, phrase)
+
+
+# --- putting it together -------------------------------------------------------------
+
+
+def bio_text(profile: Profile) -> str:
+    """The bio as plain text, with X's t.co links replaced by where they point."""
+    text = plain_text(profile.bio)
+    entities = ((profile.raw or {}).get("entities") or {}).get("description") or {}
+    for link in entities.get("urls") or []:
+        if link.get("url") and link.get("expanded_url"):
+            text = text.replace(link["url"], link["expanded_url"])
+    return normalise_abbreviations(text)
+
+
+def handle_words(handle: str) -> str:
+    """ "dm_for_promo" → "dm for promo", so a handle can give a spammer away too."""
+    return regex.sub(r"[_.\-]+", " ", handle.split("@")[0])
+
+
+def field_value(profile: Profile, names_key: str) -> str | None:
+    """The value of a profile field whose name is one of ``rules()[names_key]``."""
+    wanted = rules()[names_key]
+    for name, value in profile.fields:
+        label = emoji.replace_emoji(plain_text(name), "").strip(" :").casefold()
+        text = plain_text(value).strip()
+        if label in wanted and text and not URL_RE.search(text) and len(text) <= 80:
+            return text
     return None
 
 
 def understand(profile: Profile) -> Understanding:
-    bio = plain_text(profile.bio)
-    text = " ".join([profile.name, bio, *(f"{k} {plain_text(v)}" for k, v in profile.fields)])
+    bio = bio_text(profile)
+    field_text = " ".join(f"{plain_text(k)}: {plain_text(v)}." for k, v in profile.fields)
+    name = names.parse(profile.name, handle=profile.handle, bio=bio, rules=rules())
+    mentions = role_mentions(bio)
+    role = main_role(mentions)
+    former = next((m for m in mentions if m.former), None)
+    organisation = (organisation_after(bio, role)
+                    or field_value(profile, "organisation_field_names")
+                    or organisation_named(bio, mentions))
+    website, kind = website_of(profile)
+    current_text = " ".join([bio, field_text]) if not former else (
+        bio[: former.start] + bio[former.end :] + " " + field_text)
     return Understanding(
-        first_name=first_name(profile.name),
-        role=find_role(bio),
-        location=profile.location or None,
-        website=website_of(profile),
-        field=classify_field(text),
-        interests=list(dict.fromkeys(t.lower() for t in HASHTAG.findall(bio)))[:8],
+        first_name=name.first,
+        salutation=name.salutation,
+        role=tidy_role(role.text) if role else field_value(profile, "role_field_names"),
+        former_role=tidy_role(former.text) if former else None,
+        organisation=organisation,
+        location=(clean_place(profile.location) or clean_place(
+            field_value(profile, "location_field_names")) or location_in(bio, role, organisation)),
+        website=website,
+        website_kind=kind,
+        field=classify_field(current_text, role.field if role else None),
+        hashtags=hashtags_in(f"{bio} {field_text}"),
+        topics=topics_in(f"{bio} {field_text}"),
+        spam_reasons=spam_reasons(f"{profile.name} {handle_words(profile.handle)} {bio} "
+                                  f"{field_text}"),
+        is_organisation=name.organisation,
     )

@@ -11,12 +11,18 @@ from sqlmodel import col, select
 from bot.context import Context
 from bot.dispatcher import on
 from bot.events import Tick
+from handlers import sending
 from storage.models import Draft
 
 
 @on(Tick)
 async def expire_drafts(event: Tick, ctx: Context) -> None:
-    """Pending drafts past their expiry become ``expired``; the digest mentions them."""
+    """Pending drafts past their expiry become ``expired``; nothing is sent to anyone.
+
+    The owner is not interrupted for it: the new-connection message says when a draft
+    expires, ``drafts`` lists the recently expired ones, and the weekly digest reports
+    them (``repo.drafts_expired_between``). ``edit`` or ``send`` can still revive one.
+    """
     if event.name != "sweep":
         return
     now = ctx.now()
@@ -31,3 +37,10 @@ async def expire_drafts(event: Tick, ctx: Context) -> None:
         draft.status = "expired"
         draft.decided_at = now
         ctx.session.add(draft)
+
+
+@on(Tick)
+async def check_interrupted_sends(event: Tick, ctx: Context) -> None:
+    """A welcome left ``sending`` by a crash is reported, never re-sent on its own."""
+    if event.name == "sweep":
+        sending.report_interrupted(ctx)

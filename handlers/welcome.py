@@ -9,18 +9,39 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.context import Context
 from bot.dispatcher import on
 from bot.events import NewConnection, Profile
 from handlers import drafting, lost, profiles
-from handlers.present import contact_summary, describe_contact, history_line
+from handlers.present import at_handle, contact_summary, describe_contact, history_line
 from storage import repo
-from storage.models import Account, Connection, ConnectionEvent, Contact, Draft, Handle
+from storage.models import (
+    Account,
+    Connection,
+    ConnectionEvent,
+    Contact,
+    Draft,
+    Handle,
+    Interaction,
+)
 
 log = logging.getLogger(__name__)
+
+HOW_MET_VERBS = {
+    "follower": "followed you on {platform}",
+    "following": "you followed them on {platform}",
+    "member": "joined your {platform} server",
+}
+VIA = {
+    "live": "spotted as it happened",
+    "sync": "found in a follower-list sync",
+    "import": "from an imported archive",
+}
+MAX_STORED_LINK = 12_000
 
 
 @on(NewConnection)
@@ -28,27 +49,31 @@ async def on_new_connection(event: NewConnection, ctx: Context) -> None:
     account = repo.get_or_create_account(
         ctx.session, owner=ctx.owner, platform=event.profile.platform
     )
-    record_arrival(ctx, account=account, profile=event.profile, kind=event.kind, at=event.at)
+    record_arrival(ctx, account=account, profile=event.profile, kind=event.kind, at=event.at,
+                   via="live")
 
 
 def record_arrival(
     ctx: Context, *, account: Account, profile: Profile, kind: str = "follower",
-    at: datetime | None = None, quiet: bool = False,
+    at: datetime | None = None, quiet: bool = False, via: str = "sync",
 ) -> str:
     """Store an arrival; returns "new", "returned", "restored" or "known".
 
     ``quiet`` skips drafts. "restored" is someone held as vanished after a mass drop:
     they never left, so they get no welcome back (the mass drop's re-check reports them).
+
+    ``via`` says how the bot learned of it ("live", "sync", "import") for "how you met".
     """
     if profile.is_bot:
         return "known"
     at = at or ctx.now()
-    how_met = f"followed you on {drafting.PLATFORM_NAMES.get(profile.platform, profile.platform)}"
+    how_met = how_met_text(profile.platform, kind, at, ctx.owner.tz, via)
     handle, contact, created = repo.upsert_handle(
         ctx.session, owner=ctx.owner, profile=profile, now=at, how_met=how_met
     )
+    person = profiles.understand(profile)
     if created:
-        apply_understanding(contact, profiles.understand(profile), profile.bio)
+        apply_understanding(contact, person, profile.bio)
     connection = ctx.session.exec(
         select(Connection).where(
             Connection.account_id == account.id,
@@ -61,7 +86,8 @@ def record_arrival(
             ctx, account=account, handle=handle, kind=kind, at=at, quiet=quiet
         )
         if not quiet:
-            draft_welcome(ctx, contact=contact, handle=handle, profile=profile)
+            draft_welcome(ctx, contact=contact, handle=handle, profile=profile, person=person,
+                          created=created)
         return "new"
     if connection.state == "vanished":
         lost.restore_vanished(ctx, connection_ids=[connection.id])
@@ -73,14 +99,19 @@ def record_arrival(
 
 
 def apply_understanding(contact: Contact, person: profiles.Understanding, bio: str = "") -> None:
-    contact.bio = profiles.plain_text(bio) or contact.bio
-    contact.first_name = person.first_name
-    contact.role = person.role
-    contact.organisation = person.organisation
-    contact.location = person.location or contact.location
-    contact.website = person.website or contact.website
+    """Store what the profile says; a value too long for its column is left out, not cut."""
+    contact.bio = (profiles.plain_text(bio) or contact.bio)[:5000]
+    contact.first_name = _fits(person.first_name, 100)
+    contact.role = _fits(person.role, 200)
+    contact.organisation = _fits(person.organisation, 300)
+    contact.location = _fits(person.location, 300)
+    contact.website = _fits(person.website, 500)
     contact.field = person.field
-    contact.interests = ",".join(person.interests)
+    contact.interests = ",".join(person.interests)[:1000]
+
+
+def _fits(value: str | None, limit: int) -> str | None:
+    return value if value and len(value) <= limit else None
 
 
 def _new_connection(ctx, *, account, handle, kind, at, quiet=False) -> Connection:
@@ -118,11 +149,26 @@ def _reconnect(ctx, *, connection, contact, profile, at, quiet) -> None:
         f"{describe_contact(contact, profile)} is back on "
         f"{drafting.PLATFORM_NAMES.get(profile.platform, profile.platform)}{away}. "
         f"{history_line(ctx.session, owner=ctx.owner, contact=contact)}"
+        f"{welcomed_line(ctx, contact)}"
     )
     ctx.send(
         "welcome_back", text, key=f"back:{connection.id}:{at.isoformat()}",
         platform=profile.platform, contact=contact_summary(contact, profile),
     )
+
+
+def welcomed_line(ctx: Context, contact: Contact) -> str:
+    """ " You welcomed them on Mon 2 Nov 2026." — so nobody gets a second first welcome."""
+    welcome = ctx.session.exec(
+        select(Interaction)
+        .where(Interaction.owner_id == ctx.owner.id, Interaction.contact_id == contact.id,
+               Interaction.kind == "welcome")
+        .order_by(col(Interaction.at).desc())
+    ).first()
+    if welcome is None:
+        return ""
+    local = welcome.at.astimezone(ZoneInfo(ctx.owner.tz or "UTC"))
+    return f" You welcomed them on {local:%a %-d %b %Y}."
 
 
 def _describe_gap(gap: timedelta) -> str:
@@ -132,53 +178,134 @@ def _describe_gap(gap: timedelta) -> str:
     return f"{hours} hour{'s' if hours != 1 else ''} away"
 
 
-def draft_welcome(ctx: Context, *, contact: Contact, handle: Handle, profile: Profile) -> Draft:
+def how_met_text(platform: str, kind: str, at: datetime, owner_tz: str, via: str) -> str:
+    """ "followed you on Mastodon · Mon 2 Nov 2026 · spotted as it happened"."""
+    name = drafting.PLATFORM_NAMES.get(platform, platform)
+    kind = "member" if platform == "discord" else kind
+    verb = HOW_MET_VERBS.get(kind, HOW_MET_VERBS["follower"]).format(platform=name)
+    local = at.astimezone(ZoneInfo(owner_tz or "UTC"))
+    return f"{verb} · {local:%a %-d %b %Y} · {VIA.get(via, via)}"
+
+
+def draft_welcome(
+    ctx: Context, *, contact: Contact, handle: Handle, profile: Profile,
+    person: profiles.Understanding | None = None, created: bool = True,
+) -> Draft:
     """Draft a personal welcome and ask the owner to send, edit or skip it."""
-    person = profiles.understand(profile)
-    text = drafting.compose_welcome(
+    person = person or profiles.understand(profile)
+    composed = drafting.compose_welcome(
         person=person, profile=profile, owner=ctx.owner,
         templates_dir=str(ctx.settings.templates_dir) if ctx.settings.templates_dir else None,
+        taken=lambda text: repo.draft_text_taken(
+            ctx.session, owner=ctx.owner, text=text, other_than=contact.id),
     )
     now = ctx.now()
     draft = Draft(
         owner_id=ctx.owner.id, contact_id=contact.id, handle_id=handle.id,
-        platform=profile.platform, text=text, created_at=now,
+        platform=profile.platform, text=composed.text, created_at=now,
         expires_at=now + timedelta(days=ctx.settings.draft_expiry_days),
-        send_url=drafting.compose_link(
-            platform=profile.platform, external_id=profile.external_id, text=text
-        ),
+        send_url=storable_link(profile.platform, profile.external_id, composed.text),
     )
     ctx.session.add(draft)
     ctx.session.flush()
+    mutual = mutual_context(ctx, contact=contact, handle=handle, created=created)
     fields = {
         "platform": profile.platform,
         "contact": contact_summary(contact, profile),
         "draft_id": draft.id,
-        "draft": text,
+        "draft": composed.text,
+        "how_met": contact.how_met,
+        "field": contact.field,
+        "mutual": mutual,
+        "spam": person.spam_reasons,
+        "limit": drafting.limit_for(profile.platform, profile.handle),
     }
     if draft.send_url:
         fields["send_url"] = draft.send_url
-    ctx.send(
-        "new_connection", new_connection_text(contact, profile, draft),
-        key=f"new:{handle.id}:{draft.id}", **fields,
-    )
+    if composed.warning:
+        fields["template_warning"] = composed.warning
+    text = new_connection_text(contact, profile, draft, person=person, mutual=mutual,
+                               warning=composed.warning, tz=ctx.owner.tz)
+    ctx.send("new_connection", text, key=f"new:{handle.id}:{draft.id}", **fields)
     return draft
 
 
-def new_connection_text(contact: Contact, profile: Profile, draft: Draft) -> str:
+def storable_link(platform: str, external_id: str, text: str) -> str | None:
+    """The X compose link, unless it is too long to store (``send`` rebuilds it then)."""
+    link = drafting.compose_link(platform=platform, external_id=external_id, text=text)
+    return link if link and len(link) <= MAX_STORED_LINK else None
+
+
+def mutual_context(ctx: Context, *, contact: Contact, handle: Handle, created: bool) -> list[str]:
+    """What the owner already knows about this person: other handles, history, look-alikes."""
+    notes = []
+    for other in repo.handles_of(ctx.session, owner=ctx.owner, contact=contact):
+        if other.id != handle.id:
+            where = drafting.PLATFORM_NAMES.get(other.platform, other.platform)
+            notes.append(f"Already in your contacts as "
+                         f"{at_handle(other.platform, other.display_handle or other.handle)}"
+                         f" on {where}.")
+    for connection in repo.connections_of(ctx.session, owner=ctx.owner, contact=contact):
+        if connection.kind == "following" and connection.state == "active":
+            notes.append("You already follow them.")
+            break
+    if not created:
+        notes.append(history_line(ctx.session, owner=ctx.owner, contact=contact))
+    for twin in repo.contacts_named(ctx.session, owner=ctx.owner, name=contact.name,
+                                    other_than=contact.id):
+        notes.append(f"Possibly the same person as {twin.name} (#{twin.id}) — "
+                     f"`link #{contact.id} #{twin.id}` if so.")
+    return notes
+
+
+def new_connection_text(
+    contact: Contact, profile: Profile, draft: Draft, *, person: profiles.Understanding,
+    mutual: list[str], warning: str | None = None, tz: str = "UTC",
+) -> str:
     where = drafting.PLATFORM_NAMES.get(profile.platform, profile.platform)
     lines = [f"New connection on {where}: {describe_contact(contact, profile)}"]
-    details = [
-        ("Role", contact.role), ("Works at", contact.organisation),
-        ("Location", contact.location), ("Field", contact.field),
-        ("Interests", ", ".join(f"#{i}" for i in contact.interests.split(",") if i)),
-        ("Website", contact.website),
-    ]
-    lines += [f"  {label}: {value}" for label, value in details if value]
+    lines += [f"  {line}" for line in profile_lines(contact, person, profile)]
+    lines.append(f"  How you met: {contact.how_met}")
+    lines += [f"  Also: {note}" for note in mutual]
+    if person.spammy:
+        reasons = ", ".join(f'"{r}"' for r in person.spam_reasons)
+        lines.append(f"  ⚠ This profile looks promotional or spammy ({reasons}), so the draft "
+                     f"is deliberately plain. `skip {draft.id}` if you'd rather not reply.")
+    if warning:
+        lines.append(f"  ⚠ {warning}")
+    used = drafting.length(draft.text, profile.platform)
+    limit = drafting.limit_for(profile.platform, profile.handle)
+    lines.append(f"Draft #{draft.id} ({used} of {limit} {limit_unit(profile.platform)}):")
+    lines += [f"  {line}" if line else "" for line in draft.text.splitlines()]
+    send_hint = f"send {draft.id}" + (" (gives you a link to send it on X)"
+                                      if profile.platform == "x" else "")
+    lines.append(f"Reply: {send_hint} · edit {draft.id} <new text> · skip {draft.id}")
+    if draft.expires_at:
+        local = draft.expires_at.astimezone(ZoneInfo(tz or "UTC"))
+        lines.append(f"(Unless you decide, this draft expires on {local:%a %-d %b}.)")
+    return "\n".join(lines)
+
+
+def limit_unit(platform: str) -> str:
+    return "graphemes" if platform == "bluesky" else "characters"
+
+
+def profile_lines(contact: Contact, person: profiles.Understanding, profile: Profile) -> list[str]:
+    """The profile summary: who they are, where, what they care about, where they write."""
+    headline = " · ".join(p for p in (person.headline(), contact.location) if p)
+    headline = headline[:1].upper() + headline[1:]
+    lines = [f"{headline} · field: {contact.field}" if headline else f"Field: {contact.field}"]
+    if person.former_role:
+        lines.append(f"Previously: {person.former_role}")
+    interests = {i.casefold().lstrip("#"): i for i in
+                 [*person.topics, *(f"#{h}" for h in person.hashtags)]}
+    if interests:
+        lines.append("Interests: " + ", ".join(sorted(interests.values(), key=str.casefold)))
+    if contact.website:
+        lines.append(f"{'Blog' if person.website_kind == 'blog' else 'Website'}: {contact.website}")
     bio = profiles.plain_text(profile.bio)
     if bio:
-        lines.append(f"  Bio: {bio[:280]}")
-    lines.append(f"Draft #{draft.id}:")
-    lines += [f"  {line}" for line in draft.text.splitlines()]
-    lines.append(f"Reply: send {draft.id} · edit {draft.id} <new text> · skip {draft.id}")
-    return "\n".join(lines)
+        lines.append("Bio: " + " ".join(bio.split())[:280])
+    elif not person.known_details:
+        lines.append("(Their profile says very little, so the draft keeps to the basics.)")
+    return lines

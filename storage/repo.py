@@ -225,3 +225,59 @@ def connections_of(session: Session, *, owner: Owner, contact: Contact) -> list[
             .where(Connection.owner_id == owner.id, Handle.contact_id == contact.id)
         )
     )
+
+
+def draft_text_taken(session: Session, *, owner: Owner, text: str, other_than: int) -> bool:
+    """Whether someone other than contact ``other_than`` already has a draft with ``text``."""
+    return session.exec(
+        select(Draft.id).where(
+            Draft.owner_id == owner.id, Draft.text == text, Draft.contact_id != other_than
+        ).limit(1)
+    ).first() is not None
+
+
+def contacts_named(session: Session, *, owner: Owner, name: str, other_than: int) -> list[Contact]:
+    """Other contacts with exactly this full name (two words or more), case-insensitively."""
+    if len(name.split()) < 2:
+        return []
+    return list(
+        session.exec(
+            select(Contact)
+            .where(
+                Contact.owner_id == owner.id,
+                func.lower(Contact.name) == name.lower(),
+                Contact.id != other_than,
+                col(Contact.merged_into_id).is_(None),
+            )
+            .order_by(Contact.id)
+            .limit(3)
+        )
+    )
+
+
+def drafts_in_status(session: Session, *, owner: Owner, status: str) -> list[Draft]:
+    return list(
+        session.exec(
+            select(Draft)
+            .where(Draft.owner_id == owner.id, Draft.status == status)
+            .order_by(Draft.id)
+        )
+    )
+
+
+def drafts_expired_between(
+    session: Session, *, owner: Owner, start: datetime, end: datetime
+) -> list[Draft]:
+    """Drafts that expired unsent in [start, end): what the weekly digest reports."""
+    return list(
+        session.exec(
+            select(Draft)
+            .where(
+                Draft.owner_id == owner.id,
+                Draft.status == "expired",
+                col(Draft.decided_at) >= start,
+                col(Draft.decided_at) < end,
+            )
+            .order_by(Draft.decided_at, Draft.id)
+        )
+    )

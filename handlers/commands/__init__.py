@@ -109,7 +109,7 @@ async def on_command(event: CommandReceived, ctx: Context) -> None:
         return
     name, _, rest = line.partition(" ")
     spec = command_specs().get(name.lower())
-    mark = len(ctx.sent)
+    mark, jobs = len(ctx.sent), len(ctx.after_commit)
     savepoint = ctx.session.begin_nested()
     try:
         if spec is None:
@@ -127,5 +127,6 @@ async def on_command(event: CommandReceived, ctx: Context) -> None:
     except CommandError as exc:
         savepoint.rollback()
         del ctx.sent[mark:]
+        del ctx.after_commit[jobs:]
         usage = exc.usage or (spec.usage if spec else "help [command]")
         ctx.send("error", f"{exc}\nUsage: {usage}", usage=usage)

@@ -1,30 +1,63 @@
-"""Welcome drafts: ``drafts`` and ``skip``."""
+"""Welcome drafts: ``drafts``, ``send``, ``sent``, ``edit`` and ``skip``.
+
+Every welcome needs the owner's approval of its exact text: ``send`` sends what
+``drafts`` (or the new-connection message) showed, and ``edit`` only changes the text,
+so the owner sees the new version before sending it.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.context import Context
+from handlers import drafting, sending
 from handlers.commands import CommandError, command
+from handlers.welcome import storable_link
 from storage import repo
-from storage.models import Contact, Draft
+from storage.models import Contact, Draft, Handle
+
+RECENTLY = timedelta(days=7)
+STATUS_WORDS = {
+    "sent": "was already sent",
+    "skipped": "was already skipped",
+    "expired": "expired without being sent",
+    "sending": "is being sent right now",
+    "uncertain": "may or may not have gone out",
+}
 
 
-def parse_draft_id(args: str, usage: str) -> int:
-    token = args.strip().lstrip("#")
+def parse_draft_id(token: str, usage: str) -> int:
+    token = token.strip().lstrip("#")
     if not token.isdigit():
         raise CommandError("Give the draft's number, as shown in `drafts`.", usage=usage)
     return int(token)
 
 
-def pending_draft(ctx: Context, args: str, usage: str) -> Draft:
-    """The owner's pending draft named by ``args``, or a CommandError saying why not."""
+def find_draft(ctx: Context, args: str, usage: str) -> Draft:
+    """The owner's draft named by the first word of ``args``, or a CommandError."""
     token = args.split(maxsplit=1)[0] if args.strip() else ""
     draft = repo.get_draft(ctx.session, owner=ctx.owner, draft_id=parse_draft_id(token, usage))
     if draft is None:
         raise CommandError(f"There is no draft #{token.lstrip('#')}. `drafts` lists them.",
                            usage=usage)
-    if draft.status != "pending":
-        raise CommandError(f"Draft #{draft.id} was already {draft.status}.", usage=usage)
     return draft
+
+
+def draft_in(ctx: Context, args: str, usage: str, allowed: tuple[str, ...]) -> Draft:
+    draft = find_draft(ctx, args, usage)
+    if draft.status not in allowed:
+        raise CommandError(f"Draft #{draft.id} {STATUS_WORDS.get(draft.status, draft.status)}.",
+                           usage=usage)
+    return draft
+
+
+def one_id(args: str, usage: str) -> None:
+    if len(args.split()) != 1:
+        raise CommandError("Give exactly one draft number.", usage=usage)
+
+
+def contact_of(ctx: Context, draft: Draft) -> Contact:
+    return ctx.session.get(Contact, draft.contact_id)
 
 
 @command("drafts", "drafts", group="drafts")
@@ -33,30 +66,149 @@ async def drafts(args: str, ctx: Context) -> None:
     if args:
         raise CommandError("`drafts` takes no arguments.")
     pending = repo.pending_drafts(ctx.session, owner=ctx.owner)
-    if not pending:
-        ctx.send("reply", "No drafts are waiting.", drafts=[])
+    unsure = repo.drafts_in_status(ctx.session, owner=ctx.owner, status="uncertain")
+    now = ctx.now()
+    expired = repo.drafts_expired_between(ctx.session, owner=ctx.owner, start=now - RECENTLY,
+                                          end=now + timedelta(microseconds=1))
+    lines, items = [], []
+    if pending:
+        lines.append(f"{len(pending)} draft{'s' if len(pending) != 1 else ''} waiting:")
+        lines += [draft_line(ctx, d, items) for d in pending]
+        lines.append("Reply `send <id>`, `edit <id> <text>` or `skip <id>`.")
+    else:
+        lines.append("No drafts are waiting.")
+    if unsure:
+        lines.append("May or may not have gone out (check, then `sent <id>` or `send <id>`):")
+        lines += [draft_line(ctx, d, items) for d in unsure]
+    if expired:
+        lines.append("Expired unsent this week (`edit <id> <text>` brings one back):")
+        lines += [draft_line(ctx, d, items) for d in expired]
+    ctx.send("reply", "\n".join(lines), drafts=[i for i in items if i["status"] == "pending"],
+             others=[i for i in items if i["status"] != "pending"])
+
+
+def draft_line(ctx: Context, draft: Draft, items: list[dict]) -> str:
+    contact = contact_of(ctx, draft)
+    first_line = " ".join(draft.text.split())
+    left = ""
+    if draft.expires_at and draft.status == "pending":
+        days = max(0, -(-(draft.expires_at - ctx.now()) // timedelta(days=1)))
+        left = f" (expires in {days} day{'s' if days != 1 else ''})"
+    items.append({"id": draft.id, "contact": contact.name, "platform": draft.platform,
+                  "text": draft.text, "status": draft.status,
+                  "expires_at": draft.expires_at.isoformat() if draft.expires_at else None})
+    where = sending.platform_name(draft.platform)
+    return f"  #{draft.id} {contact.name} ({where}){left}: {first_line[:90]}"
+
+
+@command("send", "send <draft> [dm|channel]", group="drafts")
+async def send(args: str, ctx: Context) -> None:
+    """Send a welcome draft exactly as shown.
+
+    On Mastodon, Bluesky and Discord I send it for you (on Discord a post in the
+    welcome channel, or `send <draft> dm` for a direct message). On X I never send
+    messages myself: you get a link that opens X with the text filled in; send it
+    there, then reply `sent <draft>`. If a platform refuses (closed DMs, rate limits),
+    nothing is sent, the draft keeps waiting, and I tell you how to send it by hand.
+    """
+    usage = "send <draft> [dm|channel]"
+    words = args.split()
+    if not 1 <= len(words) <= 2:
+        raise CommandError("Give one draft number (and, for Discord, `dm` or `channel`).",
+                           usage=usage)
+    draft = draft_in(ctx, args, usage, sending.SENDABLE)
+    via = words[1].lower() if len(words) == 2 else None
+    if via is not None and (draft.platform != "discord" or via not in ("dm", "channel")):
+        raise CommandError("`dm` or `channel` only applies to Discord welcomes.", usage=usage)
+    handle = ctx.session.get(Handle, draft.handle_id)
+    if draft.platform == "x":
+        reply_with_link(ctx, draft, handle)
         return
-    lines = [f"{len(pending)} draft{'s' if len(pending) != 1 else ''} waiting:"]
-    items = []
-    for draft in pending:
-        contact = ctx.session.get(Contact, draft.contact_id)
-        first_line = draft.text.splitlines()[0] if draft.text else ""
-        lines.append(f"  #{draft.id} {contact.name} ({draft.platform}): {first_line[:80]}")
-        items.append({"id": draft.id, "contact": contact.name, "platform": draft.platform,
-                      "text": draft.text})
-    lines.append("Reply `send <id>`, `edit <id> <text>` or `skip <id>`.")
-    ctx.send("reply", "\n".join(lines), drafts=items)
+    sender = ctx.senders.get(draft.platform)
+    problem = None if sender else f"{sending.platform_name(draft.platform)} isn't connected"
+    if draft.platform == "bluesky" and handle.accepts_dms is False:
+        problem = "they don't accept direct messages on Bluesky"
+    if problem:
+        report_cannot_send(ctx, draft, handle, problem)
+        return
+    if not sending.claim(ctx, draft, to="sending", allowed=sending.SENDABLE):
+        raise CommandError(f"Draft #{draft.id} {STATUS_WORDS.get(draft.status, draft.status)}.")
+    sending.deliver_after_commit(ctx, draft=draft, sender=sender, via=via)
+
+
+def reply_with_link(ctx: Context, draft: Draft, handle: Handle) -> None:
+    """X forbids automated DMs: the owner sends it through a compose link, then confirms."""
+    link = drafting.compose_link(platform="x", external_id=handle.external_id, text=draft.text)
+    contact = contact_of(ctx, draft)
+    ctx.send(
+        "reply",
+        f"Open this link to send your welcome to {contact.name} on X (it opens X with the "
+        f"text filled in; I never send X messages myself):\n{link}\n"
+        f"When you have sent it, reply `sent {draft.id}` and I'll record it.",
+        draft_id=draft.id, send_url=link, platform="x",
+    )
+
+
+def report_cannot_send(ctx: Context, draft: Draft, handle: Handle, problem: str) -> None:
+    contact = contact_of(ctx, draft)
+    text = (f"I can't send your welcome to {contact.name}: {problem}. Nothing was sent; "
+            f"draft #{draft.id} is still waiting.\n" + sending.fallback_text(draft, handle))
+    ctx.send("error", text, draft_id=draft.id, platform=draft.platform, fallback=draft.text)
+
+
+@command("sent", "sent <draft>", group="drafts")
+async def sent(args: str, ctx: Context) -> None:
+    """Record that a welcome went out: after an X link, or one you sent by hand.
+
+    It goes into the person's history like any welcome I send.
+    """
+    usage = "sent <draft>"
+    one_id(args, usage)
+    draft = draft_in(ctx, args, usage, ("pending", "expired", "uncertain", "sending", "skipped"))
+    sending.record_sent(ctx, draft_id=draft.id, by_hand=True)
+
+
+@command("edit", "edit <draft> <text…>", group="drafts")
+async def edit(args: str, ctx: Context) -> None:
+    """Replace a draft's text with yours; then `send <draft>` sends it as written."""
+    usage = "edit <draft> <text…>"
+    parts = args.split(maxsplit=1)
+    if len(parts) < 2 or not parts[1].strip():
+        raise CommandError("Give the draft number and the new text.", usage=usage)
+    draft = draft_in(ctx, args, usage, ("pending", "expired", "uncertain"))
+    text = parts[1].strip()
+    handle = ctx.session.get(Handle, draft.handle_id)
+    check_length(text, draft.platform, handle, usage)
+    draft.text, draft.edited, draft.status, draft.decided_at = text, True, "pending", None
+    draft.expires_at = ctx.now() + timedelta(days=ctx.settings.draft_expiry_days)
+    draft.send_url = storable_link(draft.platform, handle.external_id, text)
+    ctx.session.add(draft)
+    contact = contact_of(ctx, draft)
+    shown = "\n".join(f"  {line}" for line in text.splitlines())
+    ctx.send("reply", f"Draft #{draft.id} for {contact.name} now reads:\n{shown}\n"
+                      f"Reply `send {draft.id}` to send it as it is.",
+             draft_id=draft.id, draft=text)
+
+
+def check_length(text: str, platform: str, handle: Handle, usage: str) -> None:
+    used = drafting.length(text, platform)
+    limit = drafting.limit_for(platform, handle.display_handle or handle.handle)
+    if used > limit:
+        unit = "graphemes" if platform == "bluesky" else "characters"
+        raise CommandError(
+            f"That text is {used} {unit}; {sending.platform_name(platform)} allows {limit} here"
+            + (" (the @mention counts too)" if platform == "mastodon" else "") + ".",
+            usage=usage)
 
 
 @command("skip", "skip <draft>", group="drafts")
 async def skip(args: str, ctx: Context) -> None:
     """Decide not to send a welcome draft; nothing is sent to the person."""
-    if len(args.split()) != 1:
-        raise CommandError("Give exactly one draft number.")
-    draft = pending_draft(ctx, args, "skip <draft>")
+    usage = "skip <draft>"
+    one_id(args, usage)
+    draft = draft_in(ctx, args, usage, ("pending", "expired", "uncertain"))
     draft.status = "skipped"
     draft.decided_at = ctx.now()
     ctx.session.add(draft)
-    contact = ctx.session.get(Contact, draft.contact_id)
-    ctx.send("reply", f"Skipped the welcome for {contact.name} (draft #{draft.id}).",
-             draft_id=draft.id)
+    ctx.send("reply", f"Skipped the welcome for {contact_of(ctx, draft).name} "
+                      f"(draft #{draft.id}). Nothing was sent.", draft_id=draft.id)

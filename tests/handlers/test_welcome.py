@@ -1,5 +1,7 @@
 """A new connection becomes a contact, a draft and one message to the owner."""
 
+from urllib.parse import unquote
+
 from sqlmodel import Session, select
 
 from storage.models import Connection, Contact, Draft, OutboxMessage
@@ -36,9 +38,10 @@ async def test_the_same_follow_twice_makes_one_draft(app, surface):
 async def test_x_drafts_come_with_a_compose_link(app, surface):
     await app.handle(arrival(x_person("Ravi Patel", id="42")))
     [message] = surface.pop()
-    assert message.fields["send_url"].startswith(
-        "https://x.com/messages/compose?recipient_id=42&text=Hi%20Ravi"
-    )
+    url = message.fields["send_url"]
+    assert url.startswith("https://x.com/messages/compose?recipient_id=42&text=")
+    assert unquote(url.split("&text=", 1)[1]) == message.fields["draft"]
+    assert "Ravi" in message.fields["draft"]
 
 
 async def test_someone_who_left_and_returns_gets_welcome_back(app, surface, clock):
