@@ -175,8 +175,8 @@ class BlueskySource:
                                        problem=code, text=message))
 
     # -- follow notifications -----------------------------------------------------------
-    async def _notifications(self, cursor: str | None = None, limit: int = NOTIFICATION_PAGE):
-        params = {"reasons": ["follow"], "limit": limit}
+    async def _notifications(self, cursor: str | None = None, limit: int | None = None):
+        params = {"reasons": ["follow"], "limit": limit or NOTIFICATION_PAGE}
         if cursor:
             params["cursor"] = cursor
         return await self.client.call(
