@@ -64,11 +64,6 @@ MAX_PAGES = 1000
 RATE_LIMIT_RETRIES = 3
 DEFAULT_MAX_CHARACTERS = 500
 URL_LENGTH = 23  # Mastodon counts every link as 23 characters
-SEVERANCE_CAUSES = {
-    "domain_block": "your instance's moderators blocked {target}",
-    "user_domain_block": "you blocked the domain {target}",
-    "account_suspension": "your instance's moderators suspended {target}",
-}
 
 
 class MastodonClient:
@@ -313,18 +308,18 @@ class MastodonSource:
         return []
 
     def _severed(self, app, event: dict[str, Any]) -> list[Event]:
+        """Who was cut is not in the notification: it names a domain or an account, and
+        the connections are the stored ones on it. The cause reads "<type>:<target>"."""
         target = str(event.get("target_name") or "").lower().lstrip("@")
-        kind = str(event.get("type") or "")
-        cause = SEVERANCE_CAUSES.get(kind, "a moderation action on {target}").format(
-            target=target or "another server")
+        kind = str(event.get("type") or "moderation")
         events: list[Event] = []
         for connection_kind in ("follower", "following"):
-            handles = state.active_handles(app, PLATFORM, kind=connection_kind)
+            handles = state.connected_handles(app, PLATFORM, kind=connection_kind)
             ids = [i for i, h in handles.items() if _severed_by(h, target, kind)]
-            if ids or connection_kind == "follower":
+            if ids:
                 events.append(ConnectionsSevered(
                     owner_ref=app.settings.owner_ref, platform=PLATFORM, external_ids=ids,
-                    cause=cause, kind=connection_kind))
+                    cause=f"{kind}:{target}", kind=connection_kind))
         return events
 
     # -- reconciliation -----------------------------------------------------------------

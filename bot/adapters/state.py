@@ -52,14 +52,13 @@ def save_cursor(app: App, platform: str, cursor: str) -> None:
         session.add(account)
 
 
-def active_handles(app: App, platform: str, kind: str = "follower") -> dict[str, str]:
-    """external id → handle of everyone currently connected to the owner's account."""
+def connected_handles(app: App, platform: str, kind: str = "follower") -> dict[str, str]:
+    """external id → handle of everyone ever connected to the owner's account (any state)."""
     with session_scope(app.engine) as session:
         account = _account(session, app, platform)
         rows = session.exec(
             select(Handle.external_id, Handle.handle)
             .join(Connection, Connection.handle_id == Handle.id)
-            .where(Connection.account_id == account.id, Connection.kind == kind,
-                   Connection.state == "active")
+            .where(Connection.account_id == account.id, Connection.kind == kind)
         )
         return {external_id: handle for external_id, handle in rows}

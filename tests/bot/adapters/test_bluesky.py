@@ -12,7 +12,7 @@ from bot.adapters.bluesky import build_source, chat_allowed, grapheme_count
 from bot.app import App
 from bot.config import ConfigError
 from bot.context import SendRefused
-from storage.models import Account, Handle
+from storage.models import Account, Connection, Handle
 from tests.conftest import make_settings
 from tests.support.fake_bluesky import RunningBluesky, make_profile, recorded_profile
 from tests.support.fakes import FakeSleep
@@ -87,8 +87,16 @@ async def test_reconciliation_pages_through_followers_and_finds_who_left(
     gone = fake.followers.pop(2)
     clock.advance(hours=25)
     await source.poll(app)
-    [lost] = [m for m in app.surface.pop() if m.kind == "connection_lost"]
-    assert gone["handle"] in lost.text
+    assert lost_handles(app) == [gone["handle"]]
+    pages = [p for _, p in fake.requests if "getFollowers" in p]
+    assert sum("cursor=" in p for p in pages) == 2 + 1  # 5, then 4 followers, pages of 2
+
+
+def lost_handles(app: App) -> list[str]:
+    with Session(app.engine) as session:
+        return list(session.exec(
+            select(Handle.handle).join(Connection, Connection.handle_id == Handle.id)
+            .where(Connection.state == "lost")))
 
 
 async def test_a_welcome_goes_out_through_the_chat_proxy(app, fake, source):

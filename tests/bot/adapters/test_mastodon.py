@@ -124,8 +124,11 @@ async def test_reconciliation_finds_who_left(app, fake, source, clock, monkeypat
 
     await source.poll(app)
 
-    [lost] = [m for m in app.surface.pop() if m.kind == "connection_lost"]
-    assert gone["acct"] in lost.text
+    with Session(app.engine) as session:
+        lost = session.exec(
+            select(Handle.handle).join(Connection, Connection.handle_id == Handle.id)
+            .where(Connection.state == "lost")).all()
+    assert lost == [gone["acct"]]
     follower_pages = [p for _, p in fake.requests if "/followers" in p]
     assert any("max_id=" in p for p in follower_pages)
 
@@ -165,13 +168,17 @@ async def test_severed_relationships_name_the_cause_and_the_people(app, fake, so
 
     await source.poll(app)
 
-    severed = [e for e in events if isinstance(e, ConnectionsSevered) and e.kind == "follower"]
-    assert len(severed) == 1
-    assert severed[0].cause == "your instance's moderators blocked gone.example"
+    [severed] = [e for e in events if isinstance(e, ConnectionsSevered)]
+    assert (severed.kind, severed.cause) == ("follower", "domain_block:gone.example")
     with Session(app.engine) as session:
         handles = {h.external_id: h.handle for h in session.exec(select(Handle))}
-    assert sorted(handles[i] for i in severed[0].external_ids) == [
+        causes = session.exec(select(Connection.lost_cause).where(
+            Connection.state == "lost")).all()
+    assert sorted(handles[i] for i in severed.external_ids) == [
         "ann@gone.example", "bob@gone.example"]
+    assert causes == ["domain_block:gone.example"] * 2
+    [report] = [m for m in app.surface.pop() if m.kind == "connection_lost"]
+    assert "your server blocked gone.example" in report.text
 
 
 async def test_a_follow_request_shows_who_asks_and_where_to_decide(app, fake, source):
