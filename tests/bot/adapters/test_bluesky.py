@@ -193,3 +193,15 @@ def test_half_a_configuration_is_a_clear_error():
     with pytest.raises(ConfigError, match="BLUESKY_APP_PASSWORD"):
         build_source(make_settings(BLUESKY_HANDLE="jane.bsky.social"))
     assert build_source(make_settings()) is None
+
+
+def test_plnbot_run_once_with_a_wrong_password_says_which_variable(fake, db_url):
+    from tests.support.cli import json_messages, run_plnbot
+
+    env = {"BLUESKY_HANDLE": fake.handle, "BLUESKY_APP_PASSWORD": "nope-nope-nope",
+           "BLUESKY_BASE_URL": fake.url}
+    result = run_plnbot("run", "--once", "--json", "--db", db_url, env=env)
+    assert result.returncode == 0, result.stderr
+    [error] = json_messages(result.stdout)
+    assert error["kind"] == "source_error" and "BLUESKY_APP_PASSWORD" in error["text"]
+    assert "nope-nope-nope" not in result.stdout + result.stderr

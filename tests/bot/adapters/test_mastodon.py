@@ -318,3 +318,19 @@ def test_the_runner_registers_the_sender(fake):
     config = make_settings(MASTODON_BASE_URL=fake.url, MASTODON_ACCESS_TOKEN=fake.token)
     senders = configured_senders(configured_sources(config))
     assert isinstance(senders["mastodon"], MastodonSender)
+
+
+def test_plnbot_run_once_polls_mastodon_and_resumes_from_the_database(fake, db_url):
+    from tests.support.cli import json_messages, run_plnbot
+
+    env = {"MASTODON_BASE_URL": fake.url, "MASTODON_ACCESS_TOKEN": fake.token}
+    fake.follow(make_account("ann", display_name="Ann Smith", note=TEACHER))
+    first = run_plnbot("run", "--once", "--json", "--db", db_url, env=env)
+    assert first.returncode == 0, first.stderr
+    assert [m["kind"] for m in json_messages(first.stdout)] == ["reply"]
+    fake.follow(make_account("bob", display_name="Bob Jones", note=TEACHER))
+    second = run_plnbot("run", "--once", "--json", "--db", db_url, env=env)
+    [arrival] = json_messages(second.stdout)
+    assert arrival["kind"] == "new_connection"
+    assert arrival["contact"]["handle"] == "bob@school.social"
+    assert fake.token not in first.stderr + second.stderr
