@@ -145,7 +145,7 @@ class BlueskySource:
         if not self.backoff.ready(app.clock()):
             return
         try:
-            await self._poll(app)
+            await self._poll_with_fresh_session(app)
         except AtProtocolError as exc:
             await self._failed(app, exc)
             return
@@ -153,6 +153,19 @@ class BlueskySource:
         await app.handle(SourceChecked(owner_ref=app.settings.owner_ref, platform=PLATFORM,
                                        account_external_id=self.client.did or "",
                                        account_handle=self.client.handle))
+
+    async def _poll_with_fresh_session(self, app) -> None:
+        """A session that expired while the bot ran is renewed by logging in again, once;
+        only a login that fails is the owner's problem."""
+        had_session = self.client.did is not None
+        try:
+            await self._poll(app)
+        except (UnauthorizedError, LoginRequiredError):
+            if not had_session:
+                raise
+            log.info("the Bluesky session was refused; logging in again")
+            self.client.forget_session()
+            await self._poll(app)
 
     async def _poll(self, app) -> None:
         await self.client.ensure_login()

@@ -205,3 +205,23 @@ def test_plnbot_run_once_with_a_wrong_password_says_which_variable(fake, db_url)
     [error] = json_messages(result.stdout)
     assert error["kind"] == "source_error" and "BLUESKY_APP_PASSWORD" in error["text"]
     assert "nope-nope-nope" not in result.stdout + result.stderr
+
+
+async def test_a_429_waits_for_the_window_and_retries(app, fake, source, clock, sleep):
+    await baseline(app, fake, source)
+    fake.ratelimit_reset = clock.now.replace(minute=2)
+    fake.fail("listNotifications", 429)
+    fake.follow(make_profile("Hal"))
+    await source.poll(app)
+    assert sleep.calls == [pytest.approx(120, abs=1)]
+    assert [m.kind for m in app.surface.pop()] == ["new_connection"]
+
+
+async def test_a_refused_session_is_renewed_without_bothering_the_owner(app, fake, source):
+    await baseline(app, fake, source)
+    fake.access_token = fake.access_token[:-4] + "AAAA"  # the old session is no longer valid
+    fake.follow(make_profile("Ivy"))
+    await source.poll(app)
+    assert [m.kind for m in app.surface.pop()] == ["new_connection"]
+    logins = [p for _, p in fake.requests if "createSession" in p]
+    assert len(logins) == 2
