@@ -12,28 +12,19 @@ layer (rate-limit bookkeeping, translation, the database baseline).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
-import platform
-import resource
-import sys
 import tempfile
-import time
-from pathlib import Path
 
 from atproto_client import AsyncClient
 from mastodon import Mastodon
 
+from bench.common import parse_args, peak_rss_mb, report, timed
 from bot.adapters import bluesky, mastodon
 from bot.app import App, open_database
 from bot.config import Settings
 from tests.support.fake_bluesky import RunningBluesky, make_profile
 from tests.support.fake_mastodon import RunningMastodon, make_account
 from tests.support.fakes import FakeClock, FakeSleep, FakeSurface
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def new_app(settings: Settings, folder: str) -> App:
@@ -82,12 +73,6 @@ async def bluesky_ours(fake, folder: str) -> int:
     return int(app.surface.pop()[0].fields["count"])
 
 
-def timed(func):
-    start = time.perf_counter()
-    value = func()
-    return time.perf_counter() - start, value
-
-
 def run(followers: int) -> dict:
     figures: dict = {"followers": followers}
     with RunningMastodon() as fake, tempfile.TemporaryDirectory() as folder:
@@ -107,27 +92,13 @@ def run(followers: int) -> dict:
         assert n1 == n2 == followers, (n1, n2)
         figures.update(bluesky_baseline_s=round(base, 3), bluesky_ours_s=round(ours, 3),
                        bluesky_ratio=round(ours / base, 2))
-    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    figures["peak_rss_mb"] = round(peak_rss_mb(), 1)
     return figures
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller, quicker version")
-    args = parser.parse_args()
-    figures = run(400 if args.quick else 3000)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "sources.json"
-    path.write_text(json.dumps({
-        "benchmark": "sources", "figures": figures,
-        "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
-                    "cpus": os.cpu_count()},
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }, indent=2))
-    print("== sources (full follower reconciliation: ours vs the bare client)")
-    for key, value in figures.items():
-        print(f"   {key}: {value}")
-    print(f"   (written to {path})")
+    args = parse_args(__doc__.splitlines()[0])
+    report("sources", run(400 if args.quick else 3000))
 
 
 if __name__ == "__main__":
