@@ -312,12 +312,14 @@ def test_half_a_configuration_is_a_clear_error():
     assert build_source(make_settings()) is None
 
 
-def test_the_runner_registers_the_sender(fake):
-    from bot.runner import configured_senders, configured_sources
+def test_the_app_registers_the_sources_sender(fake, settings, db_url, surface):
+    from bot.app import open_database
+    from bot.runner import configured_sources
 
     config = make_settings(MASTODON_BASE_URL=fake.url, MASTODON_ACCESS_TOKEN=fake.token)
-    senders = configured_senders(configured_sources(config))
-    assert isinstance(senders["mastodon"], MastodonSender)
+    app = App(settings=settings, engine=open_database(settings, db_url), surface=surface,
+              sources=configured_sources(config))
+    assert isinstance(app.senders["mastodon"], MastodonSender)
 
 
 def test_plnbot_run_once_polls_mastodon_and_resumes_from_the_database(fake, db_url):
