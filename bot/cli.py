@@ -198,6 +198,32 @@ def x_archive(path: Path, as_json: bool, db_url: str | None) -> None:
     asyncio.run(import_and_report(app, archive.event(settings.owner_ref)))
 
 
+@import_group.command("mastodon-csv")
+@click.argument("path", type=click.Path(path_type=Path))
+@json_option
+@db_option
+@friendly
+def mastodon_csv(path: Path, as_json: bool, db_url: str | None) -> None:
+    """Import the accounts you follow from Mastodon's following_accounts.csv.
+
+    Both the export with the header "Account address,Show boosts,…" and the older one
+    with one address per line work. Nobody gets a welcome draft (you chose to follow
+    them); importing the same file again changes nothing.
+    """
+    from bot.adapters.mastodon_csv import ExportFileError, following_profiles
+    from bot.events import NetworkImported
+
+    settings = settings_and_logging()
+    try:
+        following = following_profiles(path)
+    except ExportFileError as exc:
+        raise UserError(str(exc)) from None
+    app = console_app(settings, db_url, as_json=as_json)
+    event = NetworkImported(owner_ref=settings.owner_ref, platform="mastodon", followers=[],
+                            following=following, source=path.name)
+    asyncio.run(import_and_report(app, event))
+
+
 async def import_and_report(app, event) -> None:
     """Dispatch an import; the dispatcher logs failures, so say plainly that it failed."""
     await app.dispatcher.dispatch(event)

@@ -35,6 +35,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "handlers.nudges",
     "handlers.digest",
     "handlers.lost",
+    "handlers.requests",
     "handlers.sources",
     "handlers.imports",
 )

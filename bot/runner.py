@@ -40,21 +40,38 @@ def configured_sources(settings) -> list:
     return sources
 
 
+def close_sources(sources) -> None:
+    """Stop what sources run in the background (e.g. the Mastodon stream)."""
+    for source in sources:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+
+
 async def run_bot(settings, db_url: str | None, *, once: bool, as_json: bool) -> None:
     """The owner's chat surface is Discord DMs when ``DISCORD_TOKEN`` is set, else the
     console (stdin/stdout)."""
     from bot.adapters.console import ConsoleSurface
     from bot.app import open_database
-    from bot.scheduler import build_scheduler
 
     engine = open_database(settings, db_url)
-    if settings.discord_token is not None and settings.discord_token.get_secret_value():
-        from bot.adapters.discord import run_discord
+    sources = configured_sources(settings)
+    try:
+        if settings.discord_token is not None and settings.discord_token.get_secret_value():
+            from bot.adapters.discord import run_discord
 
-        await run_discord(settings, engine, sources=configured_sources(settings), once=once)
-        return
-    app = App(settings=settings, engine=engine, surface=ConsoleSurface(json_mode=as_json),
-              sources=configured_sources(settings))
+            await run_discord(settings, engine, sources=sources, once=once)
+            return
+        app = App(settings=settings, engine=engine, surface=ConsoleSurface(json_mode=as_json),
+                  sources=sources)
+        await _run_app(app, settings, once=once)
+    finally:
+        close_sources(sources)
+
+
+async def _run_app(app: App, settings, *, once: bool) -> None:
+    from bot.scheduler import build_scheduler
+
     await app.poll_sources()
     await app.catch_up()
     if once:

@@ -74,7 +74,8 @@ def import_network(
                          handle_ids=[handles[i] for i in members])
         result.new_connections += added
         result.already_known += len(members) - added
-    account.baseline_done = True
+    if lists["follower"]:  # a following-only export (Mastodon's CSV) is no follower baseline
+        account.baseline_done = True
     ctx.session.add(account)
     return result
 
@@ -85,8 +86,27 @@ def _unique(profiles: Iterable[Profile]) -> dict[str, Profile]:
 
 def _handles_for(ctx: Context, *, account: Account, people: dict[str, Profile]) -> dict[str, int]:
     """external id → handle id for the people already known."""
-    return store.handle_ids(ctx.session, owner_id=ctx.owner.id, platform=account.platform,
-                            external_ids=list(people))
+    found = store.handle_ids(ctx.session, owner_id=ctx.owner.id, platform=account.platform,
+                             external_ids=list(people))
+    return {**found, **_handles_by_address(ctx, account=account, people=people, found=found)}
+
+
+def _handles_by_address(ctx: Context, *, account: Account, people: dict[str, Profile],
+                        found: dict[str, int]) -> dict[str, int]:
+    """Address-only exports (Mastodon's CSV) name people ``acct:<address>``; someone a live
+    sync already knows by their platform id is matched by address instead."""
+    wanted = {repo.normalise_handle(p.handle): external_id for external_id, p in people.items()
+              if external_id.startswith("acct:") and external_id not in found}
+    matched: dict[str, int] = {}
+    for batch in store.chunks(list(wanted)):
+        rows = ctx.session.exec(
+            select(Handle.handle, Handle.id).where(
+                Handle.owner_id == ctx.owner.id, Handle.platform == account.platform,
+                col(Handle.handle).in_(batch),
+            )
+        )
+        matched.update({wanted[address]: handle_id for address, handle_id in rows})
+    return matched
 
 
 def _create_people(ctx, *, account, people, known, lists) -> dict[str, int]:

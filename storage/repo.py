@@ -98,13 +98,17 @@ def upsert_handle(
     handle = find_handle(
         session, owner=owner, platform=profile.platform, external_id=profile.external_id
     )
+    placeholder = None if handle else _imported_placeholder(session, owner=owner, profile=profile)
+    handle = handle or placeholder
     if handle is not None:
+        handle.external_id = profile.external_id
         handle.handle = normalise_handle(profile.handle) or handle.handle
         handle.display_handle = profile.handle or handle.display_handle
         handle.profile_json = profile_json(profile)
         handle.accepts_dms = profile.accepts_dms
         contact = session.get(Contact, handle.contact_id)
-        if profile.name and contact.name == placeholder_name(profile.platform, handle.external_id):
+        unnamed = placeholder_name(profile.platform, handle.external_id)
+        if profile.name and (placeholder is not None or contact.name == unnamed):
             contact.name = profile.name
         return handle, contact, False
     contact = Contact(
@@ -123,6 +127,14 @@ def upsert_handle(
     session.add(handle)
     session.flush()
     return handle, contact, True
+
+
+def _imported_placeholder(session: Session, *, owner: Owner, profile: Profile):
+    """A handle an export created by address (``acct:<address>``) before its id was known."""
+    return find_handle(
+        session, owner=owner, platform=profile.platform,
+        external_id=f"acct:{normalise_handle(profile.handle)}",
+    )
 
 
 def handles_of(session: Session, *, owner: Owner, contact: Contact) -> list[Handle]:

@@ -1,8 +1,349 @@
-"""bluesky connection source."""
+"""Bluesky as a connection source and, where the person allows it, a chat sender (atproto).
+
+- New followers come from ``app.bsky.notification.listNotifications`` (reason
+  ``follow``), newest first, down to the newest one already handled; its time is the
+  stored cursor (``Account.cursor``), so a restart resumes exactly there.
+- The follower list is reconciled page by page (``getFollowers``) for the quiet
+  baseline and every ``PLNBOT_RECONCILE_HOURS``.
+- An approved welcome goes through the chat service (``getConvoForMembers`` +
+  ``sendMessage``, at most 1,000 graphemes), but only when the person's
+  ``associated.chat.allowIncoming`` lets the owner write to them; otherwise the owner
+  is told to send the text by hand.
+
+atproto's ``AsyncClient`` runs on the event loop; its responses pass through an
+httpx hook that reads Bluesky's ``ratelimit-*`` headers for the waits.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-def build_source(settings):
-    """The bluesky source when it is configured, else None."""
-    return None
+import httpx
+import regex
+from atproto_client import AsyncClient
+from atproto_client.exceptions import (
+    BadRequestError,
+    LoginRequiredError,
+    NetworkError,
+    RateLimitExceededError,
+    RequestErrorBase,
+    UnauthorizedError,
+)
+from atproto_client.models.utils import get_model_as_dict
+from atproto_client.request import AsyncRequest
+from atproto_core.exceptions import AtProtocolError
+
+from bot.adapters import state
+from bot.adapters.limits import Backoff, RateLimiter, Sleep
+from bot.adapters.translate import bluesky_profile
+from bot.config import ConfigError, Settings
+from bot.context import Clock, SendRefused, utcnow
+from bot.events import NewConnection, Profile, SnapshotReceived, SourceChecked
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "bluesky"
+DEFAULT_BASE_URL = "https://bsky.social"
+NOTIFICATION_PAGE = 50
+FOLLOWER_PAGE = 100
+MAX_PAGES = 1000
+MAX_GRAPHEMES = 1000
+RATE_LIMIT_RETRIES = 3
+PASSWORD_HINT = ("Create an app password (Settings → Privacy and security → App passwords) "
+                 "and set BLUESKY_APP_PASSWORD")
+
+
+class BlueskyClient:
+    """One logged-in atproto client, within Bluesky's rate limits."""
+
+    def __init__(self, settings: Settings, *, clock: Clock = utcnow,
+                 sleep: Sleep = asyncio.sleep) -> None:
+        self.base_url = (settings.bluesky_base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.login_handle = (settings.bluesky_handle or "").strip().lstrip("@")
+        self._password = settings.bluesky_app_password
+        self.limiter = RateLimiter(prefix="ratelimit-", clock=clock, sleep=sleep)
+        request = AsyncRequest(timeout=30, event_hooks={"response": [self._observe]})
+        self.api = AsyncClient(base_url=self.base_url, request=request)
+        self.did: str | None = None
+        self.handle: str = self.login_handle
+
+    async def _observe(self, response: httpx.Response) -> None:
+        self.limiter.observe(response.headers)
+
+    async def call(self, func: Callable, *args, **kwargs):
+        """``await func(...)``; a 429 waits for the window and tries again."""
+        for attempt in range(RATE_LIMIT_RETRIES):
+            await self.limiter.wait_if_spent()
+            try:
+                return await func(*args, **kwargs)
+            except RateLimitExceededError:
+                if attempt == RATE_LIMIT_RETRIES - 1:
+                    raise
+                await self.limiter.wait_after_refusal()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def ensure_login(self) -> str:
+        """Log in once (``createSession``); the client refreshes the session itself."""
+        if self.did is None:
+            await self.call(self.api.login, self.login_handle, self._password.get_secret_value(),
+                            fetch_bsky_profile=False)
+            session = self.api._session
+            self.did, self.handle = session.did, session.handle
+        return self.did
+
+    def forget_session(self) -> None:
+        self.did = None
+
+
+def as_dict(model: Any) -> dict[str, Any]:
+    return get_model_as_dict(model)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def describe_failure(exc: Exception, base_url: str) -> tuple[str, str]:
+    """(a stable problem code, the message for the owner) for a failed call."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(exc, UnauthorizedError | LoginRequiredError):
+        return "auth", (f"Bluesky refused the login ({status or 'unauthorized'}): check "
+                        f"BLUESKY_HANDLE and BLUESKY_APP_PASSWORD. {PASSWORD_HINT}.")
+    if isinstance(exc, RateLimitExceededError):
+        return "rate", ("Bluesky keeps refusing requests as rate limited; the bot waits and "
+                        "retries later.")
+    if isinstance(exc, BadRequestError):
+        return "config", (f"Bluesky did not accept the bot's request ({exc}). Check "
+                          f"BLUESKY_HANDLE (your handle, e.g. jane.bsky.social).")
+    reason = f"HTTP {status}" if status else type(exc).__name__
+    return "server", (f"Cannot reach Bluesky at {base_url} ({reason}). The bot keeps retrying "
+                      f"with increasing pauses; check BLUESKY_BASE_URL if you set it.")
+
+
+class BlueskySource:
+    """Polls the owner's Bluesky account into events."""
+
+    platform = PLATFORM
+
+    def __init__(self, settings: Settings, client: BlueskyClient) -> None:
+        self.settings = settings
+        self.client = client
+        self.sender = BlueskySender(client)
+        self.backoff = Backoff()
+
+    async def poll(self, app) -> None:
+        if not self.backoff.ready(app.clock()):
+            return
+        try:
+            await self._poll_with_fresh_session(app)
+        except AtProtocolError as exc:
+            await self._failed(app, exc)
+            return
+        self.backoff.succeeded()
+        await app.handle(SourceChecked(owner_ref=app.settings.owner_ref, platform=PLATFORM,
+                                       account_external_id=self.client.did or "",
+                                       account_handle=self.client.handle))
+
+    async def _poll_with_fresh_session(self, app) -> None:
+        """A session that expired while the bot ran is renewed by logging in again, once;
+        only a login that fails is the owner's problem."""
+        had_session = self.client.did is not None
+        try:
+            await self._poll(app)
+        except (UnauthorizedError, LoginRequiredError):
+            if not had_session:
+                raise
+            log.info("the Bluesky session was refused; logging in again")
+            self.client.forget_session()
+            await self._poll(app)
+
+    async def _poll(self, app) -> None:
+        await self.client.ensure_login()
+        current = state.load_state(app, PLATFORM)
+        if current.cursor is None:
+            newest = await self._newest_follow_time()
+            state.save_cursor(app, PLATFORM, newest or app.clock().isoformat())
+        else:
+            await self._catch_up(app, current.cursor)
+        if current.reconcile_due(app.clock(), timedelta(hours=self.settings.reconcile_hours)):
+            await self.reconcile(app)
+
+    async def _failed(self, app, exc: AtProtocolError) -> None:
+        if isinstance(exc, UnauthorizedError | LoginRequiredError):
+            self.client.forget_session()
+        delay = self.backoff.failed(app.clock())
+        log.warning("Bluesky poll failed (%s); next attempt in %s", type(exc).__name__, delay)
+        code, message = describe_failure(exc, self.client.base_url)
+        await app.handle(SourceChecked(owner_ref=app.settings.owner_ref, platform=PLATFORM,
+                                       problem=code, text=message))
+
+    # -- follow notifications -----------------------------------------------------------
+    async def _notifications(self, cursor: str | None = None, limit: int | None = None):
+        params = {"reasons": ["follow"], "limit": limit or NOTIFICATION_PAGE}
+        if cursor:
+            params["cursor"] = cursor
+        return await self.client.call(
+            self.client.api.app.bsky.notification.list_notifications, params=params)
+
+    async def _newest_follow_time(self) -> str | None:
+        page = await self._notifications(limit=1)
+        return page.notifications[0].indexed_at if page.notifications else None
+
+    async def fetch_since(self, seen: str) -> list[Any]:
+        """Follow notifications newer than ``seen``, oldest first."""
+        seen_at = parse_time(seen)
+        found: list[Any] = []
+        page_cursor = None
+        for _ in range(MAX_PAGES):
+            page = await self._notifications(page_cursor)
+            fresh = [n for n in page.notifications
+                     if n.reason == "follow" and _is_newer(n.indexed_at, seen_at)]
+            found.extend(fresh)
+            if len(fresh) < len(page.notifications) or not page.cursor:
+                break
+            page_cursor = page.cursor
+        return sorted(found, key=lambda n: parse_time(n.indexed_at))
+
+    async def _catch_up(self, app, seen: str) -> None:
+        for notification in await self.fetch_since(seen):
+            profile = bluesky_profile(as_dict(notification.author))
+            await app.handle(NewConnection(owner_ref=app.settings.owner_ref, profile=profile,
+                                           at=parse_time(notification.indexed_at)))
+            state.save_cursor(app, PLATFORM, notification.indexed_at)
+
+    # -- reconciliation -----------------------------------------------------------------
+    async def reconcile(self, app) -> None:
+        """The whole follower list, page by page; an interruption makes it partial."""
+        profiles: list[Profile] = []
+        complete, cursor = True, None
+        get_followers = self.client.api.app.bsky.graph.get_followers
+        page = await self.client.call(get_followers, params=self._followers_params(None))
+        try:
+            for _ in range(MAX_PAGES):
+                profiles.extend(bluesky_profile(as_dict(f)) for f in page.followers)
+                cursor = page.cursor
+                if not cursor or not page.followers:
+                    break
+                page = await self.client.call(get_followers,
+                                              params=self._followers_params(cursor))
+        except (NetworkError, RateLimitExceededError) as exc:
+            log.warning("Bluesky follower list interrupted after %d (%s); treating it as "
+                        "partial", len(profiles), type(exc).__name__)
+            complete = False
+        await app.handle(SnapshotReceived(
+            owner_ref=app.settings.owner_ref, platform=PLATFORM, profiles=profiles,
+            complete=complete, account_external_id=self.client.did or "",
+            account_handle=self.client.handle,
+        ))
+
+    def _followers_params(self, cursor: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"actor": self.client.did, "limit": FOLLOWER_PAGE}
+        if cursor:
+            params["cursor"] = cursor
+        return params
+
+
+def _is_newer(indexed_at: str, seen_at: datetime | None) -> bool:
+    moment = parse_time(indexed_at)
+    return seen_at is None or (moment is not None and moment > seen_at)
+
+
+def grapheme_count(text: str) -> int:
+    return len(regex.findall(r"\X", text))
+
+
+def chat_allowed(profile: dict[str, Any]) -> tuple[bool, str]:
+    """Whether the owner may open a chat with this person, and their setting.
+
+    Bluesky's default (no setting published) is "following": only people the person
+    follows may write — i.e. they must follow the owner.
+    """
+    chat = ((profile.get("associated") or {}).get("chat") or {})
+    allow = chat.get("allowIncoming") or "following"
+    if allow == "all":
+        return True, allow
+    if allow == "following":
+        return bool((profile.get("viewer") or {}).get("followedBy")), allow
+    return False, allow
+
+
+class BlueskySender:
+    """Sends an approved welcome as a Bluesky chat message when the person allows it."""
+
+    platform = PLATFORM
+
+    def __init__(self, client: BlueskyClient) -> None:
+        self.client = client
+
+    async def send_welcome(self, *, handle, text: str) -> str:
+        shown = f"@{(getattr(handle, 'display_handle', '') or handle.handle).lstrip('@')}"
+        if grapheme_count(text) > MAX_GRAPHEMES:
+            raise SendRefused(f"Bluesky chat messages hold at most {MAX_GRAPHEMES} characters; "
+                              f"this welcome has {grapheme_count(text)}. Shorten it with `edit`.")
+        try:
+            await self.client.ensure_login()
+            await self._check_allowed(handle.external_id, shown, text)
+            dm = self.client.api.with_bsky_chat_proxy()
+            convo = await self.client.call(dm.chat.bsky.convo.get_convo_for_members,
+                                           params={"members": [handle.external_id]})
+            await self.client.call(dm.chat.bsky.convo.send_message, data={
+                "convo_id": convo.convo.id, "message": {"text": text}})
+        except UnauthorizedError:
+            raise SendRefused(
+                "Not sent: Bluesky refused the chat. The app password must allow direct "
+                "messages: create one with \"Allow access to your direct messages\" ticked and "
+                "set BLUESKY_APP_PASSWORD.") from None
+        except BadRequestError as exc:
+            raise SendRefused(self._by_hand(shown, text, f"Bluesky said: {exc}")) from None
+        except AtProtocolError as exc:
+            raise SendRefused(self._unreachable(exc)) from None
+        return f"Sent to {shown} as a Bluesky chat message."
+
+    async def _check_allowed(self, did: str, shown: str, text: str) -> None:
+        profile = await self.client.call(self.client.api.app.bsky.actor.get_profile,
+                                         params={"actor": did})
+        allowed, setting = chat_allowed(as_dict(profile))
+        if not allowed:
+            reason = ("they accept chats from nobody" if setting == "none" else
+                      "they accept chats only from people they follow")
+            raise SendRefused(self._by_hand(shown, text, reason))
+
+    @staticmethod
+    def _by_hand(shown: str, text: str, reason: str) -> str:
+        return (f"Not sent: {shown} cannot get a Bluesky chat from you ({reason}). Send it by "
+                f"hand instead (a reply or a mention):\n{text}")
+
+    def _unreachable(self, exc: AtProtocolError) -> str:
+        if isinstance(exc, RateLimitExceededError):
+            return "Not sent: Bluesky is rate limiting the bot. Try `send` again later."
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        detail = f"HTTP {status}" if isinstance(exc, RequestErrorBase) and status else \
+            type(exc).__name__
+        return f"Not sent: cannot reach Bluesky ({detail}). Try `send` again later."
+
+
+def build_source(settings: Settings, *, clock: Clock = utcnow,
+                 sleep: Sleep = asyncio.sleep) -> BlueskySource | None:
+    """The Bluesky source when BLUESKY_HANDLE and BLUESKY_APP_PASSWORD are set."""
+    handle = (settings.bluesky_handle or "").strip()
+    password = settings.bluesky_app_password
+    has_password = bool(password and password.get_secret_value().strip())
+    if not handle and not has_password:
+        return None
+    if not handle:
+        raise ConfigError("BLUESKY_APP_PASSWORD is set but BLUESKY_HANDLE is not: set it to "
+                          "your handle, e.g. jane.bsky.social")
+    if not has_password:
+        raise ConfigError(f"BLUESKY_HANDLE is set but BLUESKY_APP_PASSWORD is not. "
+                          f"{PASSWORD_HINT} (see config.example.env).")
+    return BlueskySource(settings, BlueskyClient(settings, clock=clock, sleep=sleep))

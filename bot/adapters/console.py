@@ -24,6 +24,7 @@ LABELS = {
     "nudge": "Nudge",
     "digest": "Weekly digest",
     "error": "Error",
+    "follow_request": "Follow request",
 }
 
 

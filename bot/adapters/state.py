@@ -1,0 +1,64 @@
+"""A polling source's own durable state: its cursor and when it last reconciled.
+
+Sources keep their place in the database (``Account.cursor``), never in memory, so a
+restart resumes where the last committed poll stopped. The cursor is saved only
+*after* the events it covers were handled: a crash in between re-delivers them, and
+the handlers treat a repeated arrival as already known, so nothing is lost or doubled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlmodel import select
+
+from storage import repo
+from storage.db import session_scope
+from storage.models import Account, Connection, Handle, Owner
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+
+@dataclass
+class SourceState:
+    baseline_done: bool
+    cursor: str | None
+    last_reconciled_at: datetime | None
+
+    def reconcile_due(self, now: datetime, every: timedelta) -> bool:
+        if not self.baseline_done or self.last_reconciled_at is None:
+            return True
+        return now - self.last_reconciled_at >= every
+
+
+def _account(session, app: App, platform: str) -> Account:
+    owner = session.get(Owner, app.owner_id)
+    return repo.get_or_create_account(session, owner=owner, platform=platform)
+
+
+def load_state(app: App, platform: str) -> SourceState:
+    with session_scope(app.engine) as session:
+        account = _account(session, app, platform)
+        return SourceState(account.baseline_done, account.cursor, account.last_reconciled_at)
+
+
+def save_cursor(app: App, platform: str, cursor: str) -> None:
+    with session_scope(app.engine) as session:
+        account = _account(session, app, platform)
+        account.cursor = cursor
+        session.add(account)
+
+
+def connected_handles(app: App, platform: str, kind: str = "follower") -> dict[str, str]:
+    """external id → handle of everyone ever connected to the owner's account (any state)."""
+    with session_scope(app.engine) as session:
+        account = _account(session, app, platform)
+        rows = session.exec(
+            select(Handle.external_id, Handle.handle)
+            .join(Connection, Connection.handle_id == Handle.id)
+            .where(Connection.account_id == account.id, Connection.kind == kind)
+        )
+        return {external_id: handle for external_id, handle in rows}

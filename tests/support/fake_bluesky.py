@@ -1,0 +1,252 @@
+"""A small Bluesky PDS + chat service on 127.0.0.1 for tests of the real atproto client.
+
+Profiles are the recorded ``getFollows`` profile views in
+tests/fixtures/recorded/bluesky/ (real accounts, real shapes). The session's DID
+document names this server as the PDS, so every call after ``createSession`` stays
+local, including the chat calls that atproto sends with the ``atproto-proxy`` header.
+Responses carry Bluesky's ``ratelimit-*`` headers; errors use XRPC error bodies.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tests.support.servers import ServerThread
+
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "bluesky"
+HANDLE = "teacher.bsky.social"
+PASSWORD = "abcd-efgh-ijkl-mnop"
+OWNER_DID = "did:plc:owner0000000000000000001"
+CHAT_PROXY = "did:web:api.bsky.chat#bsky_chat"
+
+
+@cache
+def recorded_follows() -> list[dict[str, Any]]:
+    return json.loads((RECORDED / "get_follows.json").read_text(encoding="utf-8"))["follows"]
+
+
+def recorded_profile(index: int, *, allow: str | None = None) -> dict[str, Any]:
+    """A recorded profile view; ``allow`` overrides its chat setting ("none" removes DMs)."""
+    view = copy.deepcopy(recorded_follows()[index % len(recorded_follows())])
+    view.pop("viewer", None)
+    if allow is not None:
+        view.setdefault("associated", {})["chat"] = {"allowIncoming": allow}
+    return view
+
+
+_seq = itertools.count(1)
+
+
+def make_profile(name: str, *, description: str = "", allow: str | None = "all") -> dict:
+    """A profile view in the recorded shape with a fresh DID and handle."""
+    view = recorded_profile(0, allow=allow)
+    number = next(_seq)
+    view.update(did=f"did:plc:fake{number:020d}",
+                handle=f"{name.split()[0].lower()}{number}.bsky.social",
+                displayName=name, description=description)
+    if allow is None:
+        view.pop("associated", None)
+    return view
+
+
+def jwt(payload: dict[str, Any]) -> str:
+    def part(data: dict) -> str:
+        raw = json.dumps(data).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return f"{part({'typ': 'at+jwt', 'alg': 'ES256K'})}.{part(payload)}.c2lnbmF0dXJl"
+
+
+@dataclass
+class FakeBluesky:
+    handle: str = HANDLE
+    password: str = PASSWORD
+    did: str = OWNER_DID
+    followers: list[dict[str, Any]] = field(default_factory=list)  # newest first
+    notifications: list[dict[str, Any]] = field(default_factory=list)  # newest first
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[tuple[str, int]] = field(default_factory=list)
+    ratelimit_remaining: int = 2999
+    ratelimit_reset: datetime = field(
+        default_factory=lambda: datetime(2026, 11, 2, 9, 5, tzinfo=UTC))
+    clock: datetime = field(default_factory=lambda: datetime(2026, 11, 2, 8, 0, tzinfo=UTC))
+    url: str = ""
+    access_token: str = ""
+
+    # -- what tests set up ---------------------------------------------------------------
+    def follow(self, profile: dict[str, Any]) -> dict:
+        """Someone follows the owner: a follower and a ``follow`` notification."""
+        self.followers.insert(0, profile)
+        self.clock += timedelta(minutes=1)
+        indexed = self.clock.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        notification = {
+            "uri": f"at://{profile['did']}/app.bsky.graph.follow/3l{next(_seq):011d}",
+            "cid": "bafyreihxsmwb5dfrhfwi7kqovbfjipxgkgdukxnjtmtemhchkp4ywdtn5a",
+            "author": profile, "reason": "follow", "isRead": False, "indexedAt": indexed,
+            "record": {"$type": "app.bsky.graph.follow", "subject": self.did,
+                       "createdAt": indexed},
+            "labels": [],
+        }
+        self.notifications.insert(0, notification)
+        return notification
+
+    def fail(self, path_part: str, status: int, times: int = 1) -> None:
+        self.failures.extend([(path_part, status)] * times)
+
+    # -- HTTP ----------------------------------------------------------------------------
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware])
+        routes = {
+            "com.atproto.server.createSession": self._create_session,
+            "app.bsky.notification.listNotifications": self._list_notifications,
+            "app.bsky.graph.getFollowers": self._get_followers,
+            "app.bsky.actor.getProfile": self._get_profile,
+            "chat.bsky.convo.getConvoForMembers": self._get_convo,
+            "chat.bsky.convo.sendMessage": self._send_message,
+        }
+        for nsid, handler in routes.items():
+            app.router.add_route("*", f"/xrpc/{nsid}", handler)
+        return app
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler):
+        self.requests.append((request.method, request.path_qs))
+        for index, (part, status) in enumerate(self.failures):
+            if part in request.path:
+                del self.failures[index]
+                return self._limits(self._error(status))
+        if not request.path.endswith("createSession") and \
+                request.headers.get("Authorization") != f"Bearer {self._access()}":
+            return self._limits(_xrpc_error(401, "AuthenticationRequired", "Invalid token"))
+        return self._limits(await handler(request))
+
+    def _error(self, status: int) -> web.Response:
+        names = {401: "AuthenticationRequired", 429: "RateLimitExceeded",
+                 400: "InvalidRequest"}
+        return _xrpc_error(status, names.get(status, "InternalServerError"), "failure")
+
+    def _limits(self, response: web.Response) -> web.Response:
+        self.ratelimit_remaining = max(0, self.ratelimit_remaining - 1)
+        response.headers["ratelimit-limit"] = "3000"
+        response.headers["ratelimit-remaining"] = str(self.ratelimit_remaining)
+        response.headers["ratelimit-reset"] = str(int(self.ratelimit_reset.timestamp()))
+        response.headers["ratelimit-policy"] = "3000;w=300"
+        return response
+
+    def _access(self) -> str:
+        if not self.access_token:
+            self.access_token = self._new_access()
+        return self.access_token
+
+    def _new_access(self) -> str:
+        return jwt({"scope": "com.atproto.appPassPrivileged", "sub": self.did,
+                    "iat": int(time.time()), "exp": int(time.time()) + 7200,
+                    "aud": "did:web:fake.pds"})
+
+    async def _create_session(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if body.get("identifier") != self.handle or body.get("password") != self.password:
+            return _xrpc_error(401, "AuthenticationRequired", "Invalid identifier or password")
+        did_doc = {
+            "@context": ["https://www.w3.org/ns/did/v1"], "id": self.did,
+            "alsoKnownAs": [f"at://{self.handle}"],
+            "service": [{"id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
+                         "serviceEndpoint": self.url}],
+        }
+        return web.json_response({
+            "accessJwt": self._access(), "refreshJwt": jwt({"sub": self.did, "exp": 2**31}),
+            "handle": self.handle, "did": self.did, "didDoc": did_doc, "active": True,
+        })
+
+    async def _list_notifications(self, request: web.Request) -> web.Response:
+        reasons = request.query.getall("reasons", [])
+        items = [n for n in self.notifications if not reasons or n["reason"] in reasons]
+        return _paged(request, items, "notifications")
+
+    async def _get_followers(self, request: web.Request) -> web.Response:
+        if request.query.get("actor") not in (self.did, self.handle):
+            return _xrpc_error(400, "InvalidRequest", "Profile not found")
+        subject = recorded_profile(1)
+        subject.update(did=self.did, handle=self.handle)
+        return _paged(request, self.followers, "followers", subject=subject)
+
+    def _person(self, did: str) -> dict[str, Any] | None:
+        for profile in self.followers:
+            if profile["did"] == did:
+                return profile
+        return None
+
+    async def _get_profile(self, request: web.Request) -> web.Response:
+        person = self._person(request.query.get("actor", ""))
+        if person is None:
+            return _xrpc_error(400, "InvalidRequest", "Profile not found")
+        view = dict(person, followersCount=10, followsCount=10, postsCount=3,
+                    viewer={"muted": False, "blockedBy": False,
+                            "followedBy": f"at://{person['did']}/app.bsky.graph.follow/3x"})
+        return web.json_response(view)
+
+    async def _get_convo(self, request: web.Request) -> web.Response:
+        if request.headers.get("atproto-proxy") != CHAT_PROXY:
+            return _xrpc_error(400, "InvalidRequest", "chat calls need the bsky_chat proxy")
+        member = self._person(request.query.get("members", ""))
+        if member is None:
+            return _xrpc_error(400, "InvalidRequest", "Profile not found")
+        if ((member.get("associated") or {}).get("chat") or {}).get("allowIncoming") == "none":
+            return _xrpc_error(400, "InvalidRequest", "recipient has disabled incoming messages")
+        basic = {k: member[k] for k in ("did", "handle", "displayName") if k in member}
+        owner = {"did": self.did, "handle": self.handle}
+        return web.json_response({"convo": {
+            "id": f"convo-{member['did'][-6:]}", "rev": "222", "members": [owner, basic],
+            "muted": False, "unreadCount": 0}})
+
+    async def _send_message(self, request: web.Request) -> web.Response:
+        if request.headers.get("atproto-proxy") != CHAT_PROXY:
+            return _xrpc_error(400, "InvalidRequest", "chat calls need the bsky_chat proxy")
+        body = await request.json()
+        self.messages.append(body)
+        return web.json_response({
+            "id": f"msg{len(self.messages)}", "rev": "223", "text": body["message"]["text"],
+            "sender": {"did": self.did}, "sentAt": "2026-11-02T09:00:00.000Z"})
+
+
+def _paged(request: web.Request, items: list, key: str, **extra) -> web.Response:
+    """Cursor pagination as Bluesky does it: an opaque cursor, absent on the last page."""
+    start = int(request.query.get("cursor", "0") or 0)
+    limit = int(request.query.get("limit", 50))
+    page = items[start:start + limit]
+    body: dict[str, Any] = {key: page, **extra}
+    if start + limit < len(items):
+        body["cursor"] = str(start + limit)
+    return web.json_response(body)
+
+
+def _xrpc_error(status: int, error: str, message: str) -> web.Response:
+    return web.json_response({"error": error, "message": message}, status=status)
+
+
+class RunningBluesky:
+    """``with RunningBluesky() as fake:`` a fake PDS serving HTTP on 127.0.0.1."""
+
+    def __init__(self, fake: FakeBluesky | None = None) -> None:
+        self.fake = fake or FakeBluesky()
+        self.server = ServerThread(self.fake.application())
+
+    def __enter__(self) -> FakeBluesky:
+        self.server.__enter__()
+        self.fake.url = self.server.url
+        return self.fake
+
+    def __exit__(self, *exc) -> None:
+        self.server.__exit__(*exc)
