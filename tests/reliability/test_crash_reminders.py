@@ -24,14 +24,15 @@ from tests.reliability.crash import (
     integrity_ok,
     messages,
     plnbot_env,
+    restart_until_done,
     run_and_kill,
     seeded_delays,
     timed_run,
+    undelivered,
 )
 
 REMINDERS = 1_000
 TRIALS = 20
-MAX_RESTARTS = 20
 
 
 def seed(path) -> None:
@@ -62,13 +63,6 @@ def scenario(tmp_path_factory):
     return env, template, once
 
 
-def remaining(path) -> int:
-    with sqlite3.connect(path) as db:
-        open_reminders = db.execute("select count(*) from reminder where status='open'")
-        unsent = db.execute("select count(*) from outboxmessage where status != 'sent'")
-        return open_reminders.fetchone()[0] + unsent.fetchone()[0]
-
-
 def outbox_reminder_ids(path) -> Counter:
     with sqlite3.connect(path) as db:
         rows = db.execute("select payload_json from outboxmessage where kind='reminder'")
@@ -85,11 +79,8 @@ def test_kill_during_reminder_delivery_delivers_each_once(scenario, trial, tmp_p
     console = ["console", "--json", "--db", f"sqlite:///{db}"]
     run_and_kill(console, env=env, stdout_path=out, delay=seeded_delays(7, TRIALS,
                                                                         once_seconds)[trial])
-    for _ in range(MAX_RESTARTS):
-        if not remaining(db):
-            break
-        assert run_and_kill(console, env=env, stdout_path=out, delay=None) == 0
-    assert remaining(db) == 0 and integrity_ok(db)
+    restart_until_done(console, env=env, stdout_path=out, remaining=lambda: undelivered(db))
+    assert integrity_ok(db)
     in_outbox = outbox_reminder_ids(db)
     assert len(in_outbox) == REMINDERS and max(in_outbox.values()) == 1
     printed = Counter(tuple(m["reminder_ids"]) for m in messages(out) if m["kind"] == "reminder")

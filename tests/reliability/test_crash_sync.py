@@ -22,9 +22,11 @@ from tests.reliability.crash import (
     integrity_ok,
     messages,
     plnbot_env,
+    restart_until_done,
     run_and_kill,
     seeded_delays,
     timed_run,
+    undelivered,
 )
 
 FOLLOWERS = 10_000
@@ -88,8 +90,8 @@ def test_kill_during_sync_loses_and_doubles_nothing(scenario, trial, tmp_path):
             f"sqlite:///{db}"]
     run_and_kill(sync, env=env, stdout_path=out, delay=delay)
     assert run_and_kill(sync, env=env, stdout_path=out, delay=None) == 0
-    assert run_and_kill(["console", "--json", "--db", f"sqlite:///{db}"], env=env,
-                        stdout_path=out, delay=None) == 0
+    restart_until_done(["console", "--json", "--db", f"sqlite:///{db}"], env=env,
+                       stdout_path=out, remaining=lambda: undelivered(db))
     events, drafts = check_database(db)
     assert events["gained"] == FOLLOWERS + CHURN and events["lost"] == CHURN
     printed = Counter(m["draft_id"] for m in messages(out) if m["kind"] == "new_connection")
