@@ -166,9 +166,29 @@ def run_phase(phase: str, folder: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def reset_peak_memory() -> None:
+    """Linux keeps the peak RSS across fork and exec, so a phase started by a big parent
+    would report the parent's peak: reset it (``clear_refs`` 5) where the kernel allows."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_memory_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def phase_main(phase: str, folder: Path) -> None:
+    reset_peak_memory()
     figures = PHASES[phase](folder)
-    figures["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures["peak_mb"] = peak_memory_mb()
     print(json.dumps(figures))
 
 

@@ -161,9 +161,46 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> l
     if not rows:
         return []
     ids = reserve_ids(session, table, len(rows))
-    session.connection().execute(insert(table), [
+    executemany_insert(session, table, [
         {**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)])
     return ids
+
+
+def executemany_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """One INSERT for many rows. On SQLite the rows go straight to the driver's
+    ``executemany`` (SQLAlchemy's per-row parameter handling would cost more than the
+    insert itself); each column's type conversion runs once per distinct value."""
+    session.flush()
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        connection.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    compiled = insert(table).compile(dialect=connection.dialect, column_keys=names)
+    converters = [value_converter(table.c[name].type, connection.dialect)
+                  for name in compiled.positiontup]
+    params = [tuple(convert(row[name]) for name, convert
+                    in zip(compiled.positiontup, converters, strict=True)) for row in rows]
+    connection.connection.dbapi_connection.cursor().executemany(str(compiled), params)
+
+
+def value_converter(column_type, dialect):
+    """The column's bind conversion, remembered per value (rows share their times)."""
+    process = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return lambda value: value
+    seen: dict[Any, Any] = {}
+
+    def convert(value):
+        try:
+            return seen[value]
+        except KeyError:
+            seen[value] = process(value)
+            return seen[value]
+        except TypeError:  # unhashable: convert every time
+            return process(value)
+
+    return convert
 
 
 def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
@@ -190,8 +227,7 @@ def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
 def insert_plain(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert ``rows`` with one ``executemany`` (no ids needed back)."""
     if rows:
-        session.flush()
-        session.connection().execute(insert(table), rows)
+        executemany_insert(session, table, rows)
 
 
 def update_connections(
