@@ -231,6 +231,83 @@ async def import_and_report(app, event) -> None:
         raise UserError("the import failed and nothing was changed (the log above says why)")
 
 
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json",
+              show_default=True,
+              help="json: one JSON document (re-importable with `plnbot import json`); "
+                   "csv: a .zip with owner.csv plus one CSV per table.")
+@click.option("--out", metavar="FILE", default=None,
+              help="Where to write. JSON defaults to stdout; CSV defaults to "
+                   "plnbot-export.zip in the current folder.")
+@db_option
+@friendly
+def export(fmt: str, out: str | None, db_url: str | None) -> None:
+    """Export everything you have: contacts, handles, history, reminders, drafts.
+
+    Never includes tokens or passwords (they live only in your environment).
+    """
+    from handlers.commands.export import write_export
+    from storage import transfer
+
+    settings = settings_and_logging()
+    with owner_session(settings, db_url) as (session, owner, now):
+        data = transfer.export_data(session, owner=owner, now=now)
+    if fmt == "json" and out in (None, "-"):
+        click.echo(transfer.to_json(data), nl=False)
+        return
+    path = Path(out or "plnbot-export.zip")
+    try:
+        write_export(data, fmt, path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    numbers = transfer.counts(data)
+    click.echo(f"plnbot: exported {numbers['contacts']} contacts to {path}", err=True)
+
+
+@import_group.command(name="json")
+@click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@db_option
+@friendly
+def import_json(path: Path, db_url: str | None) -> None:
+    """Load a `plnbot export` JSON file into an empty database (restore or move)."""
+    from storage import transfer
+
+    settings = settings_and_logging()
+    try:
+        data = transfer.load_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
+    except transfer.TransferError as exc:
+        raise UserError(f"cannot import {path}: {exc}") from exc
+    try:
+        with owner_session(settings, db_url) as (session, owner, _now):
+            numbers = transfer.import_data(session, owner=owner, data=data)
+    except transfer.TransferError as exc:
+        raise UserError(f"cannot import {path}: {exc}; nothing was imported") from exc
+    summary = ", ".join(f"{count} {name}" for name, count in numbers.items() if count)
+    click.echo(f"plnbot: imported {summary or 'nothing (the export was empty)'}", err=True)
+
+
+@contextmanager
+def owner_session(settings, db_url: str | None):
+    """One transaction on the configured database, with the owner row."""
+    from bot.app import open_database
+    from bot.context import utcnow
+    from storage import repo
+    from storage.db import session_scope
+
+    engine = open_database(settings, db_url)
+    now = utcnow()
+    try:
+        with session_scope(engine) as session:
+            owner = repo.get_or_create_owner(
+                session, external_ref=settings.owner_ref, settings=settings, now=now
+            )
+            yield session, owner, now
+    finally:
+        engine.dispose()
+
+
 @main.group()
 def db() -> None:
     """Database maintenance."""

@@ -8,21 +8,19 @@ gets the candidates to choose from (by ``#id``) or a hint to use ``find``.
 from __future__ import annotations
 
 import re
-import unicodedata
 
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, select
 
 from handlers.commands import CommandError
 from handlers.present import describe_contact
+from storage import search
 from storage.models import Contact, Handle, Owner
 
 MAX_CANDIDATES = 10
+FETCH = 50
+QUOTES = {'"': '"', "'": "'", "\u201c": "\u201d", "\u2018": "\u2019"}
 
-
-def fold(text: str) -> str:
-    """Lower-case without accents: "Zoë Ångström" → "zoe angstrom"."""
-    decomposed = unicodedata.normalize("NFKD", text or "")
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+fold = search.fold
 
 
 def split_person(args: str, usage: str) -> tuple[str, str]:
@@ -30,8 +28,8 @@ def split_person(args: str, usage: str) -> tuple[str, str]:
     args = args.strip()
     if not args:
         raise CommandError("Say who: a @handle, a name, or #id.", usage=usage)
-    if args[0] in "\"'":
-        end = args.find(args[0], 1)
+    if args[0] in QUOTES:
+        end = args.find(QUOTES[args[0]], 1)
         if end == -1:
             raise CommandError("The quoted name is missing its closing quote.", usage=usage)
         return args[1:end].strip(), args[end + 1 :].strip()
@@ -41,16 +39,24 @@ def split_person(args: str, usage: str) -> tuple[str, str]:
 
 def resolve(session: Session, *, owner: Owner, text: str) -> Contact:
     """The one contact ``text`` names, or a CommandError saying why not."""
-    text = text.strip()
+    text = _unquote(text.strip())
     if not text:
         raise CommandError("Say who: a @handle, a name, or #id.")
     if re.fullmatch(r"#\d{1,12}", text):
         return _by_id(session, owner=owner, contact_id=int(text[1:]))
-    if text.startswith("@") or "@" in text:
+    if text.startswith("#"):
+        raise CommandError(f"{text[:40]!r} is not a contact id; ids look like #12.")
+    if "@" in text:
         candidates = _by_handle(session, owner=owner, handle=text)
     else:
         candidates = _by_name(session, owner=owner, fragment=text)
-    return _choose(candidates, text)
+    return _choose(session, candidates, text)
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] in QUOTES and text[-1] == QUOTES[text[0]]:
+        return text[1:-1].strip()
+    return text
 
 
 def _live(session: Session, contact: Contact | None) -> Contact | None:
@@ -70,36 +76,51 @@ def _by_id(session: Session, *, owner: Owner, contact_id: int) -> Contact:
 
 
 def _by_handle(session: Session, *, owner: Owner, handle: str) -> list[Contact]:
+    """``@jane``, ``jane@school.social`` or ``@jane@school.social``.
+
+    A bare ``@jane`` also finds ``jane@any.instance``; both lookups are index range
+    scans on (owner_id, handle), never a scan of every handle.
+    """
     wanted = handle.strip().lstrip("@").lower()
-    local = wanted.split("@", 1)[0]
-    rows = session.exec(
-        select(Handle).where(
-            Handle.owner_id == owner.id,
-            or_(Handle.handle == wanted, col(Handle.handle).startswith(local + "@"),
-                Handle.handle == local),
-        )
-    ).all()
-    exact = [h for h in rows if h.handle == wanted]
-    chosen = exact or ([h for h in rows if h.handle.split("@", 1)[0] == local] if "@" not in wanted
-                       else [])
-    return _unique_contacts(session, [h.contact_id for h in chosen])
+    exact = _handle_contacts(session, owner, Handle.handle == wanted)
+    if exact or "@" in wanted:
+        return _unique_contacts(session, exact)
+    local = wanted + "@"
+    on_instances = _handle_contacts(
+        session, owner, Handle.handle >= local, Handle.handle < wanted + chr(ord("@") + 1)
+    )
+    return _unique_contacts(session, on_instances)
+
+
+def _handle_contacts(session: Session, owner: Owner, *conditions) -> list[int]:
+    query = select(Handle.contact_id).where(Handle.owner_id == owner.id, *conditions)
+    return list(session.exec(query.limit(FETCH + 1)).all())
 
 
 def _by_name(session: Session, *, owner: Owner, fragment: str) -> list[Contact]:
-    wanted = fold(fragment)
-    rows = session.exec(
-        select(Contact.id, Contact.name).where(
-            Contact.owner_id == owner.id, col(Contact.merged_into_id).is_(None)
-        )
-    ).all()
-    whole_word = [cid for cid, name in rows if wanted in fold(name).split()]
-    partial = whole_word or [cid for cid, name in rows if wanted in fold(name)]
-    if not partial:
-        handles = session.exec(
-            select(Handle.contact_id, Handle.handle).where(Handle.owner_id == owner.id)
-        ).all()
-        partial = [cid for cid, handle in handles if wanted in handle]
-    return _unique_contacts(session, partial)
+    """Whole words of the name first, then word beginnings, then handles.
+
+    A name that is exactly the fragment wins over longer names containing it, so
+    "Amara Okafor" is never ambiguous with "Amara Okafor-Smith".
+    """
+    conn = session.connection()
+    wanted = search.words(fragment)
+    if not wanted:
+        return []
+    whole = search.search(conn, owner_id=owner.id, query=fragment, columns=("name",),
+                          prefix=False, limit=FETCH + 1)
+    if whole:
+        contacts = _unique_contacts(session, whole)
+        exact = [c for c in contacts if search.words(c.name) == wanted]
+        return exact or contacts
+    for columns in (("name",), ("handles",)):
+        found = search.search(conn, owner_id=owner.id, query=fragment, columns=columns,
+                              limit=FETCH + 1)
+        if found:
+            return _unique_contacts(session, found)
+    return _unique_contacts(
+        session, _handle_contacts(session, owner, Handle.handle == fragment.strip().lower())
+    )
 
 
 def _unique_contacts(session: Session, ids: list[int]) -> list[Contact]:
@@ -111,16 +132,23 @@ def _unique_contacts(session: Session, ids: list[int]) -> list[Contact]:
     return list(contacts.values())
 
 
-def _choose(candidates: list[Contact], text: str) -> Contact:
+def _choose(session: Session, candidates: list[Contact], text: str) -> Contact:
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise CommandError(f"I don't know anyone matching {text!r}. Try `find {text}`.")
+        raise CommandError(f"I don't know anyone matching {text[:60]!r}. "
+                           f"Try `find {text[:60]}`.")
     shown = candidates[:MAX_CANDIDATES]
-    lines = [f"  {n}. {describe_contact(c)}" for n, c in enumerate(shown, 1)]
-    more = len(candidates) - len(shown)
-    if more:
-        lines.append(f"  … and {more} more; be more specific.")
+    lines = [f"  {n}. {describe_contact(c, _first_handle(session, c))}"
+             for n, c in enumerate(shown, 1)]
+    count = f"{len(candidates)}" if len(candidates) <= FETCH else f"More than {FETCH}"
+    if len(candidates) > len(shown):
+        lines.append(f"  … and {len(candidates) - len(shown)} more; be more specific.")
     raise CommandError(
-        f"{len(candidates)} people match {text!r}; say which one by #id:\n" + "\n".join(lines)
+        f"{count} people match {text[:60]!r}; say which one by #id:\n" + "\n".join(lines)
     )
+
+
+def _first_handle(session: Session, contact: Contact) -> Handle | None:
+    query = select(Handle).where(Handle.contact_id == contact.id).order_by(Handle.id)
+    return session.exec(query.limit(1)).first()

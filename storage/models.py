@@ -172,7 +172,7 @@ class Draft(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="owner.id")
-    contact_id: int = Field(foreign_key="contact.id")
+    contact_id: int = Field(foreign_key="contact.id", index=True)
     handle_id: int = Field(foreign_key="handle.id")
     platform: str = Field(max_length=16)
     text: str = Field(max_length=10000)
@@ -191,7 +191,7 @@ class Reminder(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="owner.id", index=True)
-    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
     kind: str = Field(default="reminder", max_length=16)  # reminder | followup
     text: str = Field(default="", max_length=1000)
     due_at: datetime

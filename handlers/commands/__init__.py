@@ -14,9 +14,11 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cache
+from typing import Any
 
 from bot.context import Context
 from bot.dispatcher import on
@@ -94,6 +96,107 @@ def unique_specs() -> list[CommandSpec]:
     for spec in command_specs().values():
         seen.setdefault(spec.name, spec)
     return list(seen.values())
+
+
+GROUP_TITLES = {
+    "people": "People",
+    "drafts": "Welcome drafts",
+    "reminders": "Reminders and habits",
+    "network": "Your network",
+    "settings": "Settings",
+    "data": "Your data",
+    "general": "General",
+}
+PLACEHOLDERS = {"person", "me", "text", "when", "id", "draft", "command", "days", "tag", "n"}
+USAGE_TOKEN = re.compile(r"\[[^\[\]]*\]|<[^<>]*>|\S+")
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One argument of a command, read from its usage line.
+
+    ``keyword`` is set for ``[tz <Area/City>]``-style options (the word to write
+    before the value); ``rest`` means it takes the rest of the line; ``choices``
+    lists the allowed literal values, if any.
+    """
+
+    name: str
+    placeholder: str
+    required: bool
+    rest: bool = False
+    keyword: str | None = None
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CommandInfo:
+    """A command in structured form: what ``help`` shows and Discord registers."""
+
+    name: str
+    usage: str
+    summary: str
+    help: str
+    group: str
+    aliases: tuple[str, ...]
+    arguments: tuple[Argument, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_usage(usage: str) -> tuple[Argument, ...]:
+    """``"remind <person|me> <when> [text…]"`` → its arguments, in order."""
+    arguments: list[Argument] = []
+    for token in USAGE_TOKEN.findall(usage)[1:]:
+        if token.startswith("<"):
+            arguments.append(_placeholder(token, required=True))
+        elif token.startswith("["):
+            inner = token[1:-1].strip()
+            keyword, _, value = inner.partition(" ")
+            if value.startswith("<") and not keyword.startswith("<"):
+                arguments.append(_placeholder(value, required=False, keyword=keyword))
+            else:
+                arguments.append(_placeholder(inner, required=False))
+    return _unique_names(arguments)
+
+
+def _placeholder(token: str, *, required: bool, keyword: str | None = None) -> Argument:
+    inner = token.strip("<>").strip()
+    rest = "…" in inner or "..." in inner
+    inner = inner.replace("…", "").replace("...", "").strip()
+    options = [option.strip() for option in inner.split("|")]
+    is_choice = len(options) > 1 and all(
+        re.fullmatch(r"[a-z]+", o) and o not in PLACEHOLDERS for o in options
+    )
+    base = keyword or ("kind" if is_choice else options[0])
+    name = re.sub(r"[^a-z0-9]+", "_", base.lower()).strip("_") or "value"
+    return Argument(name=name, placeholder=token, required=required, rest=rest,
+                    keyword=keyword, choices=tuple(options) if is_choice else ())
+
+
+def _unique_names(arguments: list[Argument]) -> tuple[Argument, ...]:
+    seen: dict[str, int] = {}
+    unique = []
+    for argument in arguments:
+        seen[argument.name] = seen.get(argument.name, 0) + 1
+        if seen[argument.name] > 1:
+            argument = Argument(**{**asdict(argument),
+                                   "name": f"{argument.name}_{seen[argument.name]}"})
+        unique.append(argument)
+    return tuple(unique)
+
+
+def command_catalog() -> list[CommandInfo]:
+    """Every command, grouped and in a stable order: the one source of truth for
+    ``help`` and for generated interfaces such as Discord slash commands."""
+    order = list(GROUP_TITLES)
+    specs = sorted(unique_specs(), key=lambda s: (
+        order.index(s.group) if s.group in order else len(order), s.group))
+    return [
+        CommandInfo(name=spec.name, usage=spec.usage, summary=spec.summary, help=spec.help,
+                    group=spec.group, aliases=spec.aliases, arguments=parse_usage(spec.usage))
+        for spec in specs
+    ]
 
 
 def has_control_characters(text: str) -> bool:

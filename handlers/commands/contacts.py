@@ -1,18 +1,33 @@
-"""Looking people up and logging what happened: ``who``, ``log``, ``note``."""
+"""Looking people up and logging what happened: ``who``, ``find``, ``log``, ``note``,
+``link``."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel import select
 
 from bot.context import Context
 from handlers import people
 from handlers.commands import CommandError, command
-from handlers.present import at_handle, connection_lines, contact_summary, history_line
-from storage import repo
-from storage.models import Contact
+from handlers.present import (
+    at_handle,
+    connection_lines,
+    contact_summary,
+    describe_contact,
+    history_line,
+)
+from storage import repo, search
+from storage.linking import merge_contacts
+from storage.models import Contact, Handle
 
 TAG = re.compile(r"(?<![\w&#])#([^\W\d_][\w-]{0,49})", re.UNICODE)
 MAX_TEXT = 2_000
+FIND_LIMIT = 10
+PLATFORM_NAMES = {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky",
+                  "discord": "Discord"}
 
 
 def tags_in(text: str) -> list[str]:
@@ -21,7 +36,7 @@ def tags_in(text: str) -> list[str]:
 
 def _text_argument(text: str, usage: str, what: str) -> str:
     if not text:
-        raise CommandError(f"Say what to {what}.", usage=usage)
+        raise CommandError(f"Say what to {what} after the person.", usage=usage)
     if len(text) > MAX_TEXT:
         raise CommandError(
             f"That text is {len(text)} characters; the limit is {MAX_TEXT}. "
@@ -30,41 +45,96 @@ def _text_argument(text: str, usage: str, what: str) -> str:
     return text
 
 
+def local_time(ctx: Context, moment: datetime) -> str:
+    """A UTC moment as the owner reads it, in their own time zone."""
+    return f"{moment.astimezone(ZoneInfo(ctx.owner.tz)):%Y-%m-%d %H:%M}"
+
+
 @command("who", "who <person>", group="people")
 async def who(args: str, ctx: Context) -> None:
     """Show everything I know about someone.
 
-    Handles on each platform, field, role, school, how you met, your last conversation,
-    open reminders and recent history. <person> is @handle, handle@instance, a name or #id.
+    Handles on each platform, field, role, school or workplace, how you met, your
+    last conversation, open reminders and recent history.
+    <person> is @handle, handle@instance, part of a name or #id.
+    Example: who @jane@school.social   or   who Jane Doe
     """
     if not args:
         raise CommandError("Say who: a @handle, a name, or #id.")
-    contact = people.resolve(ctx.session, owner=ctx.owner, text=args)
-    ctx.send("reply", who_text(ctx, contact), contact=contact_summary(contact))
+    person = args
+    contact = people.resolve(ctx.session, owner=ctx.owner, text=person)
+    handles = repo.handles_of(ctx.session, owner=ctx.owner, contact=contact)
+    summary = contact_summary(contact, handles[0] if handles else None)
+    summary["handles"] = [{"platform": h.platform, "handle": h.display_handle or h.handle}
+                          for h in handles]
+    ctx.send("reply", who_text(ctx, contact, handles), contact=summary)
 
 
-def who_text(ctx: Context, contact: Contact) -> str:
+def who_text(ctx: Context, contact: Contact, handles: list[Handle]) -> str:
     session, owner = ctx.session, ctx.owner
-    handles = repo.handles_of(session, owner=owner, contact=contact)
     lines = [f"{contact.name} (#{contact.id})"]
-    lines += [f"  {h.platform}: {at_handle(h.platform, h.display_handle or h.handle)}"
-              for h in handles]
-    details = [("Field", contact.field), ("Role", contact.role),
-               ("Works at", contact.organisation), ("Location", contact.location),
-               ("Website", contact.website), ("How you met", contact.how_met)]
+    lines += [f"  {PLATFORM_NAMES.get(h.platform, h.platform)}: "
+              f"{at_handle(h.platform, h.display_handle or h.handle)}" for h in handles]
+    details = [("Field", contact.field if contact.field != "other" else ""),
+               ("Role", contact.role), ("School/work", contact.organisation),
+               ("Location", contact.location), ("Website", contact.website),
+               ("Interests", contact.interests.replace(",", ", ")),
+               ("How you met", contact.how_met)]
     lines += [f"  {label}: {value}" for label, value in details if value]
     lines += [f"  {line}" for line in connection_lines(session, owner=owner, contact=contact)]
     if contact.bio:
         lines.append(f"  Bio: {contact.bio[:300]}")
     lines.append(f"  {history_line(session, owner=owner, contact=contact)}")
+    if contact.last_conversation_at:
+        lines.append(f"  Last conversation: {local_time(ctx, contact.last_conversation_at)}")
     for reminder in repo.open_reminders_for(session, owner=owner, contact=contact):
         lines.append(f"  Reminder #{reminder.id}: {reminder.text or 'follow up'} "
-                     f"(due {reminder.due_at:%Y-%m-%d %H:%M} UTC)")
+                     f"(due {local_time(ctx, reminder.due_at)})")
     recent = repo.recent_interactions(session, owner=owner, contact=contact)
     if recent:
         lines.append("  Recent:")
-        lines += [f"    {i.at:%Y-%m-%d} {i.kind}: {i.text[:120]}" for i in recent]
+        lines += [f"    {i.at.astimezone(ZoneInfo(owner.tz)):%Y-%m-%d} {i.kind}: "
+                  f"{i.text[:120]}" for i in recent]
     return "\n".join(lines)
+
+
+@command("find", "find <text…>", group="people")
+async def find(args: str, ctx: Context) -> None:
+    """Search names, handles, bios, notes and tags; best matches first.
+
+    Every word must match (the start of a word is enough: `find angs` finds Ångström).
+    Case and accents do not matter. Example: find maths leeds   or   find #edtech
+    """
+    if not search.words(args):
+        raise CommandError("Say what to look for: a name, a word from a bio or note, "
+                           "or a #tag.")
+    conn = ctx.session.connection()
+    ids = search.search(conn, owner_id=ctx.owner.id, query=args, limit=FIND_LIMIT + 1)
+    if not ids:
+        ctx.send("reply", f"Nobody matches {args[:60]!r}.", contacts=[])
+        return
+    shown = [ctx.session.get(Contact, contact_id) for contact_id in ids[:FIND_LIMIT]]
+    first_handles = _first_handles(ctx, [c.id for c in shown])
+    lines = [f"People matching {args[:60]!r}, best first:"]
+    lines += [_find_line(c, first_handles.get(c.id)) for c in shown]
+    if len(ids) > FIND_LIMIT:
+        lines.append("  … more match; add a word to narrow it down.")
+    ctx.send("reply", "\n".join(lines),
+             contacts=[contact_summary(c, first_handles.get(c.id)) for c in shown])
+
+
+def _first_handles(ctx: Context, ids: list[int]) -> dict[int, Handle]:
+    found: dict[int, Handle] = {}
+    query = select(Handle).where(Handle.owner_id == ctx.owner.id,
+                                 Handle.contact_id.in_(ids)).order_by(Handle.id)
+    for handle in ctx.session.exec(query):
+        found.setdefault(handle.contact_id, handle)
+    return found
+
+
+def _find_line(contact: Contact, handle: Handle | None) -> str:
+    about = contact.role or contact.organisation or contact.bio[:60]
+    return f"  {describe_contact(contact, handle)}" + (f" — {about}" if about else "")
 
 
 async def _record(args: str, ctx: Context, *, kind: str, usage: str, verb: str) -> None:
@@ -79,7 +149,7 @@ async def _record(args: str, ctx: Context, *, kind: str, usage: str, verb: str) 
     what = "Conversation" if kind == "conversation" else "Note"
     tag_text = f" Tags: {' '.join('#' + t for t in tags)}." if tags else ""
     ctx.send("reply", f"{what} with {contact.name} (#{contact.id}) saved.{tag_text}",
-             interaction_id=interaction.id, contact=contact_summary(contact))
+             interaction_id=interaction.id, tags=tags, contact=contact_summary(contact))
 
 
 @command("log", "log <person> <text…>", group="people")
@@ -96,6 +166,39 @@ async def log_conversation(args: str, ctx: Context) -> None:
 async def note(args: str, ctx: Context) -> None:
     """Add a note about someone (not a conversation); #tags in the text become tags.
 
+    Notes show in `who` and are searched by `find`, but do not count as talking.
     Example: note @jane runs the county maths network #mathchat
     """
     await _record(args, ctx, kind="note", usage="note <person> <text…>", verb="note")
+
+
+@command("link", "link <person> <person>", group="people")
+async def link(args: str, ctx: Context) -> None:
+    """Treat two contacts as one person, e.g. the same teacher on X and on Mastodon.
+
+    The first keeps its #id; the second's handles, history, reminders and drafts move
+    to it, and the second's old #id keeps working as a name for the first.
+    Example: link @ravi_maths ravi@mathstodon.xyz
+    """
+    usage = "link <person> <person>"
+    first_text, rest = people.split_person(args, usage)
+    if not rest:
+        raise CommandError("Name two people: the one to keep first, then the other.")
+    second_text, extra = people.split_person(rest, usage)
+    if extra:
+        raise CommandError("`link` takes exactly two people; quote names with spaces.")
+    first = people.resolve(ctx.session, owner=ctx.owner, text=first_text)
+    second = people.resolve(ctx.session, owner=ctx.owner, text=second_text)
+    if first.id == second.id:
+        raise CommandError(f"{first.name} (#{first.id}) is already one person.")
+    second_label = f"{second.name} (#{second.id})"
+    moved = merge_contacts(ctx.session, owner=ctx.owner, survivor=first, merged=second)
+    handles = repo.handles_of(ctx.session, owner=ctx.owner, contact=first)
+    where = ", ".join(f"{PLATFORM_NAMES.get(h.platform, h.platform)} "
+                      f"{at_handle(h.platform, h.display_handle or h.handle)}" for h in handles)
+    ctx.send("reply",
+             f"Linked: {second_label} is now part of {first.name} (#{first.id}). "
+             f"Handles: {where or 'none'}. Moved {moved.interactions} logged item(s), "
+             f"{moved.reminders} reminder(s), {moved.drafts} draft(s); "
+             f"#{second.id} now means #{first.id}.",
+             contact=contact_summary(first), merged_id=second.id)

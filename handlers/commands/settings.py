@@ -1,1 +1,144 @@
-"""Chat commands: settings (see handlers/commands/__init__.py for the registry)."""
+"""``settings``: the owner's time zone, quiet hours, drafting tone and signature.
+
+Everything is validated before anything is stored, so a line with one bad value
+changes nothing at all.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from zoneinfo import available_timezones
+
+from bot.context import Context
+from handlers.commands import CommandError, command
+from storage.models import Owner
+
+USAGE = ("settings [tz <Area/City>] [quiet <HH:MM-HH:MM>] [tone <warm|brief|formal>] "
+         "[signature <text…>]")
+TONES = ("warm", "brief", "formal")
+OFF = ("off", "none", "clear")
+MAX_SIGNATURE = 200
+QUIET = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)-([01]?\d|2[0-3]):([0-5]\d)")
+
+
+@cache
+def _zones() -> dict[str, str]:
+    """Every IANA zone name by its lower-case spelling, so "europe/london" works too."""
+    return {name.lower(): name for name in available_timezones()}
+
+
+def parse_settings(args: str) -> dict[str, str]:
+    """``tz X quiet Y tone Z signature the rest…`` → {"tz": X, …}; signature comes last."""
+    changes: dict[str, str] = {}
+    rest = args.strip()
+    while rest:
+        key, _, rest = rest.partition(" ")
+        key = key.lower()
+        if key == "signature":
+            value, rest = rest.strip(), ""
+        elif key in ("tz", "quiet", "tone"):
+            value, _, rest = rest.strip().partition(" ")
+        else:
+            raise CommandError(f"There is no setting {key[:30]!r}; "
+                               "I know tz, quiet, tone and signature.")
+        if not value:
+            raise CommandError(f"Give a value after {key!r}.")
+        if key in changes:
+            raise CommandError(f"{key!r} is given twice.")
+        changes[key] = value
+        rest = rest.strip()
+    return changes
+
+
+def valid_tz(value: str) -> str:
+    zone = _zones().get(value.lower())
+    if zone is None:
+        raise CommandError(f"I don't know the time zone {value[:40]!r}. Use the Area/City "
+                           "form, like Europe/London, America/New_York or Asia/Kolkata.")
+    return zone
+
+
+def valid_quiet(value: str) -> tuple[str, str] | tuple[None, None]:
+    if value.lower() in OFF:
+        return None, None
+    match = QUIET.fullmatch(value)
+    if not match:
+        raise CommandError(f"Quiet hours {value[:40]!r} are not HH:MM-HH:MM, "
+                           "like 21:30-07:00 (or `quiet off`).")
+    start_h, start_m, end_h, end_m = match.groups()
+    start, end = f"{int(start_h):02d}:{start_m}", f"{int(end_h):02d}:{end_m}"
+    if start == end:
+        raise CommandError("Quiet hours must start and end at different times.")
+    return start, end
+
+
+def valid_tone(value: str) -> str:
+    if value.lower() not in TONES:
+        raise CommandError(f"The tone {value[:30]!r} is not one of {', '.join(TONES)}.")
+    return value.lower()
+
+
+def valid_signature(value: str) -> str:
+    if value.lower() in OFF:
+        return ""
+    if len(value) > MAX_SIGNATURE:
+        raise CommandError(f"The signature is {len(value)} characters; "
+                           f"the limit is {MAX_SIGNATURE}.")
+    return value
+
+
+def current_settings(owner: Owner) -> dict[str, str | None]:
+    quiet = f"{owner.quiet_start}-{owner.quiet_end}" if owner.quiet_start else None
+    return {"tz": owner.tz, "quiet": quiet, "tone": owner.tone,
+            "signature": owner.signature or None}
+
+
+def settings_text(owner: Owner, heading: str) -> str:
+    values = current_settings(owner)
+    return "\n".join([
+        heading,
+        f"  Time zone (tz): {values['tz']}",
+        f"  Quiet hours (quiet): {values['quiet'] or 'none'}",
+        f"  Tone of drafts (tone): {values['tone']}",
+        f"  Signature (signature): {values['signature'] or 'none'}",
+    ])
+
+
+@command("settings", USAGE, group="settings")
+async def settings(args: str, ctx: Context) -> None:
+    """Show or change your settings; with no arguments, shows them.
+
+    tz: your time zone (Area/City), used for reminders, digests and dates I show.
+    quiet: hours when I hold nudges and reminders back (`quiet off` clears them).
+    tone: how welcome drafts sound: warm, brief or formal.
+    signature: a line added to welcome drafts; it must come last (`signature off` clears).
+    Example: settings tz Europe/London quiet 21:30-07:00 tone brief signature — Sam
+    """
+    changes = parse_settings(args)
+    owner = ctx.owner
+    if not changes:
+        ctx.send("reply", settings_text(owner, "Your settings:"),
+                 settings=current_settings(owner))
+        return
+    validated = {key: VALIDATORS[key](value) for key, value in changes.items()}
+    for key, value in validated.items():
+        APPLY[key](owner, value)
+    ctx.session.add(owner)
+    ctx.session.flush()
+    ctx.send("reply", settings_text(owner, f"Saved ({', '.join(changes)}). Your settings:"),
+             settings=current_settings(owner), changed=sorted(changes))
+
+
+def _set_quiet(owner: Owner, value: tuple[str | None, str | None]) -> None:
+    owner.quiet_start, owner.quiet_end = value
+
+
+VALIDATORS = {"tz": valid_tz, "quiet": valid_quiet, "tone": valid_tone,
+              "signature": valid_signature}
+APPLY = {
+    "tz": lambda owner, value: setattr(owner, "tz", value),
+    "quiet": _set_quiet,
+    "tone": lambda owner, value: setattr(owner, "tone", value),
+    "signature": lambda owner, value: setattr(owner, "signature", value),
+}

@@ -4,6 +4,7 @@ from sqlalchemy import inspect
 
 from storage.db import current_revision, head_revision, make_engine, upgrade
 from storage.models import SQLModel
+from storage.search import include_name
 
 EXPECTED = set(SQLModel.metadata.tables)
 
@@ -41,7 +42,8 @@ def test_models_match_migrations(db_url):
     engine = make_engine(db_url)
     upgrade(engine)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+        context = MigrationContext.configure(conn, opts={"include_name": include_name})
+        diff = compare_metadata(context, SQLModel.metadata)
     assert diff == []
 
 

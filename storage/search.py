@@ -1,0 +1,264 @@
+"""The contact search index behind ``find`` and ``<person>`` resolution.
+
+One row per live contact holds its words, folded (lower case, no accents) and split
+into columns: name, handles, bio (with role, organisation, location, interests),
+tags and notes. SQLite keeps it in an FTS5 table, PostgreSQL in a weighted
+``tsvector`` with a GIN index; the words are folded and tokenised here in Python so
+both engines see exactly the same words and answer the same queries.
+
+The index maintains itself: an ``after_flush`` hook on every ORM session re-indexes
+the contacts whose name, profile, handles or interactions changed in that flush, in
+the same transaction. Bulk loaders that bypass the ORM (Core ``executemany``) call
+``rebuild()`` afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, event, inspect, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from storage.models import Contact, Handle, Interaction
+
+TABLE = "contact_search"
+COLUMNS = ("name", "handles", "bio", "tags", "notes")
+SQLITE_WEIGHTS = {"name": 10.0, "handles": 8.0, "bio": 3.0, "tags": 4.0, "notes": 1.0}
+PG_WEIGHTS = {"name": "A", "handles": "B", "bio": "C", "tags": "C", "notes": "D"}
+WORD = re.compile(r"[^\W_]+")
+MAX_NOTES_CHARS = 20_000
+MAX_QUERY_WORDS = 8
+CHUNK = 500
+CONTACT_FIELDS = ("name", "bio", "role", "organisation", "location", "interests",
+                  "field", "merged_into_id", "owner_id")
+HANDLE_FIELDS = ("handle", "display_handle", "contact_id")
+INTERACTION_FIELDS = ("text", "tags", "contact_id")
+
+_ready: set[str] = set()
+
+
+def fold(value: str | None) -> str:
+    """Lower-case without accents: "Zoë Ångström" → "zoe angstrom"."""
+    decomposed = unicodedata.normalize("NFKD", value or "")
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def words(value: str | None) -> list[str]:
+    """The folded words of ``value``; handles and URLs split at their punctuation."""
+    return WORD.findall(fold(value))
+
+
+def include_name(name: str | None, type_: str, _parents) -> bool:
+    """Alembic filter: the search index is managed by hand, not by the models."""
+    return not (type_ == "table" and (name or "").startswith(TABLE))
+
+
+@dataclass
+class Document:
+    contact_id: int
+    owner_id: int
+    name: str = ""
+    handles: str = ""
+    bio: str = ""
+    tags: str = ""
+    notes: str = ""
+
+    def params(self) -> dict:
+        return {"id": self.contact_id, "owner": self.owner_id,
+                **{column: " ".join(words(getattr(self, column))) for column in COLUMNS}}
+
+
+# ---------------------------------------------------------------- maintenance
+
+
+def has_index(conn: Connection) -> bool:
+    """Whether this database has the index (it is created by migration 0002)."""
+    key = conn.engine.url.render_as_string(hide_password=False)
+    if key in _ready:
+        return True
+    if conn.dialect.name == "sqlite":
+        found = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = :t"), {"t": TABLE})
+    elif conn.dialect.name == "postgresql":
+        found = conn.execute(text("SELECT to_regclass(:t)"), {"t": TABLE})
+    else:
+        return False
+    if found.scalar() is not None:
+        _ready.add(key)
+        return True
+    return False
+
+
+def reindex(conn: Connection, contact_ids: Iterable[int]) -> None:
+    """Bring the index rows of ``contact_ids`` up to date (merged/deleted ones leave it)."""
+    ids = sorted(set(contact_ids))
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        _delete(conn, chunk)
+        documents = build_documents(conn, chunk)
+        if documents:
+            _insert(conn, documents)
+
+
+def rebuild(conn: Connection, *, owner_id: int | None = None) -> int:
+    """Re-index every contact (of one owner, or everyone); returns how many."""
+    if not has_index(conn):
+        return 0
+    query = select(Contact.id).where(Contact.merged_into_id.is_(None))
+    if owner_id is not None:
+        query = query.where(Contact.owner_id == owner_id)
+    ids = list(conn.execute(query).scalars())
+    reindex(conn, ids)
+    return len(ids)
+
+
+def build_documents(conn: Connection, ids: Sequence[int]) -> list[Document]:
+    contact = Contact.__table__.c
+    rows = conn.execute(
+        select(contact.id, contact.owner_id, contact.name, contact.bio, contact.role,
+               contact.organisation, contact.location, contact.interests)
+        .where(contact.id.in_(ids), contact.merged_into_id.is_(None))
+    ).all()
+    documents = {
+        row.id: Document(
+            contact_id=row.id, owner_id=row.owner_id, name=row.name,
+            bio=" ".join(filter(None, (row.bio, row.role, row.organisation, row.location,
+                                       (row.interests or "").replace(",", " ")))),
+        )
+        for row in rows
+    }
+    if documents:
+        _add_handles(conn, documents)
+        _add_interactions(conn, documents)
+    return list(documents.values())
+
+
+def _add_handles(conn: Connection, documents: dict[int, Document]) -> None:
+    handle = Handle.__table__.c
+    found: dict[int, list[str]] = defaultdict(list)
+    for row in conn.execute(select(handle.contact_id, handle.handle)
+                            .where(handle.contact_id.in_(list(documents)))):
+        found[row.contact_id].append(row.handle)
+    for contact_id, handles in found.items():
+        documents[contact_id].handles = " ".join(handles)
+
+
+def _add_interactions(conn: Connection, documents: dict[int, Document]) -> None:
+    interaction = Interaction.__table__.c
+    notes: dict[int, list[str]] = defaultdict(list)
+    tags: dict[int, list[str]] = defaultdict(list)
+    sizes: dict[int, int] = defaultdict(int)
+    rows = conn.execute(
+        select(interaction.contact_id, interaction.text, interaction.tags)
+        .where(interaction.contact_id.in_(list(documents)))
+        .order_by(interaction.at.desc())
+    )
+    for row in rows:
+        tags[row.contact_id].append(row.tags or "")
+        if sizes[row.contact_id] < MAX_NOTES_CHARS:
+            notes[row.contact_id].append(row.text or "")
+            sizes[row.contact_id] += len(row.text or "")
+    for contact_id, document in documents.items():
+        document.notes = " ".join(notes.get(contact_id, ()))
+        document.tags = " ".join(tags.get(contact_id, ()))
+
+
+def _delete(conn: Connection, ids: list[int]) -> None:
+    key = "rowid" if conn.dialect.name == "sqlite" else "contact_id"
+    statement = text(f"DELETE FROM {TABLE} WHERE {key} IN :ids")
+    conn.execute(statement.bindparams(bindparam("ids", expanding=True)), {"ids": ids})
+
+
+def _insert(conn: Connection, documents: list[Document]) -> None:
+    params = [document.params() for document in documents]
+    if conn.dialect.name == "sqlite":
+        conn.execute(text(
+            f"INSERT INTO {TABLE} (rowid, owner_id, name, handles, bio, tags, notes) "
+            "VALUES (:id, :owner, :name, :handles, :bio, :tags, :notes)"
+        ), params)
+        return
+    vector = " || ".join(
+        f"setweight(to_tsvector('simple', :{column}), '{PG_WEIGHTS[column]}')"
+        for column in COLUMNS
+    )
+    conn.execute(text(
+        f"INSERT INTO {TABLE} (contact_id, owner_id, document) VALUES (:id, :owner, {vector})"
+    ), params)
+
+
+def _changed(obj, fields: Sequence[str]) -> bool:
+    state = inspect(obj)
+    return any(state.attrs[name].history.has_changes() for name in fields)
+
+
+def changed_contact_ids(session: Session) -> set[int]:
+    """Contacts whose indexed words may have changed in the flush that just ran."""
+    ids: set[int] = set()
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        fields = {Contact: CONTACT_FIELDS, Handle: HANDLE_FIELDS,
+                  Interaction: INTERACTION_FIELDS}.get(type(obj))
+        if fields is None:
+            continue
+        fresh = obj in session.new or obj in session.deleted
+        if not (fresh or _changed(obj, fields)):
+            continue
+        ids.add(obj.id if isinstance(obj, Contact) else obj.contact_id)
+        if not isinstance(obj, Contact):
+            ids.update(v for v in inspect(obj).attrs.contact_id.history.deleted if v)
+    ids.discard(None)
+    return ids
+
+
+@event.listens_for(Session, "after_flush")
+def _reindex_after_flush(session: Session, _flush_context) -> None:
+    ids = changed_contact_ids(session)
+    if ids:
+        conn = session.connection()
+        if has_index(conn):
+            reindex(conn, ids)
+
+
+# ---------------------------------------------------------------------- queries
+
+
+def search(conn: Connection, *, owner_id: int, query: str, columns: Sequence[str] = COLUMNS,
+           prefix: bool = True, limit: int = 20) -> list[int]:
+    """Contact ids whose ``columns`` hold every word of ``query``, best match first.
+
+    ``prefix`` lets each word match the start of a longer word ("ang" → "angstrom");
+    one-letter words always match whole words only, to keep queries selective.
+    """
+    terms = words(query)[:MAX_QUERY_WORDS]
+    if not terms or not has_index(conn):
+        return []
+    if conn.dialect.name == "sqlite":
+        return _search_sqlite(conn, owner_id, terms, columns, prefix, limit)
+    return _search_postgres(conn, owner_id, terms, columns, prefix, limit)
+
+
+def _search_sqlite(conn, owner_id, terms, columns, prefix, limit) -> list[int]:
+    star = "*" if prefix else ""
+    phrase = " AND ".join(f'"{t}"{star if len(t) > 1 else ""}' for t in terms)
+    match = f"{{{' '.join(columns)}}} : ({phrase})"
+    weights = ", ".join(["0.0", *(str(SQLITE_WEIGHTS[c]) for c in COLUMNS)])
+    rows = conn.execute(text(
+        f"SELECT rowid FROM {TABLE} WHERE {TABLE} MATCH :match AND owner_id = :owner "
+        f"ORDER BY bm25({TABLE}, {weights}), rowid LIMIT :limit"
+    ), {"match": match, "owner": owner_id, "limit": limit})
+    return [row[0] for row in rows]
+
+
+def _search_postgres(conn, owner_id, terms, columns, prefix, limit) -> list[int]:
+    labels = "".join(sorted({PG_WEIGHTS[c] for c in columns}))
+    labels = "" if labels == "ABCD" else labels
+    terms = [f"{t}:{'*' if prefix and len(t) > 1 else ''}{labels}" for t in terms]
+    rows = conn.execute(text(
+        f"SELECT contact_id FROM {TABLE}, to_tsquery('simple', :query) AS q "
+        "WHERE owner_id = :owner AND document @@ q "
+        "ORDER BY ts_rank(document, q) DESC, contact_id LIMIT :limit"
+    ), {"query": " & ".join(t.rstrip(":") for t in terms), "owner": owner_id, "limit": limit})
+    return [row[0] for row in rows]
