@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import String, bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Connection as DBConnection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel
@@ -151,9 +151,9 @@ def import_data(session: Session, *, owner: Owner, data: dict[str, Any]) -> dict
     shifted past the largest id in use, with every reference shifted alike. Rows go
     in with bulk inserts, then the search index is rebuilt once.
     """
-    has_contacts = session.exec(
+    has_contacts = session.execute(
         select(func.count()).select_from(Contact).where(Contact.owner_id == owner.id)
-    ).one()
+    ).scalar()
     if has_contacts:
         raise TransferError("this database already has contacts for you; import into an "
                             "empty database (e.g. --db sqlite:///new.sqlite3) to avoid "
@@ -181,8 +181,11 @@ def _insert(conn: DBConnection, model: type[SQLModel], rows: list[dict[str, Any]
     """Bulk insert; a contact merged into a later one gets its link once both exist."""
     if not rows:
         return
-    links = [{"row_id": r["id"], "target": r.pop("merged_into_id")}
+    links = [{"row_id": r["id"], "target": r["merged_into_id"]}
              for r in rows if r.get("merged_into_id") is not None]
+    for row in rows:
+        if "merged_into_id" in row:
+            row["merged_into_id"] = None
     conn.execute(insert(model.__table__), rows)
     if links:
         table = model.__table__
@@ -219,20 +222,13 @@ def _row(model, record, name, number, owner, offsets, refs) -> dict[str, Any]:
     where = f"{name}[{number}]"
     row: dict[str, Any] = {"owner_id": owner.id}
     for column in columns_of(model):
-        if column not in record:
-            if column == "id" or not _nullable(model, column):
-                raise TransferError(f"{where} has no {column!r}")
-            continue
-        value = _coerce(model, column, record[column], f"{where}.{column}")
+        if column not in record and not model.__table__.c[column].nullable:
+            raise TransferError(f"{where} has no {column!r}")
+        value = _coerce(model, column, record.get(column), f"{where}.{column}")
         if value is not None and (column == "id" or column in refs):
             value += offsets[name if column == "id" else refs[column]]
         row[column] = value
     return row
-
-
-def _nullable(model, column: str) -> bool:
-    col = model.__table__.c[column]
-    return col.nullable or col.default is not None
 
 
 def _coerce(model, column: str, value: Any, where: str) -> Any:
@@ -241,7 +237,7 @@ def _coerce(model, column: str, value: Any, where: str) -> Any:
         if col.nullable:
             return None
         raise TransferError(f"{where} may not be empty")
-    kind = col.type.python_type
+    kind = _python_type(col)
     try:
         if kind is datetime:
             parsed = datetime.fromisoformat(value)
@@ -257,6 +253,17 @@ def _coerce(model, column: str, value: Any, where: str) -> Any:
     except (TypeError, ValueError) as exc:
         raise TransferError(f"{where} is not a valid date and time ({exc})") from exc
     raise TransferError(f"{where} should be {kind.__name__}, not {type(value).__name__}")
+
+
+def _python_type(col) -> type:
+    """The Python type a column holds (SQLModel's AutoString says ``object``)."""
+    column_type = getattr(col.type, "impl", col.type)
+    if isinstance(column_type, String):
+        return str
+    try:
+        return column_type.python_type
+    except NotImplementedError:
+        return object
 
 
 def _reset_sequences(conn: DBConnection) -> None:

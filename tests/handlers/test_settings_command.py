@@ -1,0 +1,49 @@
+"""settings: show, change, validate — all or nothing."""
+
+import pytest
+from sqlmodel import Session
+
+from storage.models import Owner
+from tests.support.chat import say_one
+
+
+def owner(app) -> Owner:
+    with Session(app.engine) as session:
+        return session.get(Owner, app.owner_id)
+
+
+async def test_no_arguments_shows_the_current_settings(app):
+    reply = await say_one(app, "settings")
+    assert reply.kind == "reply" and "Time zone (tz): UTC" in reply.text
+    assert reply.fields["settings"] == {"tz": "UTC", "quiet": None, "tone": "warm",
+                                        "signature": None}
+
+
+async def test_everything_at_once_with_a_signature_last(app):
+    reply = await say_one(app, "settings TZ asia/kolkata quiet 21:30-7:00 tone Formal "
+                               "signature Best wishes,  Sam")
+    assert reply.kind == "reply", reply.text
+    saved = owner(app)
+    assert (saved.tz, saved.quiet_start, saved.quiet_end, saved.tone, saved.signature) == (
+        "Asia/Kolkata", "21:30", "07:00", "formal", "Best wishes,  Sam")
+    await say_one(app, "settings quiet off signature off")
+    saved = owner(app)
+    assert (saved.quiet_start, saved.quiet_end, saved.signature) == (None, None, "")
+
+
+@pytest.mark.parametrize("line, message", [
+    ("settings tz Mars/Base", "Area/City"),
+    ("settings tz", "Give a value after 'tz'"),
+    ("settings quiet 25:00-07:00", "HH:MM-HH:MM"),
+    ("settings quiet 22:00-22:00", "different times"),
+    ("settings tone grumpy", "warm, brief, formal"),
+    ("settings colour blue", "no setting 'colour'"),
+    ("settings tone brief tone warm", "given twice"),
+    ("settings signature " + "x" * 201, "limit is 200"),
+    ("settings tone brief tz Nowhere", "Area/City"),
+])
+async def test_bad_values_change_nothing(app, line, message):
+    reply = await say_one(app, line)
+    assert reply.kind == "error" and message in reply.text
+    assert reply.fields["usage"].startswith("settings [tz <Area/City>]")
+    assert owner(app).tone == "warm" and owner(app).tz == "UTC"

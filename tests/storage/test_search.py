@@ -1,0 +1,80 @@
+"""The contact search index keeps itself current and answers the same on both engines."""
+
+import pytest
+from sqlmodel import Session
+
+from storage import search
+from storage.models import Contact
+from tests.conftest import make_settings
+from tests.support.chat import say_one
+from tests.support.network import make_app, seed_network
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def network(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'search.sqlite3'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    app = await seed_network(make_app(make_settings(), url))
+    yield app
+    app.engine.dispose()
+
+
+def names(app, query: str, **kwargs) -> list[str]:
+    with Session(app.engine) as session:
+        ids = search.search(session.connection(), owner_id=app.owner_id, query=query, **kwargs)
+        return [session.get(Contact, i).name for i in ids]
+
+
+def test_words_fold_case_and_accents_and_split_handles():
+    assert search.words("Zoë ÅNGSTRÖM") == ["zoe", "angstrom"]
+    assert search.words("@MrPatel_Maths jane@school.social") == [
+        "mrpatel", "maths", "jane", "school", "social"]
+
+
+async def test_names_bios_and_handles_are_searchable_without_accents(network):
+    assert names(network, "angstrom") == ["Zoë Ångström"]
+    assert names(network, "ANGS") == ["Zoë Ångström"]
+    assert names(network, "malmo") == ["Zoë Ångström"]
+    assert names(network, "mrpatel") == ["Ravi Patel"]
+    assert set(names(network, "amara")) == {"Amara Okafor", "Amara Smith"}
+    assert names(network, "nobody-like-this") == []
+
+
+async def test_name_matches_rank_above_bio_matches(network):
+    await say_one(network, "note #1 we met at a maths conference")
+    found = names(network, "maths")
+    assert found.index("Ravi Patel") < found.index("Amara Okafor")
+    assert set(found) >= {"Ravi Patel", "Jane Doe-Smith", "Amara Okafor"}
+
+
+async def test_notes_and_tags_are_indexed_when_logged(network):
+    assert names(network, "forestschool") == []
+    reply = await say_one(network, "log @MrPatel_Maths planning a trip #forestschool")
+    assert reply.kind == "reply"
+    assert names(network, "forestschool") == ["Ravi Patel"]
+    assert names(network, "trip", columns=("notes",)) == ["Ravi Patel"]
+
+
+async def test_linked_contacts_leave_the_index_and_bring_their_words(network):
+    await say_one(network, "note @asmith runs the book club")
+    reply = await say_one(network, "link amara@mastodon.education @asmith")
+    assert reply.kind == "reply"
+    assert names(network, "book club") == ["Amara Okafor"]
+    assert names(network, "asmith") == ["Amara Okafor"]
+
+
+async def test_rebuild_restores_a_lost_index(network):
+    with Session(network.engine) as session:
+        conn = session.connection()
+        search._delete(conn, list(range(1, 100)))
+        assert search.search(conn, owner_id=network.owner_id, query="ravi") == []
+        assert search.rebuild(conn, owner_id=network.owner_id) == 6
+        assert search.search(conn, owner_id=network.owner_id, query="ravi") != []
+
+
+async def test_queries_with_search_syntax_are_just_words(network):
+    for query in ('"', "a*", "NEAR(x y)", "x:* & !y", "'; DROP TABLE contact; --", "-", "*"):
+        names(network, query)  # never a syntax error
+    assert names(network, 'ravi" OR "amara') == []
