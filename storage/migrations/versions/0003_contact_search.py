@@ -3,16 +3,16 @@
 Also indexes reminder.contact_id and draft.contact_id, which ``who`` and ``link``
 look up by contact.
 
-Revision ID: 0002_contact_search
-Revises: 0001
+Revision ID: 0003_contact_search
+Revises: 0002_worker_leases
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0002_contact_search"
-down_revision: str | None = "0001"
+revision: str = "0003_contact_search"
+down_revision: str | None = "0002_worker_leases"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
