@@ -135,11 +135,25 @@ def ensure_schema(engine: Engine) -> None:
     """Upgrade only when needed, so start-up stays fast on an up-to-date database."""
     check_connection(engine)
     try:
-        if current_revision(engine) == head_revision():
-            return
+        if current_revision(engine) != head_revision():
+            upgrade(engine)
     except OperationalError:
-        pass
-    upgrade(engine)
+        upgrade(engine)
+    refresh_statistics(engine)
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """Give SQLite's query planner table statistics (a sampled, millisecond ANALYZE).
+
+    Without them SQLite may pick the single-owner ``owner_id`` index over a
+    ``contact_id`` index and scan every row an owner has; PostgreSQL keeps its own
+    statistics (autovacuum), so this is SQLite only.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.begin() as conn:
+        conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        conn.exec_driver_sql("ANALYZE")
 
 
 @contextmanager
