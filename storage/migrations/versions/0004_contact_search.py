@@ -3,16 +3,16 @@
 Also indexes reminder.contact_id and draft.contact_id, which ``who`` and ``link``
 look up by contact.
 
-Revision ID: 0003_contact_search
-Revises: 0002_worker_leases
+Revision ID: 0004_contact_search
+Revises: 0003_lost_connections
 """
 
 from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0003_contact_search"
-down_revision: str | None = "0002_worker_leases"
+revision: str = "0004_contact_search"
+down_revision: str | None = "0003_lost_connections"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
