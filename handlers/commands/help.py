@@ -52,12 +52,32 @@ def command_help(info: CommandInfo) -> str:
     return "\n".join(lines)
 
 
-def overview(catalog: list[CommandInfo]) -> str:
-    width = min(44, max(len(info.usage) for info in catalog))
+MESSAGE_BUDGET = 1_900  # one Discord message (2,000 characters) with room to spare
+SUMMARY_LENGTHS = (100, 72, 56, 40, 0)
+
+
+def overview(catalog: list[CommandInfo], budget: int = MESSAGE_BUDGET) -> str:
+    """Every command by topic, usage first; summaries are shortened (or left out) so the
+    whole list stays one chat message however many commands there are."""
+    for length in SUMMARY_LENGTHS:
+        text = _overview(catalog, length)
+        if len(text) <= budget:
+            return text
+    return text
+
+
+def _overview(catalog: list[CommandInfo], summary_length: int) -> str:
     lines = ["Commands (write `help <command>` for details and examples):"]
     for group, infos in groupby(catalog, key=lambda info: info.group):
         lines.append(f"{GROUP_TITLES.get(group, group.title())}:")
         for info in infos:
-            usage = info.usage if len(info.usage) <= width else info.name + " …"
-            lines.append(f"  {usage:<{width}}  {info.summary}")
+            usage = info.usage if len(info.usage) <= 40 else info.name + " …"
+            summary = _clip(info.summary, summary_length)
+            lines.append(f"  {usage} — {summary}" if summary else f"  {usage}")
     return "\n".join(lines)
+
+
+def _clip(text: str, length: int) -> str:
+    if len(text) <= length:
+        return text
+    return text[: max(length - 1, 0)].rstrip(" ,;.") + "…" if length else ""

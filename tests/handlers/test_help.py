@@ -3,15 +3,24 @@
 import pytest
 
 from handlers.commands import command_catalog, parse_usage
+from handlers.commands.help import overview
 from tests.support.chat import say_one
 
 
-async def test_help_lists_every_command_by_group(app):
+async def test_help_lists_every_command_by_group_in_one_chat_message(app):
     reply = await say_one(app, "help")
     for info in command_catalog():
-        assert info.summary in reply.text
+        assert f"\n  {info.name}" in reply.text
     assert reply.text.index("People:") < reply.text.index("Settings:")
     assert set(reply.fields["commands"]) == {info.name for info in command_catalog()}
+    assert len(reply.text) <= 1_900
+
+
+def test_a_long_command_list_shortens_summaries_to_stay_one_message():
+    catalog = command_catalog() * 4
+    text = overview(catalog)
+    assert len(text) <= 1_900 and all(info.name in text for info in catalog)
+    assert "Show everything I know about someone." in overview(command_catalog()[:3])
 
 
 @pytest.mark.parametrize("name", [info.name for info in command_catalog()])
