@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, update
 from sqlmodel import Session, col, func, select
 
+from storage import search
 from storage.models import Account, Connection, ConnectionEvent, Contact, Handle, MassDrop, Owner
 
 # Enough ids per IN (...) to keep statements few, few enough for every SQLite build.
@@ -150,6 +151,7 @@ def update_by_id(session: Session, table: Table, rows: list[dict[str, Any]]) -> 
                  .values({name: bindparam(f"set_{name}") for name in names}))
     params = [{"row_id": row["row_id"], **{f"set_{n}": row[n] for n in names}} for row in rows]
     session.connection().execute(statement, params)
+    search.track(session, table, rows)
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:
@@ -163,6 +165,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> l
     ids = reserve_ids(session, table, len(rows))
     executemany_insert(session, table, [
         {**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)])
+    search.track(session, table, rows, ids)
     return ids
 
 
@@ -228,6 +231,7 @@ def insert_plain(session: Session, table: Table, rows: list[dict[str, Any]]) -> 
     """Insert ``rows`` with one ``executemany`` (no ids needed back)."""
     if rows:
         executemany_insert(session, table, rows)
+        search.track(session, table, rows)
 
 
 def update_connections(

@@ -6,10 +6,10 @@ tags and notes. SQLite keeps it in an FTS5 table, PostgreSQL in a weighted
 ``tsvector`` with a GIN index; the words are folded and tokenised here in Python so
 both engines see exactly the same words and answer the same queries.
 
-The index maintains itself: an ``after_flush`` hook on every ORM session re-indexes
-the contacts whose name, profile, handles or interactions changed in that flush, in
-the same transaction. Bulk loaders that bypass the ORM (Core ``executemany``) call
-``rebuild()`` afterwards.
+The index maintains itself: an ``after_flush`` hook on every ORM session notes the
+contacts whose name, profile, handles or interactions changed, and ``before_commit``
+re-indexes them once, in the same transaction. Core bulk writes report what they
+touched with ``track()``; loaders that bypass SQLAlchemy call ``rebuild()``.
 """
 
 from __future__ import annotations
@@ -213,13 +213,58 @@ def changed_contact_ids(session: Session) -> set[int]:
     return ids
 
 
+PENDING = "plnbot_search_pending"
+
+
+def _pending(session: Session) -> set[int]:
+    return session.info.setdefault(PENDING, set())
+
+
+def track(session: Session, table, rows: Sequence[dict], ids: Sequence[int] | None = None,
+          ) -> None:
+    """Core bulk writes (``executemany``) report the contacts they touched here.
+
+    ``rows`` are the parameter dicts; ``ids`` the new ids of an INSERT, if any. Updates
+    name their rows by ``row_id``. The contacts are re-indexed when the transaction
+    commits, like ORM changes.
+    """
+    name = getattr(table, "name", "")
+    if name == "contact":
+        touched = list(ids) if ids is not None else [r.get("row_id") for r in rows]
+    elif name in ("handle", "interaction") and all("contact_id" in r for r in rows):
+        touched = [r["contact_id"] for r in rows]
+    elif name == "handle":
+        handle_ids = [r.get("row_id") or r.get("id") for r in rows]
+        touched = list(session.connection().execute(
+            select(Handle.__table__.c.contact_id)
+            .where(Handle.__table__.c.id.in_([i for i in handle_ids if i]))
+        ).scalars())
+    else:
+        return
+    _pending(session).update(i for i in touched if i)
+
+
 @event.listens_for(Session, "after_flush")
-def _reindex_after_flush(session: Session, _flush_context) -> None:
+def _collect_after_flush(session: Session, _flush_context) -> None:
     ids = changed_contact_ids(session)
+    if ids:
+        _pending(session).update(ids)
+
+
+@event.listens_for(Session, "before_commit")
+def _reindex_before_commit(session: Session) -> None:
+    """One re-index per transaction (or savepoint) for everything it changed."""
+    session.flush()
+    ids = session.info.pop(PENDING, None)
     if ids:
         conn = session.connection()
         if has_index(conn):
             reindex(conn, ids)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(PENDING, None)
 
 
 # ---------------------------------------------------------------------- queries

@@ -78,3 +78,16 @@ async def test_queries_with_search_syntax_are_just_words(network):
     for query in ('"', "a*", "NEAR(x y)", "x:* & !y", "'; DROP TABLE contact; --", "-", "*"):
         names(network, query)  # never a syntax error
     assert names(network, 'ravi" OR "amara') == []
+
+
+async def test_people_from_a_bulk_sync_are_findable(network):
+    from bot.events import SnapshotReceived
+    from tests.support.factories import mastodon_person
+
+    people = [mastodon_person(f"Bulk Person{n}", acct=f"bulk{n}@edu.social",
+                              note="Chemistry teacher") for n in range(30)]
+    for profile in people[:20], people:  # the baseline, then ten arrivals in bulk
+        await network.handle(SnapshotReceived(owner_ref="local", platform="mastodon",
+                                              profiles=list(profile), complete=False))
+    assert len(names(network, "chemistry", limit=50)) == 30
+    assert names(network, "person29") == ["Bulk Person29"]
