@@ -648,6 +648,49 @@ async def test_welcomes_wait_for_a_connection_and_a_known_route(client):
         await sender.send_welcome(handle=handle_of(5), text="Hi", via="pigeon")
 
 
+def needs_send_command():
+    from handlers.commands import command_specs
+
+    if "send" not in command_specs():
+        pytest.skip("the send command (welcome drafts) is not on this branch")
+
+
+@pytest.fixture
+def member_app(client, sender):
+    """The app sending Discord welcomes through the fake channel and member."""
+    client.app.senders["discord"] = sender.sender
+    return client
+
+
+async def test_the_send_button_posts_the_welcome_and_settles_the_draft(member_app, sender):
+    needs_send_command()
+    client = member_app
+    await with_baseline(client)
+    [arrival] = await joined(client, mock_member("ada", global_name="Ada Lovelace",
+                                                 member_id=5))
+    draft_id = arrival.fields["draft_id"]
+    message = message_with_components(draft_view(draft_id))
+    await DraftButton("send", draft_id).callback(mock_interaction(client, message=message))
+    assert sender.channel.send.await_args.args[0].startswith("<@5> ")
+    assert client.find_draft(draft_id).status == "sent"
+    assert "in #welcome" in client.app.surface.pop()[-1].text
+    message.edit.assert_awaited_once_with(view=None)
+
+
+async def test_send_as_dm_to_a_member_with_closed_dms_posts_in_the_channel(member_app, sender):
+    needs_send_command()
+    client = member_app
+    await with_baseline(client)
+    [arrival] = await joined(client, mock_member("ada", member_id=5))
+    draft_id = arrival.fields["draft_id"]
+    sender.member.send.side_effect = http_error(discord.Forbidden, 403, 50007)
+    await DraftButton("senddm", draft_id).callback(mock_interaction(client))
+    sender.member.send.assert_awaited()
+    assert sender.channel.send.await_args.args[0].startswith("<@5> ")
+    assert client.find_draft(draft_id).status == "sent"
+    assert "does not accept DMs" in client.app.surface.pop()[-1].text
+
+
 # --- start-up and failure -----------------------------------------------------------------
 
 
