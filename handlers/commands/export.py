@@ -37,7 +37,8 @@ async def export(args: str, ctx: Context) -> None:
     """
     fmt = args.strip().lower() or "json"
     if fmt not in ("json", "csv"):
-        raise CommandError(f"I can export json or csv, not {args.strip()[:20]!r}.")
+        word = args.split()[0][:40]
+        raise CommandError(f"I can export json or csv, not {word!r}.")
     data = transfer.export_data(ctx.session, owner=ctx.owner, now=ctx.now())
     suffix = "json" if fmt == "json" else "zip"
     path = exports_dir(ctx.settings) / f"plnbot-export-{ctx.now():%Y%m%d-%H%M%S}.{suffix}"
