@@ -24,8 +24,9 @@ def make_settings(**values) -> Settings:
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return make_settings()
+def settings(tmp_path: Path) -> Settings:
+    """Default settings; files the bot writes (digest charts) go under ``tmp_path``."""
+    return make_settings(PLNBOT_DATA_DIR=str(tmp_path / "data"))
 
 
 @pytest.fixture

@@ -1,16 +1,28 @@
-"""Chat commands: network (see handlers/commands/__init__.py for the registry)."""
+"""The network as a whole: ``lost`` (issue #6), ``stats`` and ``digest`` (issue #5)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from sqlmodel import col, func, select
+
 from bot.context import Context
 from handlers.commands import CommandError, command
+from handlers.digest import send_digest
 from handlers.lost import describe_cause, where
+from handlers.nudges import cadence_status, goal_progress, progress_line, weekly_counts
 from handlers.present import at_handle, history_line
 from storage import connections as store
-from storage.models import MassDrop
+from storage.models import (
+    Account,
+    Connection,
+    Contact,
+    Draft,
+    Interaction,
+    MassDrop,
+    Reminder,
+)
 
 # --- lost ---------------------------------------------------------------------------
 
@@ -103,3 +115,82 @@ def drop_line(ctx: Context, drop: MassDrop, platform: str) -> str:
 
 def local_time(ctx: Context, at: datetime) -> str:
     return f"{at.astimezone(ZoneInfo(ctx.owner.tz)):%Y-%m-%d %H:%M}"
+
+
+# --- stats and digest (issue #5) ------------------------------------------------------
+
+
+@command("digest", "digest", group="network")
+async def digest(args: str, ctx: Context) -> None:
+    """Your weekly digest right now: the last seven days and a chart.
+
+    New connections, conversations, goals and streaks, field mix, who is due,
+    lost and returned connections, drafts, and a PNG chart of growth and
+    conversations per week. It also arrives by itself on your digest day.
+    """
+    send_digest(ctx, now=ctx.now())
+
+
+@command("stats", "stats", group="network")
+async def stats(args: str, ctx: Context) -> None:
+    """Numbers about your network: people, connections, conversations, goals."""
+    facts = network_facts(ctx)
+    lines = [
+        f"People: {facts['contacts']}; active connections: {facts['connections']}"
+        + (f" ({platform_text(facts['platforms'])})" if facts["platforms"] else ""),
+        f"Conversations: {facts['conversations_this_week']} this week, "
+        f"{facts['conversations_4_weeks']} in the last 4 weeks, {facts['conversations']} in all",
+        f"Never talked to: {facts['never_talked']}; due under a cadence: {facts['due']}",
+        f"Open reminders: {facts['reminders']}; welcome drafts waiting: {facts['drafts']}",
+    ]
+    lines += [f"Goal — {progress_line(p, ctx.owner)}"
+              for p in goal_progress(ctx.session, owner=ctx.owner, now=ctx.now())]
+    ctx.send("reply", "\n".join(lines), stats=facts)
+
+
+def platform_text(platforms: dict[str, int]) -> str:
+    return ", ".join(f"{count} on {name}" for name, count in sorted(platforms.items()))
+
+
+def count(ctx: Context, query) -> int:
+    return ctx.session.exec(query).one()
+
+
+def network_facts(ctx: Context) -> dict:
+    owner, now = ctx.owner, ctx.now()
+    people = select(func.count()).select_from(Contact).where(
+        Contact.owner_id == owner.id, col(Contact.merged_into_id).is_(None))
+    talks = select(func.count()).select_from(Interaction).where(
+        Interaction.owner_id == owner.id, Interaction.kind == "conversation")
+    platforms = dict(ctx.session.exec(
+        select(Connection.kind, func.count()).where(
+            Connection.owner_id == owner.id, Connection.state == "active")
+        .group_by(Connection.kind)).all())
+    by_platform = active_by_platform(ctx)
+    return {
+        "contacts": count(ctx, people),
+        "never_talked": count(ctx, people.where(col(Contact.last_conversation_at).is_(None))),
+        "connections": sum(platforms.values()),
+        "connection_kinds": platforms,
+        "platforms": by_platform,
+        "conversations": count(ctx, talks),
+        "conversations_this_week": weekly_counts(ctx.session, owner=owner,
+                                                 kind="conversations", now=now, weeks=1)[0],
+        "conversations_4_weeks": count(ctx, talks.where(
+            Interaction.at >= now - timedelta(weeks=4))),
+        "due": sum(1 for d in cadence_status(ctx.session, owner=owner) if d.due_at <= now),
+        "reminders": count(ctx, select(func.count()).select_from(Reminder).where(
+            Reminder.owner_id == owner.id, col(Reminder.status).in_(("open", "delivered")))),
+        "drafts": count(ctx, select(func.count()).select_from(Draft).where(
+            Draft.owner_id == owner.id, Draft.status == "pending")),
+    }
+
+
+def active_by_platform(ctx: Context) -> dict[str, int]:
+    rows = ctx.session.exec(
+        select(Account.platform, func.count())
+        .join(Connection, Connection.account_id == Account.id)
+        .where(Connection.owner_id == ctx.owner.id, Connection.state == "active")
+        .group_by(Account.platform)
+    ).all()
+    return dict(rows)
