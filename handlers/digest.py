@@ -24,6 +24,7 @@ from sqlmodel import Session, col, func, select
 from bot.context import Context
 from bot.dispatcher import on
 from bot.events import Tick
+from handlers.lost import mark_losses_reported, unreported_losses
 from handlers.nudges import (
     cadence_status,
     describe_period,
@@ -202,12 +203,19 @@ def who_is_due(session, owner, since, now, digest: Digest) -> None:
 
 
 def losses_and_returns(session, owner, since, now, digest: Digest) -> None:
-    events = events_between(session, owner, ("lost", "returned"), since, now)
-    lost = list(dict.fromkeys(cid for kind, cid in events if kind == "lost"))
-    back = list(dict.fromkeys(cid for kind, cid in events if kind == "returned"))
-    digest.fields["lost"], digest.fields["returned"] = len(lost), len(back)
-    if lost:
-        digest.lines.append(f"• Lost: {len(lost)} ({names(session, lost)})")
+    """Losses not told yet (kept for the digest by handlers/lost.py, then marked told)
+    and the people who came back this week."""
+    losses = unreported_losses(session, owner=owner, until=now)
+    back = list(dict.fromkeys(cid for _, cid in events_between(
+        session, owner, ("returned",), since, now)))
+    digest.fields["lost"], digest.fields["returned"] = len(losses), len(back)
+    digest.fields["lost_contacts"] = [loss.contact_id for loss in losses]
+    if losses:
+        digest.lines.append(f"• Lost: {len(losses)}")
+        digest.lines += [f"    {loss.line()}" for loss in losses[:LISTED * 2]]
+        if len(losses) > LISTED * 2:
+            digest.lines.append(f"    … and {len(losses) - LISTED * 2} more (`lost` lists them)")
+        mark_losses_reported(session, owner=owner, losses=losses)
     if back:
         digest.lines.append(f"• Came back: {len(back)} ({names(session, back)})")
 

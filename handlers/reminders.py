@@ -44,6 +44,10 @@ BATCH_LIMIT = 100
 CATCH_UP_AFTER = timedelta(minutes=10)
 FOLLOWUP_LOOKBACK = timedelta(days=30)
 FOLLOWUP_JOB = "followups"
+# The watermark is saved at most this often when nothing was created: looking at a few
+# events twice is harmless (one follow-up per contact is checked), a write every sweep
+# is not.
+WATERMARK_STEP = timedelta(hours=1)
 # "gained" events that are not somebody new arriving: a first-sync baseline, an import.
 NOT_ARRIVALS = ("quiet", "imported")
 
@@ -69,14 +73,17 @@ def due_reminders(session: Session, *, owner_id: int, now: datetime,
     ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite ignores it and serialises writers)
     keeps two workers from choosing the same rows.
     """
-    query = (
+    return list(session.exec(due_query(owner_id=owner_id, now=now, limit=limit)))
+
+
+def due_query(*, owner_id: int, now: datetime, limit: int = BATCH_LIMIT):
+    return (
         select(Reminder)
         .where(Reminder.status == "open", Reminder.due_at <= now, Reminder.owner_id == owner_id)
         .order_by(Reminder.due_at, Reminder.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return list(session.exec(query))
 
 
 def delivery_key(reminders: list[Reminder]) -> str:
@@ -173,7 +180,8 @@ def schedule_followups(ctx: Context, *, now: datetime) -> int:
     for contact_id, gained_at in gained_between(ctx.session, owner_id=ctx.owner.id,
                                                 since=since, upto=upto):
         created += add_followup(ctx, contact_id=contact_id, due_at=gained_at + age, now=now)
-    mark_run(ctx.session, owner=ctx.owner, job=FOLLOWUP_JOB, at=upto)
+    if created or upto - since >= WATERMARK_STEP:
+        mark_run(ctx.session, owner=ctx.owner, job=FOLLOWUP_JOB, at=upto)
     return created
 
 

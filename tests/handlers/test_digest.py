@@ -87,10 +87,12 @@ async def test_digest_content(app, clock, surface):
     assert fields["goals"][0]["streak"] == 1 and "streak 1 week" in text
     assert fields["field_mix"]["education"] >= 2
     assert "Field mix of your 4 contacts" in text
-    assert fields["lost"] == 1 and "Lost: 1 (Olu Ade)" in text
+    assert fields["lost"] == 1 and "Lost: 1\n    Olu Ade (@olu@school.social" in text
     assert fields["due"] and "Due for a conversation: Olu Ade" in text
     assert fields["drafts_pending"] == 2 and "2 waiting" in text
     assert_real_png(fields["image"])
+    again = await say_one(app, "digest")
+    assert again.fields["lost"] == 0 and "Olu Ade" not in again.text.split("Due for")[0]
 
 
 async def test_digest_without_a_writable_folder_still_arrives(app, surface, settings,
