@@ -122,7 +122,7 @@ def local_time(ctx: Context, at: datetime) -> str:
 
 @command("digest", "digest", group="network")
 async def digest(args: str, ctx: Context) -> None:
-    """Your weekly digest right now: the last seven days and a chart.
+    """Your weekly digest now: the last seven days and a chart.
 
     New connections, conversations, goals and streaks, field mix, who is due,
     lost and returned connections, drafts, and a PNG chart of growth and
@@ -133,7 +133,7 @@ async def digest(args: str, ctx: Context) -> None:
 
 @command("stats", "stats", group="network")
 async def stats(args: str, ctx: Context) -> None:
-    """Numbers about your network: people, connections, conversations, goals."""
+    """Numbers: people, connections, conversations, goals."""
     facts = network_facts(ctx)
     lines = [
         f"People: {facts['contacts']}; active connections: {facts['connections']}"

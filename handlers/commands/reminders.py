@@ -106,7 +106,7 @@ def quiet_note(ctx: Context, reminder: Reminder) -> str:
 
 @command("reminders", "reminders", group="reminders")
 async def reminders(args: str, ctx: Context) -> None:
-    """List your reminders that are still open or delivered but not yet done."""
+    """List your reminders that are not done yet."""
     rows = list(ctx.session.exec(
         select(Reminder)
         .where(Reminder.owner_id == ctx.owner.id,
@@ -149,7 +149,7 @@ def owned_reminder(ctx: Context, token: str, usage: str) -> Reminder:
 
 @command("done", "done <id>", group="reminders")
 async def done(args: str, ctx: Context) -> None:
-    """Mark a reminder as done. A repeating one keeps repeating; `cancel` stops it."""
+    """Mark a reminder as done (a repeating one goes on; `cancel` stops it)."""
     usage = "done <id>"
     reminder = owned_reminder(ctx, single_token(args, usage), usage)
     if reminder.recurrence:
@@ -172,7 +172,7 @@ def single_token(args: str, usage: str) -> str:
 
 @command("snooze", "snooze <id> <when>", group="reminders")
 async def snooze(args: str, ctx: Context) -> None:
-    """Move a reminder to a later time: `snooze 4 tomorrow 9am`, `snooze 4 in 2 hours`.
+    """Move a reminder to later: `snooze 4 tomorrow 9am`, `snooze 4 in 2 hours`.
 
     Snoozing a repeating reminder makes a one-off copy; the series goes on as before.
     """
@@ -222,7 +222,7 @@ MAX_CADENCE_DAYS = 3650
 
 @command("cadence", CADENCE_USAGE, group="reminders")
 async def cadence(args: str, ctx: Context) -> None:
-    """Keep in touch: be nudged when you haven't talked to someone for a while.
+    """Be nudged when you haven't talked to someone (or a #tag) for a while.
 
     A logged conversation (`log`) starts the clock again. A #tag covers everyone
     whose conversations or notes carry that tag. `cadence` alone lists your rules.
@@ -341,7 +341,7 @@ def list_cadences(ctx: Context) -> None:
 
 @command("due", "due", group="reminders")
 async def due(args: str, ctx: Context) -> None:
-    """Who is due for a conversation under your cadences, most overdue first."""
+    """Who is due for a conversation, most overdue first."""
     now = ctx.now()
     status = cadence_status(ctx.session, owner=ctx.owner)
     overdue = [d for d in status if d.due_at <= now]
@@ -366,7 +366,7 @@ MAX_GOAL = 100
 
 @command("goal", GOAL_USAGE, group="reminders")
 async def goal(args: str, ctx: Context) -> None:
-    """Set a weekly habit goal, or see your progress and streaks (`goal` alone).
+    """Set a weekly goal, or see progress and streaks (`goal` alone).
 
     conversations: logged conversations; connections: new connections; outside:
     conversations with people outside your own field. Weeks start on Monday in your

@@ -565,7 +565,7 @@ async def test_a_dm_the_owner_cannot_receive_stays_in_the_outbox_and_is_retried(
     app.surface.channel = channel = mock_dm_channel()
     channel.send.side_effect = http_error(discord.Forbidden, 403, 50007,
                                           "Cannot send messages to this user")
-    await client.submit(CommandReceived(owner_ref="local", text="help", message_id="d:1"))
+    await client.submit(CommandReceived(owner_ref="local", text="help help", message_id="d:1"))
     with Session(app.engine) as session:
         [row] = session.exec(select(OutboxMessage)).all()
         assert (row.status, row.attempts) == ("pending", 1)
