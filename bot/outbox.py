@@ -78,11 +78,12 @@ class Outbox:
         delivered = handled = 0
         with Session(self.engine, expire_on_commit=False) as session:
             while handled < limit:
-                ids = self._claim(session, owner_ids, min(self.batch, limit - handled))
-                if not ids:
-                    break
+                wanted = min(self.batch, limit - handled)
+                ids = self._claim(session, owner_ids, wanted)
                 handled += len(ids)
-                delivered += await self._deliver_batch(session, surface, ids)
+                delivered += await self._deliver_batch(session, surface, ids) if ids else 0
+                if len(ids) < wanted:  # nothing more is due right now
+                    break
         return delivered
 
     async def _deliver_batch(self, session: Session, surface: ChatSurface, ids: list[int]) -> int:

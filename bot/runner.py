@@ -115,7 +115,9 @@ async def run_worker(settings, db_url: str | None, *, once: bool, as_json: bool)
     scheduler = build_scheduler([("poll", app.poll_sources, settings.poll_minutes * 60)])
     scheduler.start()
     try:
-        await worker.run_forever(stop_on_signals(), idle_seconds=min(settings.sweep_seconds, 5))
+        # Idle no longer than a lease, so a dead worker's owners are picked up promptly.
+        idle = min(settings.sweep_seconds, settings.lease_seconds, 5)
+        await worker.run_forever(stop_on_signals(), idle_seconds=idle)
     finally:
         scheduler.shutdown(wait=False)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
-from storage.models import OutboxMessage, Owner
+from storage.models import OutboxMessage, Owner, Reminder
 
 
 def seed_owners(engine: Engine, count: int, *, now: datetime, prefix: str = "owner") -> list[int]:
@@ -32,3 +32,14 @@ def seed_outbox(engine: Engine, owner_ids: list[int], per_owner: int, *,
     with engine.begin() as conn:
         conn.execute(insert(OutboxMessage), rows)
     return [row["idempotency_key"] for row in rows]
+
+
+def seed_reminders(engine: Engine, owner_ids: list[int], per_owner: int, *,
+                   due_at: datetime, now: datetime) -> list[int]:
+    """``per_owner`` open reminders due at ``due_at`` for each owner; returns their ids."""
+    rows = [{"owner_id": owner_id, "kind": "reminder", "text": f"task {n}", "due_at": due_at,
+             "status": "open", "created_at": now}
+            for owner_id in owner_ids for n in range(per_owner)]
+    with engine.begin() as conn:
+        conn.execute(insert(Reminder), rows)
+        return list(conn.execute(select(Reminder.id).order_by(Reminder.id)).scalars())

@@ -1,0 +1,139 @@
+"""Owners are isolated: every chat command, as owner B, against owner A's ids.
+
+For B, A's draft ids, reminder ids, ``#contact`` ids, handles, names and tags must be
+indistinguishable from ids that exist nowhere: B's reply to ``<command> <A's ref>`` is
+the reply to ``<command> <a ref nobody has>`` (numbers aside), it never shows A's
+data, and A's rows are unchanged. The command list comes from the registry, so a new
+command is covered the moment it is registered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlmodel import Session, SQLModel, select
+
+from bot.app import App, open_database
+from handlers.commands import unique_specs
+from storage.models import Contact, Draft, Handle, Reminder
+from tests.conftest import make_settings
+from tests.support.factories import arrival, command, mastodon_person, x_person
+from tests.support.fakes import FakeClock, FakeSurface
+
+SECRETS = ("Okafor", "Marlowe", "secret-plan", "amara_teach")
+
+
+@dataclass
+class World:
+    alice: App
+    bob: App
+    refs: list[tuple[str, str]]  # (A's reference, one of the same shape that nobody has)
+
+
+async def build_world(db_url: str) -> World:
+    clock = FakeClock()
+
+    def app_for(owner: str) -> App:
+        return App(settings=make_settings(PLNBOT_OWNER=owner),
+                   engine=open_database(make_settings(), db_url), surface=FakeSurface(),
+                   clock=clock)
+
+    alice, bob = app_for("alice"), app_for("bob")
+    for person in (x_person("Amara Okafor", username="amara_teach"),
+                   mastodon_person("Jo Marlowe", acct="jo@marlowe.example")):
+        await alice.handle(arrival(person, owner_ref="alice"))
+    for line in ("note amara secret-plan #robotics", "remind amara tomorrow secret-plan",
+                 "cadence #robotics every 2 weeks", "log jo@marlowe.example secret-plan"):
+        await alice.handle(command(line, owner_ref="alice"))
+    await bob.handle(arrival(x_person("Quentin Blake", username="qb"), owner_ref="bob"))
+    alice.surface.pop(), bob.surface.pop()
+    return World(alice, bob, references(alice))
+
+
+def references(alice: App) -> list[tuple[str, str]]:
+    with Session(alice.engine) as session:
+        contact = session.exec(select(Contact).where(Contact.owner_id == alice.owner_id)).first()
+        draft = session.exec(select(Draft).where(Draft.owner_id == alice.owner_id)).first()
+        reminder = session.exec(select(Reminder).where(Reminder.owner_id == alice.owner_id)
+                                ).first()
+        handle = session.exec(select(Handle).where(Handle.owner_id == alice.owner_id)).first()
+    return [(f"#{contact.id}", "#9999"), (str(draft.id), "9998"), (f"#{draft.id}", "#9998"),
+            (str(reminder.id), "9997"), (f"@{handle.handle}", "@nobody_here"),
+            ("jo@marlowe.example", "no@where.example"), ("Okafor", "Zzyzx"),
+            ("#robotics", "#knitting")]
+
+
+def alice_rows(alice: App) -> str:
+    """A fingerprint of every row owner A has, in every table."""
+    digest = hashlib.sha256()
+    with Session(alice.engine) as session:
+        for table in SQLModel.metadata.sorted_tables:
+            if "owner_id" in table.c:
+                for row in session.execute(select(table).where(
+                        table.c.owner_id == alice.owner_id).order_by(*table.primary_key)):
+                    digest.update(repr(tuple(row)).encode())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> World:
+    db_url = f"sqlite:///{tmp_path_factory.mktemp('tenancy') / 'plnbot.sqlite3'}"
+    return asyncio.run(build_world(db_url))
+
+
+def without(text: str, ref: str) -> str:
+    """The reply with the reference the owner typed taken out (it may be echoed back)."""
+    return re.sub(re.escape(ref), "<ref>", text, flags=re.IGNORECASE)
+
+
+def normalised(replies, ref: str) -> list[tuple[str, str]]:
+    return [(m.kind, re.sub(r"\d+", "N", without(m.text, ref))) for m in replies]
+
+
+async def said_by_bob(world: World, line: str):
+    await world.bob.handle(command(line, owner_ref="bob"))
+    replies = world.bob.surface.pop()
+    assert len(replies) == 1, (line, [m.text for m in replies])
+    return replies
+
+
+def as_bob(world: World, line: str):
+    return asyncio.run(said_by_bob(world, line))
+
+
+SUFFIXES = ("", " tomorrow", " hello there", " every 2 weeks", " 3 per week")
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(spec=st.sampled_from(unique_specs()), pair=st.integers(0, 7),
+       suffix=st.sampled_from(SUFFIXES))
+def test_owner_b_cannot_reach_owner_a(world, spec, pair, suffix):
+    theirs, nobodys = world.refs[pair]
+    before = alice_rows(world.alice)
+    replies = as_bob(world, f"{spec.name} {theirs}{suffix}")
+    baseline = as_bob(world, f"{spec.name} {nobodys}{suffix}")
+    assert normalised(replies, theirs) == normalised(baseline, nobodys)
+    shown = without(" ".join(f"{m.text} {m.fields}" for m in replies), theirs).lower()
+    assert not [secret for secret in SECRETS if secret.lower() in shown]
+    assert alice_rows(world.alice) == before
+
+
+def test_every_command_is_in_the_property(world):
+    """The registry drives the property above; it must hold real commands."""
+    names = {spec.name for spec in unique_specs()}
+    assert {"who", "skip", "done", "cancel", "snooze"} <= names
+
+
+async def test_as_owner_b_a_ids_are_not_found(world):
+    contact_ref, draft_ref, reminder_ref = world.refs[0][0], world.refs[1][0], world.refs[3][0]
+    for line in (f"who {contact_ref}", f"skip {draft_ref}", f"done {reminder_ref}",
+                 f"cancel {reminder_ref}", f"snooze {reminder_ref} tomorrow", "who amara"):
+        [reply] = await said_by_bob(world, line)
+        assert reply.kind == "error", (line, reply.text)
