@@ -2,9 +2,10 @@
 
 Due reminders across many owners (5,000 across 500 in the crash test): every reminder
 reaches exactly one delivered message, and every message is printed once — also when
-one worker is SIGKILLed in the middle of its work (its owners and messages are taken over when its 2-second leases
-expire; a message it printed but had not yet marked sent is printed again with the
-same idempotency key, which is what a consumer drops repeats by).
+one worker is SIGKILLed in the middle of its work (its owners and messages are taken
+over when its 2-second leases expire; a message it printed but had not yet marked sent
+is printed again with the same idempotency key, which is what a consumer drops repeats
+by).
 """
 
 from __future__ import annotations
