@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.exc import NoSuchModuleError as NoSuchDialect
@@ -110,12 +110,27 @@ def _alembic_config(engine: Engine):
     return config
 
 
+MIGRATION_LOCK = 7_245_001  # any constant: the PostgreSQL advisory lock of upgrades
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` (the newest by default)."""
+    """Apply migrations up to ``revision`` (the newest by default).
+
+    On PostgreSQL, several workers starting at once upgrade one after the other (an
+    advisory lock); the later ones find the schema current and do nothing.
+    """
     from alembic import command
 
     check_connection(engine)
-    command.upgrade(_alembic_config(engine), revision)
+    if engine.dialect.name != "postgresql":
+        command.upgrade(_alembic_config(engine), revision)
+        return
+    with engine.connect() as lock:
+        lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        try:
+            command.upgrade(_alembic_config(engine), revision)
+        finally:
+            lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
 
 
 def current_revision(engine: Engine) -> str | None:
