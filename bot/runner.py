@@ -105,14 +105,18 @@ async def run_worker(settings, db_url: str | None, *, once: bool, as_json: bool)
     engine = open_database(settings, db_url)
     surface = RoutingSurface(default=ConsoleSurface(json_mode=as_json, show_owner=True))
     worker = Worker(settings=settings, engine=engine, surface=surface)
-    app = App(settings=settings, engine=engine, surface=surface,
-              sources=configured_sources(settings), worker=worker.id)
     log.info("worker %s serving every owner on the database", worker.id)
-    await app.poll_sources()
+    jobs = []
+    sources = configured_sources(settings)
+    if sources:  # only then is PLNBOT_OWNER one of the owners here
+        app = App(settings=settings, engine=engine, surface=surface, sources=sources,
+                  worker=worker.id)
+        await app.poll_sources()
+        jobs.append(("poll", app.poll_sources, settings.poll_minutes * 60))
     if once:
         await worker.drain()
         return
-    scheduler = build_scheduler([("poll", app.poll_sources, settings.poll_minutes * 60)])
+    scheduler = build_scheduler(jobs)
     scheduler.start()
     try:
         # Idle no longer than a lease, so a dead worker's owners are picked up promptly.

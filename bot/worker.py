@@ -103,10 +103,7 @@ class Worker:
 
     async def run_once(self) -> int:
         """Claim one batch of owners and serve each; returns how many were served."""
-        served = 0
-        for owner_id in self.claim_owners():
-            served += await self.serve(owner_id)
-        return served
+        return await self.serve_many(self.claim_owners(), just_claimed=True)
 
     async def drain(self) -> int:
         """Serve until no owner needs attention (``--once``); returns owners served."""
@@ -116,32 +113,49 @@ class Worker:
         return total
 
     async def serve(self, owner_id: int) -> int:
-        """Sweep the owner if due, deliver its messages, give it back."""
-        owner = self._renewed(owner_id)
-        if owner is None:
-            log.info("owner %s was taken over by another worker; leaving it", owner_id)
-            return 0
-        swept = _is_due(owner.next_sweep_at, self.clock())
+        """Serve one owner this worker claimed earlier (1), or leave it if taken over (0)."""
+        return await self.serve_many([owner_id], just_claimed=False)
+
+    async def serve_many(self, owner_ids: list[int], *, just_claimed: bool) -> int:
+        """Sweep each owner if due and deliver its messages, renewing the leases whenever
+        half of one has passed; give them all back at the end (one write per kind)."""
+        held, renewed_at = set(owner_ids), self.clock() if just_claimed else None
+        swept: list[int] = []
+        served: list[int] = []
         try:
-            if swept:
-                await self.dispatcher.dispatch(Tick(owner_ref=owner.external_ref, name="sweep"))
-            await self.outbox.deliver(self.surface, owner_ids=[owner_id], limit=10_000)
+            for index, owner_id in enumerate(owner_ids):
+                if renewed_at is None or self.clock() >= renewed_at + self.lease / 2:
+                    held, renewed_at = self._renew(owner_ids[index:]), self.clock()
+                if owner_id not in held:
+                    log.info("owner %s was taken over by another worker; leaving it", owner_id)
+                    continue
+                done = swept if await self._serve_owner(owner_id) else served
+                done.append(owner_id)
         finally:
-            self._give_back(owner, swept)
-        return 1
+            self._give_back(swept, next_sweep_at=self.clock() + self.every)
+            self._give_back(served)
+        return len(swept) + len(served)
 
-    def _renewed(self, owner_id: int) -> Owner | None:
-        """Extend the lease before serving (a big batch may take a while); None if lost."""
-        with Session(self.engine, expire_on_commit=False) as session:
-            if not leases.renew(session, Owner, [owner_id], worker=self.id, now=self.clock(),
-                                lease=self.lease):
-                return None
-            return session.get(Owner, owner_id)
-
-    def _give_back(self, owner: Owner, swept: bool) -> None:
-        values = {"next_sweep_at": self.clock() + self.every} if swept else {}
+    async def _serve_owner(self, owner_id: int) -> bool:
+        """Sweep (when due) and deliver; True when the owner was swept."""
         with Session(self.engine) as session:
-            leases.release(session, Owner, [owner.id], worker=self.id, **values)
+            ref, next_sweep_at = session.exec(
+                select(Owner.external_ref, Owner.next_sweep_at).where(Owner.id == owner_id)
+            ).one()
+        swept = _is_due(next_sweep_at, self.clock())
+        if swept:
+            await self.dispatcher.dispatch(Tick(owner_ref=ref, name="sweep"))
+        await self.outbox.deliver(self.surface, owner_ids=[owner_id], limit=10_000)
+        return swept
+
+    def _renew(self, owner_ids: list[int]) -> set[int]:
+        with Session(self.engine) as session:
+            return set(leases.renew(session, Owner, owner_ids, worker=self.id,
+                                    now=self.clock(), lease=self.lease))
+
+    def _give_back(self, owner_ids: list[int], **values) -> None:
+        with Session(self.engine) as session:
+            leases.release(session, Owner, owner_ids, worker=self.id, **values)
 
     async def run_forever(self, stop: asyncio.Event, *, idle_seconds: float = 5.0) -> None:
         """Serve until ``stop`` is set; between empty passes wait ``idle_seconds``."""

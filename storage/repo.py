@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from storage.models import (
@@ -31,18 +32,29 @@ if TYPE_CHECKING:
 def get_or_create_owner(
     session: Session, *, external_ref: str, settings: Settings, now: datetime
 ) -> Owner:
-    owner = session.exec(select(Owner).where(Owner.external_ref == external_ref)).first()
-    if owner is None:
-        owner = Owner(
-            external_ref=external_ref,
-            name=settings.owner_name,
-            tz=settings.timezone,
-            field=settings.owner_field,
-            interests=settings.owner_interests,
-            created_at=now,
-        )
-        session.add(owner)
-        session.flush()
+    """The owner with ``external_ref``, created on first contact.
+
+    Two workers may meet a new owner at the same moment: the loser of the insert race
+    (a unique violation, inside a savepoint) reads the winner's row instead.
+    """
+    query = select(Owner).where(Owner.external_ref == external_ref)
+    owner = session.exec(query).first()
+    if owner is not None:
+        return owner
+    owner = Owner(
+        external_ref=external_ref,
+        name=settings.owner_name,
+        tz=settings.timezone,
+        field=settings.owner_field,
+        interests=settings.owner_interests,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(owner)
+            session.flush()
+    except IntegrityError:
+        return session.exec(query).one()
     return owner
 
 
