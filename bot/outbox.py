@@ -21,6 +21,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -46,10 +47,26 @@ class ChatSurface(Protocol):
 
 
 def worker_id(name: str | None = None) -> str:
-    """Unique per process run: a name (default: the host), the pid and a random tag,
-    because a restarted container often gets the same pid (1) and must not inherit its
-    predecessor's leases."""
-    return f"{(name or socket.gethostname())[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """Unique per process run: a name, the host, the pid and a random tag (a restarted
+    container often gets the same pid, 1, and must not inherit its predecessor's leases)."""
+    prefix = f"{name[:30]}@" if name else ""
+    return f"{prefix}{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def dead_here(worker: str) -> bool:
+    """Whether ``worker`` ran on this host as a process that no longer exists, so its
+    leases can be taken over now instead of when they expire (a restart after a crash)."""
+    host, _, rest = worker.rpartition("@")[2].partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname()[:40] or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, but another user's: alive
+        return False
+    return False
 
 
 class Outbox:
@@ -67,8 +84,22 @@ class Outbox:
         where = [OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= self.clock()]
         if owner_ids is not None:
             where.append(col(OutboxMessage.owner_id).in_(owner_ids))
+        self._free_leases_of_dead_processes(session, where)
         return leases.claim(session, OutboxMessage, where=where, worker=self.worker,
                             now=self.clock(), lease=self.lease, limit=limit)
+
+    def _free_leases_of_dead_processes(self, session: Session, where: list) -> None:
+        holders = session.exec(
+            select(OutboxMessage.lease_owner).where(
+                *where, col(OutboxMessage.lease_until) >= self.clock()).distinct()
+        ).all()
+        dead = [holder for holder in holders if holder and dead_here(holder)]
+        if dead:
+            log.info("taking over the messages of %d dead process(es) on this host", len(dead))
+            session.execute(
+                update(OutboxMessage).where(col(OutboxMessage.lease_owner).in_(dead))
+                .values(lease_until=None).execution_options(synchronize_session=False))
+            session.commit()
 
     async def deliver(
         self, surface: ChatSurface, *, owner_ids: list[int] | None = None, limit: int = 500

@@ -156,3 +156,24 @@ async def test_a_dead_apps_account_is_polled_after_its_lease_expires(engine, clo
     clock.advance(seconds=61)
     await app.poll_sources()
     assert source.polls == 1
+
+
+async def test_messages_leased_by_a_dead_process_on_this_host_are_taken_over_at_once(
+        engine, clock):
+    import socket
+    import subprocess
+    import sys
+
+    from bot.outbox import Outbox
+    from storage import leases
+
+    keys = seed_outbox(engine, seed_owners(engine, 1, now=clock()), 3, now=clock())
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with Session(engine) as session:
+        leases.claim(session, OutboxMessage, where=[], worker=f"{socket.gethostname()}:{gone}:x",
+                     now=clock())
+        leases.claim(session, OutboxMessage, where=[], worker="elsewhere:1:y", now=clock())
+    surface = FakeSurface()
+    assert await Outbox(engine, clock=clock).deliver(surface) == 3
+    assert sorted(m.idempotency_key for m in surface.messages) == sorted(keys)

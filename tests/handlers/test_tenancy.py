@@ -100,7 +100,9 @@ def normalised(replies, ref: str) -> list[tuple[str, str]]:
     """Kinds and texts with the echoed reference and every number (ids, counts) blanked;
     a numeric reference is blanked with the other numbers."""
     def blank(text: str) -> str:
-        return re.sub(r"\d+", "N", text if re.search(r"\d", ref) else without(text, ref))
+        text = text if re.search(r"\d", ref) else without(text, ref)
+        text = re.sub(r"'[^'\n]*'", "'…'", text)  # echoed input, possibly cut to a length
+        return re.sub(r"\d+", "N", text)
     return [(m.kind, blank(m.text)) for m in replies]
 
 
