@@ -170,13 +170,18 @@ def add_interaction(
     session: Session, *, owner: Owner, contact: Contact, kind: str, text: str,
     tags: list[str], at: datetime,
 ) -> Interaction:
-    """Record a conversation, note or welcome; a conversation resets keep-in-touch clocks."""
+    """Record a conversation, note or welcome.
+
+    Only a conversation resets keep-in-touch clocks: a welcome is one message from the
+    owner, not a talk, so the person still counts as "never talked to" for follow-ups,
+    `stats` and `who`.
+    """
     interaction = Interaction(
         owner_id=owner.id, contact_id=contact.id, kind=kind, text=text,
         tags=" ".join(tags), at=at,
     )
     session.add(interaction)
-    if kind in ("conversation", "welcome") and (
+    if kind == "conversation" and (
         contact.last_conversation_at is None or contact.last_conversation_at < at
     ):
         contact.last_conversation_at = at
