@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.servers import ServerThread
+from tests.support.servers import RunningFake
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "bluesky"
 HANDLE = "teacher.bsky.social"
@@ -236,17 +236,7 @@ def _xrpc_error(status: int, error: str, message: str) -> web.Response:
     return web.json_response({"error": error, "message": message}, status=status)
 
 
-class RunningBluesky:
+class RunningBluesky(RunningFake):
     """``with RunningBluesky() as fake:`` a fake PDS serving HTTP on 127.0.0.1."""
 
-    def __init__(self, fake: FakeBluesky | None = None) -> None:
-        self.fake = fake or FakeBluesky()
-        self.server = ServerThread(self.fake.application())
-
-    def __enter__(self) -> FakeBluesky:
-        self.server.__enter__()
-        self.fake.url = self.server.url
-        return self.fake
-
-    def __exit__(self, *exc) -> None:
-        self.server.__exit__(*exc)
+    fake_type = FakeBluesky

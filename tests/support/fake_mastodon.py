@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 import yaml
 from aiohttp import web
 
-from tests.support.servers import ServerThread
+from tests.support.servers import RunningFake
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "mastodon"
 TOKEN = "test-mastodon-token-3f9a"
@@ -250,17 +250,7 @@ def _window(items: list[dict], query, key: str = "id") -> list[dict]:
     return items
 
 
-class RunningMastodon:
-    """``with RunningMastodon() as (fake, url):`` a fake instance serving HTTP."""
+class RunningMastodon(RunningFake):
+    """``with RunningMastodon() as fake:`` a fake instance serving HTTP on 127.0.0.1."""
 
-    def __init__(self, fake: FakeMastodon | None = None) -> None:
-        self.fake = fake or FakeMastodon()
-        self.server = ServerThread(self.fake.application())
-
-    def __enter__(self) -> FakeMastodon:
-        self.server.__enter__()
-        self.fake.url = self.server.url
-        return self.fake
-
-    def __exit__(self, *exc) -> None:
-        self.server.__exit__(*exc)
+    fake_type = FakeMastodon

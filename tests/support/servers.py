@@ -54,3 +54,25 @@ class ServerThread:
     def __exit__(self, *exc) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+
+
+class RunningFake:
+    """``with RunningX() as fake:`` a fake platform (anything with ``application()`` and a
+    ``url`` attribute) serving HTTP on 127.0.0.1; ``fake.url`` is set while it runs.
+
+    Subclasses name their fake with ``fake_type``.
+    """
+
+    fake_type: type
+
+    def __init__(self, fake=None) -> None:
+        self.fake = fake or self.fake_type()
+        self.server = ServerThread(self.fake.application())
+
+    def __enter__(self):
+        self.server.__enter__()
+        self.fake.url = self.server.url
+        return self.fake
+
+    def __exit__(self, *exc) -> None:
+        self.server.__exit__(*exc)
