@@ -103,8 +103,26 @@ def links_in_html(html: str) -> list[str]:
     return found
 
 
+@cache
+def whole_word(word: str, flags: int = 0, not_after: str = r"\w") -> regex.Pattern:
+    """``word`` standing alone (not inside a longer word), compiled once per process.
+
+    Profile understanding runs on every arrival; compiling these few hundred patterns
+    per profile used to cost more than everything else a new connection does.
+    """
+    return regex.compile(rf"(?<![{not_after}]){regex.escape(word)}(?!\w)", flags)
+
+
 def mentions_word(lowered_text: str, word: str) -> bool:
-    return regex.search(rf"(?<!\w){regex.escape(word.lower())}(?!\w)", lowered_text) is not None
+    """True when ``word`` (any case) stands alone in the already lower-cased text.
+
+    The plain substring test first is exact, not a heuristic: a literal pattern can only
+    match where its text occurs, and most words occur in no given bio.
+    """
+    lowered_word = word.lower()
+    if lowered_word not in lowered_text:
+        return False
+    return whole_word(lowered_word).search(lowered_text) is not None
 
 
 # --- names ---------------------------------------------------------------------------
@@ -331,13 +349,24 @@ def hashtags_in(text: str) -> list[str]:
     return list(dict.fromkeys(t.lower() for t in HASHTAG.findall(text)))[:8]
 
 
+@cache
+def topic_patterns() -> list[tuple[str, str, regex.Pattern]]:
+    """(display form, case-folded form, pattern) per tool and topic.
+
+    Capitalised entries ("Desmos", "AI") match only as written, lower-case ones in any
+    case; neither matches inside a #hashtag (hashtags are collected on their own).
+    """
+    entries = [*rules()["tools"], *rules()["topics"]]
+    return [(entry, entry.casefold(),
+             whole_word(entry, 0 if any(ch.isupper() for ch in entry) else regex.I, r"\w#"))
+            for entry in entries]
+
+
 def topics_in(text: str) -> list[str]:
     """Topics and tools in the order the rules list them, in their display form."""
-    found = []
-    for entry in [*rules()["tools"], *rules()["topics"]]:
-        flags = 0 if any(ch.isupper() for ch in entry) else regex.I
-        if regex.search(rf"(?<![\w#]){regex.escape(entry)}(?![\w])", text, flags):
-            found.append(entry)
+    lowered = text.casefold()
+    found = [entry for entry, folded, pattern in topic_patterns()
+             if folded in lowered and pattern.search(text)]
     folded = [f.casefold() for f in found]
     return [f for f in found if not any(f.casefold() in o and f.casefold() != o for o in folded)]
 
@@ -370,9 +399,15 @@ def spam_reasons(text: str) -> list[str]:
 
 
 def _spam_hit(lowered: str, phrase: str) -> bool:
-    if not regex.search(r"\w", phrase):
+    """Emoji and symbols ("💰") count anywhere; words only standing alone."""
+    if not has_word_character(phrase):
         return phrase in lowered
     return mentions_word(lowered, phrase)
+
+
+@cache
+def has_word_character(phrase: str) -> bool:
+    return regex.search(r"\w", phrase) is not None
 
 
 # --- putting it together -------------------------------------------------------------
