@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import socket
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 LEASE = leases.DEFAULT_LEASE
 MAX_BACKOFF = timedelta(hours=1)
 BATCH = 50
+DEAD_PROCESS_CHECK_SECONDS = 10.0
 
 
 class ChatSurface(Protocol):
@@ -79,6 +81,7 @@ class Outbox:
         self.worker = worker or worker_id()
         self.lease = lease
         self.batch = batch
+        self._next_dead_process_check = 0.0  # time.monotonic(): the first claim checks
 
     def _claim(self, session: Session, owner_ids: list[int] | None, limit: int) -> list[int]:
         where = [OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= self.clock()]
@@ -89,6 +92,15 @@ class Outbox:
                             now=self.clock(), lease=self.lease, limit=limit)
 
     def _free_leases_of_dead_processes(self, session: Session, where: list) -> None:
+        """Take over at once what a crashed process on this host still leases.
+
+        Checked on the first claim (a restart after a crash) and then every few seconds,
+        not on every claim: it is a query per claim for what happens once per crash, and
+        a lease missed here still expires on its own.
+        """
+        if time.monotonic() < self._next_dead_process_check:
+            return
+        self._next_dead_process_check = time.monotonic() + DEAD_PROCESS_CHECK_SECONDS
         holders = session.exec(
             select(OutboxMessage.lease_owner).where(
                 *where, col(OutboxMessage.lease_until) >= self.clock()).distinct()
