@@ -48,9 +48,19 @@ class Inactive:
 def active_connections(
     session: Session, *, owner_id: int, account_id: int, kind: str
 ) -> dict[str, tuple[int, int | None]]:
-    """external id → (connection id, profile checksum) of every active connection:
-    one query, plain tuples."""
-    rows = _driver_rows(session,
+    """external id → (connection id, profile checksum) of every active connection."""
+    return {external_id: (connection_id, checksum) for external_id, connection_id, checksum
+            in iter_active_connections(session, owner_id=owner_id, account_id=account_id,
+                                       kind=kind)}
+
+
+def iter_active_connections(
+    session: Session, *, owner_id: int, account_id: int, kind: str
+) -> Iterable[tuple[str, int, int | None]]:
+    """(external id, connection id, profile checksum) of every active connection: one
+    query, plain tuples, read as they come (a million-follower account is never held
+    as a second copy in memory)."""
+    return _driver_rows(session,
         select(Handle.external_id, Connection.id, Handle.profile_hash)
         .join(Handle, Handle.id == Connection.handle_id)
         .where(
@@ -58,8 +68,6 @@ def active_connections(
             Connection.kind == kind, Connection.state == "active",
         )
     )
-    return {external_id: (connection_id, checksum) for external_id, connection_id, checksum
-            in rows}
 
 
 def _driver_rows(session: Session, statement) -> Iterable[tuple]:
