@@ -1,4 +1,5 @@
-"""``settings``: the owner's time zone, quiet hours, drafting tone and signature.
+"""``settings``: the owner's time zone, quiet hours, drafting tone and signature, when
+the weekly digest comes, and whether lost connections are reported at once.
 
 Everything is validated before anything is stored, so a line with one bad value
 changes nothing at all.
@@ -15,8 +16,11 @@ from handlers.commands import CommandError, command
 from storage.models import Owner
 
 USAGE = ("settings [tz <Area/City>] [quiet <HH:MM-HH:MM>] [tone <warm|brief|formal>] "
-         "[signature <text…>]")
+         "[digest <weekday> [HH:MM]] [losses <digest|immediate>] [signature <text…>]")
 TONES = ("warm", "brief", "formal")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+LOSSES = {"digest": "in the weekly digest", "immediate": "as soon as I notice"}
+CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 OFF = ("off", "none", "clear")
 MAX_SIGNATURE = 200
 QUIET = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)-([01]?\d|2[0-3]):([0-5]\d)")
@@ -37,11 +41,16 @@ def parse_settings(args: str) -> dict[str, str]:
         key = key.lower()
         if key == "signature":
             value, rest = rest.strip(), ""
-        elif key in ("tz", "quiet", "tone"):
+        elif key in ("tz", "quiet", "tone", "losses"):
             value, _, rest = rest.strip().partition(" ")
+        elif key == "digest":  # a weekday, then optionally a time: "digest friday 16:00"
+            value, _, rest = rest.strip().partition(" ")
+            clock, _, after = rest.strip().partition(" ")
+            if CLOCK.fullmatch(clock):
+                value, rest = f"{value} {clock}", after
         else:
             raise CommandError(f"There is no setting {key[:30]!r}; "
-                               "I know tz, quiet, tone and signature.")
+                               "I know tz, quiet, tone, digest, losses and signature.")
         if not value:
             raise CommandError(f"Give a value after {key!r}.")
         if key in changes:
@@ -79,6 +88,28 @@ def valid_tone(value: str) -> str:
     return value.lower()
 
 
+def valid_digest(value: str) -> tuple[int, str | None]:
+    """ "friday 16:00" → (4, "16:00"); "mon" → (0, None): the time stays as it was."""
+    day, _, clock = value.partition(" ")
+    matches = [i for i, name in enumerate(WEEKDAYS) if len(day) >= 3 and
+               name.startswith(day.lower())]
+    if len(matches) != 1:
+        raise CommandError(f"{day[:20]!r} is not a day of the week; say e.g. "
+                           "`digest friday 16:00` or `digest monday`.")
+    if not clock:
+        return matches[0], None
+    hours, minutes = CLOCK.fullmatch(clock).groups()
+    return matches[0], f"{int(hours):02d}:{minutes}"
+
+
+def valid_losses(value: str) -> str:
+    if value.lower() not in LOSSES:
+        raise CommandError(f"{value[:30]!r} is not digest or immediate: `losses digest` keeps "
+                           "single unfollows for the weekly digest, `losses immediate` tells "
+                           "you about each one as soon as I notice.")
+    return value.lower()
+
+
 def valid_signature(value: str) -> str:
     if value.lower() in OFF:
         return ""
@@ -91,7 +122,9 @@ def valid_signature(value: str) -> str:
 def current_settings(owner: Owner) -> dict[str, str | None]:
     quiet = f"{owner.quiet_start}-{owner.quiet_end}" if owner.quiet_start else None
     return {"tz": owner.tz, "quiet": quiet, "tone": owner.tone,
-            "signature": owner.signature or None}
+            "signature": owner.signature or None,
+            "digest": f"{WEEKDAYS[owner.digest_weekday % 7]} {owner.digest_time}",
+            "losses": owner.report_losses}
 
 
 def settings_text(owner: Owner, heading: str) -> str:
@@ -102,6 +135,9 @@ def settings_text(owner: Owner, heading: str) -> str:
         f"  Quiet hours (quiet): {values['quiet'] or 'none'}",
         f"  Tone of drafts (tone): {values['tone']}",
         f"  Signature (signature): {values['signature'] or 'none'}",
+        f"  Weekly digest (digest): {values['digest'].capitalize()}",
+        f"  Lost connections (losses): {values['losses']}, "
+        f"{LOSSES.get(values['losses'], '')}",
     ])
 
 
@@ -112,8 +148,10 @@ async def settings(args: str, ctx: Context) -> None:
     tz: your time zone (Area/City), used for reminders, digests and dates I show.
     quiet: hours when I hold nudges and reminders back (`quiet off` clears them).
     tone: how welcome drafts sound: warm, brief or formal.
+    digest: the day (and time) of your weekly digest, in your time zone.
+    losses: `digest` keeps single unfollows for the digest; `immediate` tells you at once.
     signature: a line added to welcome drafts; it must come last (`signature off` clears).
-    Example: settings tz Europe/London quiet 21:30-07:00 tone brief signature — Sam
+    Example: settings tz Europe/London quiet 21:30-07:00 digest friday 16:00 signature — Sam
     """
     changes = parse_settings(args)
     owner = ctx.owner
@@ -134,11 +172,18 @@ def _set_quiet(owner: Owner, value: tuple[str | None, str | None]) -> None:
     owner.quiet_start, owner.quiet_end = value
 
 
+def _set_digest(owner: Owner, value: tuple[int, str | None]) -> None:
+    owner.digest_weekday = value[0]
+    owner.digest_time = value[1] or owner.digest_time
+
+
 VALIDATORS = {"tz": valid_tz, "quiet": valid_quiet, "tone": valid_tone,
-              "signature": valid_signature}
+              "signature": valid_signature, "digest": valid_digest, "losses": valid_losses}
 APPLY = {
     "tz": lambda owner, value: setattr(owner, "tz", value),
     "quiet": _set_quiet,
     "tone": lambda owner, value: setattr(owner, "tone", value),
     "signature": lambda owner, value: setattr(owner, "signature", value),
+    "digest": _set_digest,
+    "losses": lambda owner, value: setattr(owner, "report_losses", value),
 }

@@ -59,6 +59,17 @@ async def test_digest_day_and_time_are_in_the_owners_zone(app, clock, surface):
     assert len(digests(surface)) == 1
 
 
+async def test_the_digest_moves_when_the_owner_changes_its_day(app, clock, surface):
+    await say_one(app, "settings tz Asia/Tokyo digest friday 18:00")
+    surface.pop()
+    clock.now = datetime(2026, 11, 6, 8, 59, tzinfo=UTC)  # Fri 17:59 in Tokyo
+    await app.sweep()
+    assert digests(surface) == []
+    clock.now = datetime(2026, 11, 6, 9, 0, tzinfo=UTC)
+    await app.sweep()
+    assert len(digests(surface)) == 1
+
+
 async def test_digest_content(app, clock, surface):
     baseline = [mastodon_person(name, acct=f"{name.split()[0].lower()}@school.social",
                                 note=note)

@@ -16,7 +16,9 @@ async def test_no_arguments_shows_the_current_settings(app):
     reply = await say_one(app, "settings")
     assert reply.kind == "reply" and "Time zone (tz): UTC" in reply.text
     assert reply.fields["settings"] == {"tz": "UTC", "quiet": None, "tone": "warm",
-                                        "signature": None}
+                                        "signature": None, "digest": "monday 09:00",
+                                        "losses": "digest"}
+    assert "Weekly digest (digest): Monday 09:00" in reply.text
 
 
 async def test_everything_at_once_with_a_signature_last(app):
@@ -41,9 +43,28 @@ async def test_everything_at_once_with_a_signature_last(app):
     ("settings tone brief tone warm", "given twice"),
     ("settings signature " + "x" * 201, "limit is 200"),
     ("settings tone brief tz Nowhere", "Area/City"),
+    ("settings digest someday", "not a day of the week"),
+    ("settings digest", "Give a value after 'digest'"),
+    ("settings digest t 10:00", "not a day of the week"),  # tuesday or thursday?
+    ("settings losses never", "not digest or immediate"),
+    ("settings digest friday 16:00 losses sometimes", "not digest or immediate"),
 ])
 async def test_bad_values_change_nothing(app, line, message):
     reply = await say_one(app, line)
     assert reply.kind == "error" and message in reply.text
     assert reply.fields["usage"].startswith("settings [tz <Area/City>]")
     assert owner(app).tone == "warm" and owner(app).tz == "UTC"
+
+
+async def test_digest_day_and_time_and_how_losses_are_reported(app):
+    reply = await say_one(app, "settings digest Fri 16:30 losses immediate")
+    assert reply.kind == "reply", reply.text
+    saved = owner(app)
+    assert (saved.digest_weekday, saved.digest_time, saved.report_losses) == (
+        4, "16:30", "immediate")
+    assert reply.fields["settings"]["digest"] == "friday 16:30"
+    assert "Lost connections (losses): immediate, as soon as I notice" in reply.text
+    await say_one(app, "settings digest sunday losses digest")  # the time stays
+    saved = owner(app)
+    assert (saved.digest_weekday, saved.digest_time, saved.report_losses) == (
+        6, "16:30", "digest")
