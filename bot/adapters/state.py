@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import select
 
+from storage import connections as store
 from storage import repo
 from storage.db import session_scope
 from storage.models import Account, Connection, Handle, Owner
@@ -27,9 +28,12 @@ class SourceState:
     baseline_done: bool
     cursor: str | None
     last_reconciled_at: datetime | None
+    recheck_due: bool = False  # a mass drop waits for its next re-check
 
     def reconcile_due(self, now: datetime, every: timedelta) -> bool:
-        if not self.baseline_done or self.last_reconciled_at is None:
+        """Time for a full list: the first one, the regular one, or a mass drop's
+        re-check (15 minutes, 1 hour, 4 hours… after the drop, not the next regular one)."""
+        if not self.baseline_done or self.last_reconciled_at is None or self.recheck_due:
             return True
         return now - self.last_reconciled_at >= every
 
@@ -42,7 +46,10 @@ def _account(session, app: App, platform: str) -> Account:
 def load_state(app: App, platform: str) -> SourceState:
     with session_scope(app.engine) as session:
         account = _account(session, app, platform)
-        return SourceState(account.baseline_done, account.cursor, account.last_reconciled_at)
+        recheck = store.recheck_due(session, owner=session.get(Owner, app.owner_id),
+                                    account=account, now=app.clock())
+        return SourceState(account.baseline_done, account.cursor, account.last_reconciled_at,
+                           recheck_due=recheck)
 
 
 def save_cursor(app: App, platform: str, cursor: str) -> None:

@@ -33,7 +33,8 @@ from bot.adapters.translate import x_profile
 from bot.config import ConfigError
 from bot.context import utcnow
 from bot.events import NewConnection, Profile, SnapshotReceived, SourceChecked
-from storage.models import Account, Connection, Handle
+from storage import connections as store
+from storage.models import Account, Connection, Handle, Owner
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +252,7 @@ class AccountState:
     last_reconciled_at: datetime | None = None
     last_error: str | None = None
     last_error_at: datetime | None = None
+    recheck_due: bool = False  # a mass drop waits for its next re-check
 
     @property
     def problem(self) -> str | None:
@@ -316,7 +318,8 @@ class XSource:
         state.external_id, state.handle = str(me["id"]), me.get("username") or state.handle
         count = (me.get("public_metrics") or {}).get("followers_count")
         if self._reconciliation_due(state):
-            await self.reconcile(app, state, count=count, why="scheduled")
+            why = "mass-drop re-check" if state.recheck_due else "scheduled"
+            await self.reconcile(app, state, count=count, why=why)
             return
         new = await self._new_followers(app, state)
         if count is not None and count != (state.followers_count_seen or 0) + len(new):
@@ -343,7 +346,7 @@ class XSource:
         return await self.apis["X_USER_ACCESS_TOKEN"].me()
 
     def _reconciliation_due(self, state: AccountState) -> bool:
-        if not state.baseline_done or state.last_reconciled_at is None:
+        if not state.baseline_done or state.last_reconciled_at is None or state.recheck_due:
             return True
         every = timedelta(hours=self.settings.reconcile_hours)
         return self.clock() - state.last_reconciled_at >= every
@@ -413,6 +416,8 @@ def load_state(app) -> AccountState:
             followers_count_seen=account.followers_count_seen,
             last_reconciled_at=account.last_reconciled_at, last_error=account.last_error,
             last_error_at=account.last_error_at,
+            recheck_due=store.recheck_due(session, owner=session.get(Owner, app.owner_id),
+                                          account=account, now=app.clock()),
         )
 
 

@@ -133,6 +133,21 @@ async def test_reconciliation_finds_who_left(app, fake, source, clock, monkeypat
     assert any("max_id=" in p for p in follower_pages)
 
 
+async def test_a_mass_drop_is_rechecked_after_15_minutes_not_the_next_day(app, fake, source,
+                                                                           clock):
+    await baseline(app, fake, source, people=[f"teacher{n}" for n in range(30)])
+    everyone = list(fake.followers)
+    del fake.followers[5:]  # the instance answers with 5 of 30 for a while
+    clock.advance(hours=25)
+    await source.poll(app)
+    assert [m.kind for m in app.surface.pop()] == ["connections_vanished"]
+    fake.followers[:] = everyone
+    clock.advance(minutes=16)
+    await source.poll(app)  # the mass drop's first re-check, 23 hours before the daily one
+    [message] = app.surface.pop()
+    assert message.kind == "connections_returned" and message.fields["returned"] == 25
+
+
 async def test_an_interrupted_follower_list_removes_nobody(app, fake, source, clock,
                                                            monkeypatch):
     monkeypatch.setattr(mastodon_adapter, "FOLLOWER_PAGE", 2)

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from bot.adapters.x import XSource, build_source
 from bot.config import ConfigError
-from storage.models import Account, Connection, Draft, Handle
+from storage.models import Account, Connection, Draft, Handle, MassDrop
 from tests.conftest import make_settings
 from tests.support.cli import run_plnbot
 from tests.support.x_api import (
@@ -296,6 +296,28 @@ async def test_the_slow_schedule_reconciles_even_when_counts_agree(app, surface,
     assert len(api.calls("followers")) == 3
     assert surface.pop() == []  # nothing changed, so nothing to say
     assert account(app).last_reconciled_at == clock()
+
+
+async def test_a_mass_drop_is_rechecked_on_its_own_schedule_not_the_daily_one(
+        app, surface, source, mocked, clock):
+    api = FakeXApi(mocked, clock, page_size=20, followers=some_followers())
+    await baseline(app, source, api)
+    del api.followers[20:]  # X's glitch: 40 of 60 followers missing, the count agreeing
+    await source.poll(app)
+    assert [m.kind for m in surface.pop()] == ["connections_vanished"]
+    clock.advance(minutes=10)
+    await source.poll(app)  # the first re-check is 15 minutes after the drop
+    assert rechecks(app) == 0
+    clock.advance(minutes=6)
+    await source.poll(app)  # due: a full list now, not at the next daily reconciliation
+    assert rechecks(app) == 1
+    assert account(app).last_reconciled_at == clock()
+    assert list(connection_states(app).values()).count("vanished") == 40  # still held
+
+
+def rechecks(app) -> int:
+    with Session(app.engine) as session:
+        return session.exec(select(MassDrop)).one().checks
 
 
 async def test_a_user_token_finds_the_account_with_get_me(app, surface, mocked, clock, sleep):
