@@ -49,6 +49,7 @@ from bot.events import (
     Profile,
     SnapshotReceived,
 )
+from bot.owners import discord_user_id
 from bot.scheduler import build_scheduler
 from handlers.commands import CommandSpec, unique_specs
 from handlers.periodic import last_run, mark_run
@@ -618,33 +619,56 @@ async def open_dm(client: discord.Client, user_id: int) -> discord.DMChannel:
 
 
 class DiscordSurface:
-    """Outbox messages as DMs to the owner. Raising leaves a message in the outbox."""
+    """Outbox messages as DMs. Raising leaves a message in the outbox.
 
-    def __init__(self, client: discord.Client, owner_user_id: int, *,
+    With ``owner_user_id`` every message goes to that one person (``plnbot run``);
+    without it, each goes to the user its ``owner_ref`` names (``discord:<user id>``),
+    so one surface serves every enrolled owner (``plnbot run --worker``).
+    """
+
+    def __init__(self, client: discord.Client, owner_user_id: int | None = None, *,
                  welcome_channel: bool = False) -> None:
         self.client = client
         self.owner_user_id = owner_user_id
         self.welcome_channel = welcome_channel  # member welcomes: channel post or DM
-        self.channel: discord.abc.Messageable | None = None
+        self.channels: dict[int, discord.abc.Messageable] = {}  # user id → opened DM
+
+    @property
+    def channel(self) -> discord.abc.Messageable | None:
+        """The single owner's DM channel, once opened."""
+        return self.channels.get(self.owner_user_id)
+
+    @channel.setter
+    def channel(self, channel: discord.abc.Messageable) -> None:
+        self.channels[self.owner_user_id] = channel
 
     async def send(self, message: OutgoingMessage) -> None:
-        channel = await self.owner_channel()
+        channel = await self.owner_channel(self.recipient(message))
         parts = split_message(surface_text(message)) or ["…"]
         for index, part in enumerate(parts):
             extras = self.attachments(message) if index == len(parts) - 1 else {}
             await self.post(channel, part, nonce=nonce_for(message.idempotency_key, index),
                             **extras)
 
-    async def owner_channel(self) -> discord.abc.Messageable:
-        if self.channel is not None:
-            return self.channel
+    def recipient(self, message: OutgoingMessage) -> int:
+        """Whom to DM: the one owner, or the Discord user the owner_ref names."""
+        if self.owner_user_id is not None:
+            return self.owner_user_id
+        user_id = discord_user_id(message.owner_ref)
+        if user_id is None:
+            raise DiscordUnavailable(f"owner {message.owner_ref!r} is not a Discord user")
+        return user_id
+
+    async def owner_channel(self, user_id: int) -> discord.abc.Messageable:
+        if user_id in self.channels:
+            return self.channels[user_id]
         if self.client.user is None:
             raise DiscordUnavailable("not logged in to Discord yet")
         try:
-            self.channel = await open_dm(self.client, self.owner_user_id)
+            self.channels[user_id] = await open_dm(self.client, user_id)
         except discord.HTTPException as exc:
-            raise DiscordUnavailable(f"cannot open a DM with the owner: {describe(exc)}") from exc
-        return self.channel
+            raise DiscordUnavailable(f"cannot open a DM with {user_id}: {describe(exc)}") from exc
+        return self.channels[user_id]
 
     async def post(self, channel, content: str, **kwargs: Any) -> None:
         try:
@@ -654,7 +678,6 @@ class DiscordSurface:
                       "with the bot and allow direct messages from its members")
             log.warning("cannot DM the owner: %s", reason)
             raise DiscordUnavailable(reason) from exc
-
 
     def attachments(self, message: OutgoingMessage) -> dict[str, Any]:
         """The draft buttons and the chart, for the last part of a message."""
