@@ -363,3 +363,42 @@ async def test_a_rejected_token_is_one_line(worker, monkeypatch):
     with pytest.raises(UserError, match="DISCORD_TOKEN"):
         async with discord_route(worker.settings, worker, stop=None):
             pass
+
+
+async def test_a_fatal_gateway_error_stops_the_worker_with_one_line(engine):
+    from bot.cli import UserError
+
+    client, stop = gateway_client(), asyncio.Event()
+    client.connect = AsyncMock(side_effect=discord.LoginFailure("Improper token"))
+    with pytest.raises(UserError, match="Discord rejected DISCORD_TOKEN"):
+        await adapter.keep_gateway(client, SingletonLock(engine, "gw"), stop)
+    assert stop.is_set()
+
+
+async def test_run_worker_once_dms_each_enrolled_owner(engine, db_url, monkeypatch):
+    """The whole wiring: ``plnbot run --worker --once`` with DISCORD_TOKEN."""
+    from bot import runner
+    from bot.adapters import discord as single
+
+    enrol(engine, ADA_ID, BEN_ID)
+    settings = make_settings(DISCORD_TOKEN="token-for-tests")
+    worker = Worker(settings=settings, engine=engine, surface=FakeSurface())
+    for user_id in (ADA_ID, BEN_ID):
+        await worker.dispatcher.dispatch(command("help", owner_ref=f"discord:{user_id}"))
+    channels = {ADA_ID: mock_dm_channel(), BEN_ID: mock_dm_channel()}
+
+    async def login(self, token):
+        self._connection.user = MagicMock(spec=discord.ClientUser)
+
+    async def open_dm(client, user_id):
+        return channels[user_id]
+
+    monkeypatch.setattr(WorkerDiscordClient, "login", login)
+    monkeypatch.setattr(WorkerDiscordClient, "connect", AsyncMock())
+    monkeypatch.setattr(single, "open_dm", open_dm)
+    await runner.run_worker(settings, db_url, once=True, as_json=True)
+    for channel in channels.values():
+        assert channel.send.await_count >= 1
+    assert WorkerDiscordClient.connect.await_count == 0
+    with Session(engine) as session:
+        assert {row.status for row in session.exec(select(OutboxMessage))} == {"sent"}
