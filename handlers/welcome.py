@@ -239,6 +239,19 @@ def storable_link(platform: str, external_id: str, text: str) -> str | None:
 def mutual_context(ctx: Context, *, contact: Contact, handle: Handle, created: bool) -> list[str]:
     """What the owner already knows about this person: other handles, history, look-alikes."""
     notes = []
+    if not created:  # a brand-new contact has only the handle and connection just made
+        notes += known_elsewhere(ctx, contact=contact, handle=handle)
+        notes.append(history_line(ctx.session, owner=ctx.owner, contact=contact))
+    for twin in repo.contacts_named(ctx.session, owner=ctx.owner, name=contact.name,
+                                    other_than=contact.id):
+        notes.append(f"Possibly the same person as {twin.name} (#{twin.id}) — "
+                     f"`link #{contact.id} #{twin.id}` if so.")
+    return notes
+
+
+def known_elsewhere(ctx: Context, *, contact: Contact, handle: Handle) -> list[str]:
+    """Other handles of this contact, and whether the owner already follows them."""
+    notes = []
     for other in repo.handles_of(ctx.session, owner=ctx.owner, contact=contact):
         if other.id != handle.id:
             where = drafting.PLATFORM_NAMES.get(other.platform, other.platform)
@@ -249,12 +262,6 @@ def mutual_context(ctx: Context, *, contact: Contact, handle: Handle, created: b
         if connection.kind == "following" and connection.state == "active":
             notes.append("You already follow them.")
             break
-    if not created:
-        notes.append(history_line(ctx.session, owner=ctx.owner, contact=contact))
-    for twin in repo.contacts_named(ctx.session, owner=ctx.owner, name=contact.name,
-                                    other_than=contact.id):
-        notes.append(f"Possibly the same person as {twin.name} (#{twin.id}) — "
-                     f"`link #{contact.id} #{twin.id}` if so.")
     return notes
 
 

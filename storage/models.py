@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Index, UniqueConstraint, func, text
 from sqlmodel import Field, SQLModel
 
 
@@ -62,6 +62,9 @@ class Account(SQLModel, table=True):
 
 class Contact(SQLModel, table=True):
     """A person in the owner's network; may have several handles."""
+
+    # every arrival looks for look-alikes by full name (repo.contacts_named)
+    __table_args__ = (Index("ix_contact_owner_lower_name", "owner_id", func.lower(text("name"))),)
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="owner.id", index=True)
@@ -168,7 +171,10 @@ class Interaction(SQLModel, table=True):
 class Draft(SQLModel, table=True):
     """A drafted welcome awaiting the owner's decision."""
 
-    __table_args__ = (Index("ix_draft_owner_status", "owner_id", "status"),)
+    __table_args__ = (
+        Index("ix_draft_owner_status", "owner_id", "status"),
+        Index("ix_draft_owner_id", "owner_id", "id"),  # an owner's newest drafts first
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="owner.id")

@@ -256,11 +256,23 @@ def connections_of(session: Session, *, owner: Owner, contact: Contact) -> list[
     )
 
 
+RECENT_DRAFTS = 1_000
+
+
 def draft_text_taken(session: Session, *, owner: Owner, text: str, other_than: int) -> bool:
-    """Whether someone other than contact ``other_than`` already has a draft with ``text``."""
+    """Whether someone other than contact ``other_than`` has one of the owner's newest
+    ``RECENT_DRAFTS`` drafts with ``text``.
+
+    Two people who compare notes must not find the same welcome; a welcome drafted
+    a thousand arrivals ago is past that, and checking every draft ever made would
+    make each arrival slower as the network grows.
+    """
+    recent = (select(Draft.id).where(Draft.owner_id == owner.id)
+              .order_by(col(Draft.id).desc()).limit(RECENT_DRAFTS).subquery())
     return session.exec(
         select(Draft.id).where(
-            Draft.owner_id == owner.id, Draft.text == text, Draft.contact_id != other_than
+            col(Draft.id).in_(select(recent.c.id)), Draft.text == text,
+            Draft.contact_id != other_than,
         ).limit(1)
     ).first() is not None
 
