@@ -309,6 +309,73 @@ def owner_session(settings, db_url: str | None):
 
 
 @main.group()
+def owner() -> None:
+    """Enrol the people a shared bot serves (run --worker; see README, Scaling out)."""
+
+
+@owner.command("add")
+@click.argument("address", metavar="discord:<USER ID>")
+@click.option("--name", default="", help="How the bot addresses them (default: empty).")
+@click.option("--tz", "zone", default=None, metavar="Area/City",
+              help="Their time zone (default: PLNBOT_TIMEZONE, else UTC).")
+@db_option
+@friendly
+def owner_add(address: str, name: str, zone: str | None, db_url: str | None) -> None:
+    """Enrol an owner: the bot answers their Discord DMs and DMs them their messages.
+
+    Adding someone who is already enrolled changes nothing and says so.
+    """
+    from bot.owners import EnrolmentError, add_owner
+
+    settings = settings_and_logging()
+    try:
+        with operator_session(settings, db_url) as (session, now):
+            row, created = add_owner(session, external_ref=address, name=name,
+                                     tz=zone or settings.timezone, now=now)
+            ref = row.external_ref
+    except EnrolmentError as exc:
+        raise UserError(str(exc)) from None
+    if created:
+        click.echo(f"plnbot: enrolled {ref}; they can now DM the bot (try `help`)")
+    else:
+        click.echo(f"plnbot: {ref} is already enrolled; nothing changed")
+
+
+@owner.command("list")
+@db_option
+@friendly
+def owner_list(db_url: str | None) -> None:
+    """Every owner on the database: address, name, time zone, number of contacts."""
+    from bot.owners import list_owners
+
+    settings = settings_and_logging()
+    with operator_session(settings, db_url) as (session, _now):
+        owners = list_owners(session)
+    if not owners:
+        click.echo("plnbot: no owners yet; enrol one with `plnbot owner add discord:<user id>`",
+                   err=True)
+        return
+    click.echo("\t".join(("owner", "name", "tz", "contacts")))
+    for row in owners:
+        click.echo("\t".join((row.external_ref, row.name or "-", row.tz, str(row.contacts))))
+
+
+@contextmanager
+def operator_session(settings, db_url: str | None):
+    """One transaction on the configured database, without creating PLNBOT_OWNER."""
+    from bot.app import open_database
+    from bot.context import utcnow
+    from storage.db import session_scope
+
+    engine = open_database(settings, db_url)
+    try:
+        with session_scope(engine) as session:
+            yield session, utcnow()
+    finally:
+        engine.dispose()
+
+
+@main.group()
 def db() -> None:
     """Database maintenance."""
 

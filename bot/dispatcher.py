@@ -15,12 +15,14 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy.engine import Engine
+from sqlmodel import col, select
 
 from bot.config import Settings
 from bot.context import Clock, Context, WelcomeSender, utcnow
 from bot.events import CommandReceived, Event
 from storage import repo
 from storage.db import session_scope
+from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,10 @@ class Dispatcher:
         key_prefix = _key_prefix(event)
         try:
             with self.open_context(event.owner_ref, key_prefix) as ctx:
+                if isinstance(event, CommandReceived) and already_answered(ctx, key_prefix):
+                    log.info("command %s was already handled; not running it again",
+                             event.message_id)
+                    return
                 for handler in handlers:
                     await handler(event, ctx)
         except Exception:
@@ -136,6 +142,22 @@ class Dispatcher:
                 "Sorry, something went wrong on my side and nothing was changed. "
                 "The details are in the log; please try again.",
             )
+
+
+def already_answered(ctx: Context, key_prefix: str) -> bool:
+    """Whether a command with this message id was handled before (its answer is in the
+    outbox), so a DM read twice — caught up after a restart or a gateway hand-over —
+    does not log, remind or send twice. Every command answers (``reply`` or ``error``),
+    in the same transaction as its changes; commands without a message id always run."""
+    if not key_prefix.startswith("cmd:"):
+        return False
+    prefix = f"{ctx.owner.id}:{key_prefix}:"
+    return ctx.session.exec(
+        select(OutboxMessage.id).where(
+            OutboxMessage.owner_id == ctx.owner.id,
+            col(OutboxMessage.idempotency_key).startswith(prefix, autoescape=True),
+        ).limit(1)
+    ).first() is not None
 
 
 def _key_prefix(event: Event) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from contextlib import asynccontextmanager
 
 from bot.adapters.console import read_lines
 from bot.app import App
@@ -94,26 +95,51 @@ async def _run_app(app: App, settings, *, once: bool) -> None:
 async def run_worker(settings, db_url: str | None, *, once: bool, as_json: bool) -> None:
     """Serve every owner on the database, sharing the work with any other workers.
 
-    The configured sources (the ``PLNBOT_OWNER``'s accounts) are polled too, under
-    account leases, so several identical workers never poll one account twice.
+    Owners enrolled as ``discord:<user id>`` talk to the bot by Discord DM when
+    ``DISCORD_TOKEN`` is set; every other owner's messages go to the console. The
+    configured sources (the ``PLNBOT_OWNER``'s accounts) are polled too, under account
+    leases, so several identical workers never poll one account twice.
     """
     from bot.adapters.console import ConsoleSurface
     from bot.app import open_database
-    from bot.scheduler import build_scheduler
     from bot.worker import RoutingSurface, Worker
 
     engine = open_database(settings, db_url)
     surface = RoutingSurface(default=ConsoleSurface(json_mode=as_json, show_owner=True))
     worker = Worker(settings=settings, engine=engine, surface=surface)
     log.info("worker %s serving every owner on the database", worker.id)
+    stop = None if once else stop_on_signals()
+    async with discord_for_workers(settings, worker, stop) as discord_surface:
+        if discord_surface is not None:
+            surface.routes["discord"] = discord_surface
+        await _serve_all(settings, worker, surface, stop)
+
+
+@asynccontextmanager
+async def discord_for_workers(settings, worker, stop):
+    """The ``discord`` route while the block runs (None without DISCORD_TOKEN)."""
+    if settings.discord_token is None or not settings.discord_token.get_secret_value():
+        yield None
+        return
+    from bot.adapters.discord_worker import discord_route
+
+    async with discord_route(settings, worker, stop) as discord_surface:
+        yield discord_surface
+
+
+async def _serve_all(settings, worker, surface, stop) -> None:
+    """Poll the configured sources and serve owners: one pass (``stop`` None) or until
+    ``stop`` is set."""
+    from bot.scheduler import build_scheduler
+
     jobs = []
     sources = configured_sources(settings)
     if sources:  # only then is PLNBOT_OWNER one of the owners here
-        app = App(settings=settings, engine=engine, surface=surface, sources=sources,
+        app = App(settings=settings, engine=worker.engine, surface=surface, sources=sources,
                   worker=worker.id)
         await app.poll_sources()
         jobs.append(("poll", app.poll_sources, settings.poll_minutes * 60))
-    if once:
+    if stop is None:
         await worker.drain()
         return
     scheduler = build_scheduler(jobs)
@@ -121,7 +147,7 @@ async def run_worker(settings, db_url: str | None, *, once: bool, as_json: bool)
     try:
         # Idle no longer than a lease, so a dead worker's owners are picked up promptly.
         idle = min(settings.sweep_seconds, settings.lease_seconds, 5)
-        await worker.run_forever(stop_on_signals(), idle_seconds=idle)
+        await worker.run_forever(stop, idle_seconds=idle)
     finally:
         scheduler.shutdown(wait=False)
 

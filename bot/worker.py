@@ -28,7 +28,7 @@ from sqlmodel import Session, col, or_, select
 from bot.config import Settings
 from bot.context import Clock, OutgoingMessage, WelcomeSender, utcnow
 from bot.dispatcher import Dispatcher
-from bot.events import Tick
+from bot.events import Event, Tick
 from bot.outbox import ChatSurface, Outbox, worker_id
 from storage import leases
 from storage.models import OutboxMessage, Owner
@@ -85,6 +85,17 @@ class Worker:
                                      clock=lambda: self.clock(), senders=senders or {})
         self.outbox = Outbox(engine, clock=lambda: self.clock(), worker=self.id,
                              lease=self.lease)
+
+    async def handle(self, event: Event) -> None:
+        """An event from a live chat surface (a Discord DM): dispatch it, then deliver its
+        owner's messages at once rather than at the owner's next claim. Messages are
+        claimed one by one (``Outbox``), so this never races another worker's delivery."""
+        await self.dispatcher.dispatch(event)
+        with Session(self.engine) as session:
+            owner_id = session.exec(
+                select(Owner.id).where(Owner.external_ref == event.owner_ref)).first()
+        if owner_id is not None:
+            await self.outbox.deliver(self.surface, owner_ids=[owner_id])
 
     def claim_owners(self) -> list[int]:
         """Lease owners whose sweep is due or who have messages due, oldest sweep first."""

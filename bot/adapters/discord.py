@@ -25,6 +25,7 @@ import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from bot.events import (
     Profile,
     SnapshotReceived,
 )
+from bot.owners import discord_user_id
 from bot.scheduler import build_scheduler
 from handlers.commands import CommandSpec, unique_specs
 from handlers.periodic import last_run, mark_run
@@ -278,6 +280,15 @@ def command_fingerprint(payloads: list[dict[str, Any]]) -> set[tuple]:
     }
 
 
+@dataclass(frozen=True)
+class DiscordOwner:
+    """A Discord user who is an owner: their user id, owner_ref and owner row id."""
+
+    user_id: int
+    ref: str
+    id: int
+
+
 # --- the client ------------------------------------------------------------------------
 
 
@@ -484,12 +495,28 @@ class PlnbotClient(discord.Client):
 
     # the owner talking
 
+    def owner_of(self, user_id: int) -> DiscordOwner | None:
+        """The owner this Discord user is, or None: here only DISCORD_OWNER_ID is."""
+        if user_id != self.owner_user_id:
+            return None
+        return DiscordOwner(user_id=user_id, ref=self.settings.owner_ref, id=self.app.owner_id)
+
+    def dm_owners(self) -> list[DiscordOwner]:
+        """Whose DMs to catch up on after (re)connecting."""
+        owner = self.owner_of(self.owner_user_id)
+        return [owner] if owner is not None else []
+
+    def not_owner_text(self, user_id: int) -> str:
+        """What a Discord user who is not an owner is told."""
+        return NOT_OWNER
+
     async def on_message(self, message: discord.Message) -> None:
         """The owner's DMs are commands; other people's DMs get one polite note."""
         if message.author.bot or message.guild is not None or message.id in self.seen:
             return
         self.seen.append(message.id)
-        if message.author.id != self.owner_user_id:
+        owner = self.owner_of(message.author.id)
+        if owner is None:
             await self.decline(message)
             return
         text = message.content.replace("\r\n", "\n").strip()
@@ -497,60 +524,73 @@ class PlnbotClient(discord.Client):
             text = text[1:]
         if text:
             await self.submit(CommandReceived(
-                owner_ref=self.settings.owner_ref, text=text, message_id=f"discord:{message.id}"
+                owner_ref=owner.ref, text=text, message_id=f"discord:{message.id}"
             ))
-        self.mark_read(message.created_at)
+        self.mark_read(message.created_at, owner)
 
     async def catch_up_on_dms(self) -> None:
         """Discord does not replay DMs written while the bot was offline: read them now,
         oldest first, from the last one answered (the first run starts the record)."""
-        since = self.last_read()
+        for owner in self.dm_owners():
+            await self.catch_up_with(owner)
+
+    async def catch_up_with(self, owner: DiscordOwner) -> None:
+        since = self.last_read(owner)
         if since is None:
-            self.mark_read(discord.utils.utcnow())
+            self.mark_read(discord.utils.utcnow(), owner)
             return
         try:
-            channel = await open_dm(self, self.owner_user_id)
+            channel = await open_dm(self, owner.user_id)
             missed = [m async for m in channel.history(
                 after=since, oldest_first=True, limit=CATCH_UP_LIMIT)]
         except discord.HTTPException as exc:
-            log.warning("could not read the DMs sent while offline (%s)", describe(exc))
+            log.warning("could not read the DMs %s sent while offline (%s)", owner.ref,
+                        describe(exc))
             return
         for message in missed:
             await self.on_message(message)
 
-    def last_read(self) -> datetime | None:
+    def last_read(self, owner: DiscordOwner | None = None) -> datetime | None:
+        owner_id = (owner or self.owner_of(self.owner_user_id)).id
         with session_scope(self.app.engine) as session:
-            owner = session.get(Owner, self.app.owner_id)
-            return last_run(session, owner=owner, job=DM_READ_JOB)
+            row = session.get(Owner, owner_id)
+            return last_run(session, owner=row, job=DM_READ_JOB)
 
-    def mark_read(self, at: datetime) -> None:
+    def mark_read(self, at: datetime, owner: DiscordOwner | None = None) -> None:
+        owner_id = (owner or self.owner_of(self.owner_user_id)).id
         with session_scope(self.app.engine) as session:
-            owner = session.get(Owner, self.app.owner_id)
-            seen = last_run(session, owner=owner, job=DM_READ_JOB)
+            row = session.get(Owner, owner_id)
+            seen = last_run(session, owner=row, job=DM_READ_JOB)
             if seen is None or at > seen:
-                mark_run(session, owner=owner, job=DM_READ_JOB, at=at)
+                mark_run(session, owner=row, job=DM_READ_JOB, at=at)
 
     async def decline(self, message: discord.Message) -> None:
-        """Say once per person (per run) that this bot serves only its owner."""
+        """Say once per person (per run) that this bot is not theirs to use."""
         if message.author.id in self.declined:
             return
         self.declined.add(message.author.id)
         with suppress(discord.HTTPException):
-            await message.channel.send(NOT_OWNER)
+            await message.channel.send(self.not_owner_text(message.author.id))
+
+    async def interaction_owner(self, interaction: discord.Interaction) -> DiscordOwner | None:
+        """The owner pressing or typing this; anyone else is told why not (None)."""
+        owner = self.owner_of(interaction.user.id)
+        if owner is None:
+            await interaction.response.send_message(
+                self.not_owner_text(interaction.user.id), ephemeral=True)
+        return owner
 
     async def owner_only(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id == self.owner_user_id:
-            return True
-        await interaction.response.send_message(NOT_OWNER, ephemeral=True)
-        return False
+        return await self.interaction_owner(interaction) is not None
 
     async def run_slash(self, interaction: discord.Interaction, line: str) -> None:
         """A slash command is the same line typed in the DM; the answer arrives there."""
-        if not await self.owner_only(interaction):
+        owner = await self.interaction_owner(interaction)
+        if owner is None:
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         await self.submit(CommandReceived(
-            owner_ref=self.settings.owner_ref, text=line, message_id=f"discord:{interaction.id}"
+            owner_ref=owner.ref, text=line, message_id=f"discord:{interaction.id}"
         ))
         with suppress(discord.HTTPException):
             await interaction.delete_original_response()
@@ -558,7 +598,11 @@ class PlnbotClient(discord.Client):
     async def press_draft_button(
         self, interaction: discord.Interaction, action: str, draft_id: int
     ) -> None:
-        draft = self.find_draft(draft_id)
+        """Only the presser's own draft is acted on; anyone else's reads as gone."""
+        owner = await self.interaction_owner(interaction)
+        if owner is None:
+            return
+        draft = self.find_draft(draft_id, owner)
         if draft is None or draft.status not in OPEN_DRAFT:
             await interaction.response.send_message(already_decided(draft_id, draft),
                                                     ephemeral=True)
@@ -569,25 +613,31 @@ class PlnbotClient(discord.Client):
             await interaction.response.send_modal(EditDraftModal(draft_id, draft.text))
             return
         await interaction.response.defer()
-        await self.decide(interaction, BUTTON_COMMANDS[action].format(id=draft_id), draft_id)
+        await self.decide(interaction, BUTTON_COMMANDS[action].format(id=draft_id), draft_id,
+                          owner)
 
     async def submit_edit(self, interaction: discord.Interaction, draft_id: int, text: str) -> None:
+        owner = await self.interaction_owner(interaction)
+        if owner is None:
+            return
         await interaction.response.defer()
-        await self.decide(interaction, f"edit {draft_id} {text.strip()}", draft_id)
+        await self.decide(interaction, f"edit {draft_id} {text.strip()}", draft_id, owner)
 
-    async def decide(self, interaction: discord.Interaction, line: str, draft_id: int) -> None:
+    async def decide(self, interaction: discord.Interaction, line: str, draft_id: int,
+                     owner: DiscordOwner) -> None:
         """Run the decision as a command; once the draft is settled, its buttons go."""
         await self.submit(CommandReceived(
-            owner_ref=self.settings.owner_ref, text=line, message_id=f"discord:{interaction.id}"
+            owner_ref=owner.ref, text=line, message_id=f"discord:{interaction.id}"
         ))
-        draft = self.find_draft(draft_id)
+        draft = self.find_draft(draft_id, owner)
         if draft is None or draft.status in SETTLED_DRAFT:
             await retire_buttons(interaction.message)
 
-    def find_draft(self, draft_id: int) -> Draft | None:
+    def find_draft(self, draft_id: int, owner: DiscordOwner | None = None) -> Draft | None:
+        owner_id = (owner or self.owner_of(self.owner_user_id)).id
         with Session(self.app.engine, expire_on_commit=False) as session:
             draft = session.get(Draft, draft_id)
-            return draft if draft is not None and draft.owner_id == self.app.owner_id else None
+            return draft if draft is not None and draft.owner_id == owner_id else None
 
 
 def already_decided(draft_id: int, draft: Draft | None) -> str:
@@ -618,33 +668,56 @@ async def open_dm(client: discord.Client, user_id: int) -> discord.DMChannel:
 
 
 class DiscordSurface:
-    """Outbox messages as DMs to the owner. Raising leaves a message in the outbox."""
+    """Outbox messages as DMs. Raising leaves a message in the outbox.
 
-    def __init__(self, client: discord.Client, owner_user_id: int, *,
+    With ``owner_user_id`` every message goes to that one person (``plnbot run``);
+    without it, each goes to the user its ``owner_ref`` names (``discord:<user id>``),
+    so one surface serves every enrolled owner (``plnbot run --worker``).
+    """
+
+    def __init__(self, client: discord.Client, owner_user_id: int | None = None, *,
                  welcome_channel: bool = False) -> None:
         self.client = client
         self.owner_user_id = owner_user_id
         self.welcome_channel = welcome_channel  # member welcomes: channel post or DM
-        self.channel: discord.abc.Messageable | None = None
+        self.channels: dict[int, discord.abc.Messageable] = {}  # user id → opened DM
+
+    @property
+    def channel(self) -> discord.abc.Messageable | None:
+        """The single owner's DM channel, once opened."""
+        return self.channels.get(self.owner_user_id)
+
+    @channel.setter
+    def channel(self, channel: discord.abc.Messageable) -> None:
+        self.channels[self.owner_user_id] = channel
 
     async def send(self, message: OutgoingMessage) -> None:
-        channel = await self.owner_channel()
+        channel = await self.owner_channel(self.recipient(message))
         parts = split_message(surface_text(message)) or ["…"]
         for index, part in enumerate(parts):
             extras = self.attachments(message) if index == len(parts) - 1 else {}
             await self.post(channel, part, nonce=nonce_for(message.idempotency_key, index),
                             **extras)
 
-    async def owner_channel(self) -> discord.abc.Messageable:
-        if self.channel is not None:
-            return self.channel
+    def recipient(self, message: OutgoingMessage) -> int:
+        """Whom to DM: the one owner, or the Discord user the owner_ref names."""
+        if self.owner_user_id is not None:
+            return self.owner_user_id
+        user_id = discord_user_id(message.owner_ref)
+        if user_id is None:
+            raise DiscordUnavailable(f"owner {message.owner_ref!r} is not a Discord user")
+        return user_id
+
+    async def owner_channel(self, user_id: int) -> discord.abc.Messageable:
+        if user_id in self.channels:
+            return self.channels[user_id]
         if self.client.user is None:
             raise DiscordUnavailable("not logged in to Discord yet")
         try:
-            self.channel = await open_dm(self.client, self.owner_user_id)
+            self.channels[user_id] = await open_dm(self.client, user_id)
         except discord.HTTPException as exc:
-            raise DiscordUnavailable(f"cannot open a DM with the owner: {describe(exc)}") from exc
-        return self.channel
+            raise DiscordUnavailable(f"cannot open a DM with {user_id}: {describe(exc)}") from exc
+        return self.channels[user_id]
 
     async def post(self, channel, content: str, **kwargs: Any) -> None:
         try:
@@ -654,7 +727,6 @@ class DiscordSurface:
                       "with the bot and allow direct messages from its members")
             log.warning("cannot DM the owner: %s", reason)
             raise DiscordUnavailable(reason) from exc
-
 
     def attachments(self, message: OutgoingMessage) -> dict[str, Any]:
         """The draft buttons and the chart, for the last part of a message."""
