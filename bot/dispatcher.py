@@ -144,19 +144,24 @@ class Dispatcher:
             )
 
 
+ANSWER_SLOTS = 8  # a command answers within its first few messages
+
+
 def already_answered(ctx: Context, key_prefix: str) -> bool:
     """Whether a command with this message id was handled before (its answer is in the
     outbox), so a DM read twice — caught up after a restart or a gateway hand-over —
     does not log, remind or send twice. Every command answers (``reply`` or ``error``),
-    in the same transaction as its changes; commands without a message id always run."""
+    in the same transaction as its changes; commands without a message id always run.
+
+    Looks up the exact keys its messages get (``<owner>:<prefix>:<n>``, see
+    ``Context.send``) on the outbox's unique index: a ``LIKE 'prefix%'`` would scan the
+    whole, ever-growing outbox on PostgreSQL and on SQLite for every command.
+    """
     if not key_prefix.startswith("cmd:"):
         return False
-    prefix = f"{ctx.owner.id}:{key_prefix}:"
+    keys = [f"{ctx.owner.id}:{key_prefix}:{n}" for n in range(ANSWER_SLOTS)]
     return ctx.session.exec(
-        select(OutboxMessage.id).where(
-            OutboxMessage.owner_id == ctx.owner.id,
-            col(OutboxMessage.idempotency_key).startswith(prefix, autoescape=True),
-        ).limit(1)
+        select(OutboxMessage.id).where(col(OutboxMessage.idempotency_key).in_(keys)).limit(1)
     ).first() is not None
 
 
