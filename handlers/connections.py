@@ -277,9 +277,7 @@ def contact_row(defaults: dict, profile: Profile) -> dict:
     row = {**defaults, "name": profile.name or profile.handle,
            "location": profile.location or None, "website": profile.url or None}
     if profile.bio or profile.fields:
-        contact = Contact(**row)
-        welcome.apply_understanding(contact, profiles.understand(profile), profile.bio)
-        row = contact.model_dump(exclude={"id"})
+        row.update(welcome.understood_values(profiles.understand(profile), profile.bio))
     return row
 
 

@@ -27,6 +27,8 @@ UPPER = regex.compile(r"\p{Lu}{2,}(?:['’\-]\p{Lu}+)*")
 LOWER = regex.compile(r"\p{Ll}{2,}(?:['’\-]\p{Ll}+)*")
 UNCASED = regex.compile(r"[\p{Lo}\p{M}]+")
 INITIAL = regex.compile(r"\p{Lu}\.?")
+NOT_NAME_CHARACTERS = regex.compile(r"[^\p{L}\p{M}\p{N}\s'’.\-_@]")
+SPACES = regex.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,8 @@ def clean(display_name: str) -> str:
     text = PRONOUNS.sub(" ", text)
     text = BRACKETS.sub(" ", text)
     text = SEPARATORS.split(text, maxsplit=1)[0]
-    text = regex.sub(r"[^\p{L}\p{M}\p{N}\s'’.\-_@]", " ", text)
-    return regex.sub(r"\s+", " ", text).strip(" .-")
+    text = NOT_NAME_CHARACTERS.sub(" ", text)
+    return SPACES.sub(" ", text).strip(" .-")
 
 
 def kind_of(word: str) -> str | None:

@@ -36,6 +36,13 @@ BARE_DOMAIN_RE = regex.compile(
 )
 CLAUSE_BREAK = regex.compile(r"[.;,|\n•·!?]")
 SENTENCE_END = regex.compile(r"\s*(?:[.;|\n•·!?]|$)")
+# compiled once: profile understanding runs for every arrival
+LINE_BREAK_TAGS = regex.compile(r"<br\s*/?>|</p>\s*<p[^>]*>", regex.I)
+SPACES = regex.compile(r"\s+")
+TRAILING_JOINERS = regex.compile(r"[\s'’&-]+$")
+ABBREVIATION_STOP = regex.compile(r"\b(St|Mt|Ft|Dr|Mr|Mrs|Ms)\.\s")
+ANY_LETTER = regex.compile(r"\p{L}")
+HANDLE_SEPARATORS = regex.compile(r"[_.\-]+")
 
 
 @dataclass
@@ -86,7 +93,7 @@ def rules() -> dict:
 
 def plain_text(html_or_text: str) -> str:
     """Bios arrive as HTML on Mastodon; keep the words only (and the line breaks)."""
-    text = regex.sub(r"<br\s*/?>|</p>\s*<p[^>]*>", "\n", html_or_text or "", flags=regex.I)
+    text = LINE_BREAK_TAGS.sub("\n", html_or_text or "")
     text = TAG_RE.sub("", text)
     return unescape(text).strip()
 
@@ -197,7 +204,7 @@ def main_role(mentions: list[RoleMention]) -> RoleMention | None:
 
 def tidy_role(text: str) -> str:
     """Mid-sentence casing: "School Librarian" → "school librarian", "Head of Maths" kept."""
-    words = regex.sub(r"\s+", " ", text.strip()).split(" ")
+    words = SPACES.sub(" ", text.strip()).split(" ")
     proper = set(rules()["proper_words"])
     if regex.match(r"(?i)(head|director) of ", text):
         return " ".join(words)
@@ -224,8 +231,20 @@ def phrase_pattern() -> str:
     return rf"(?-i:{word}(?:[ \t]+(?:(?:{joiners})[ \t]+)*{word}){{0,6}})"
 
 
+@cache
+def phrase_regex() -> regex.Pattern:
+    return regex.compile(phrase_pattern())
+
+
+@cache
+def organisation_pattern() -> regex.Pattern:
+    """What follows a role: " at Riverside Primary", ", @Kingsbridge Academy"."""
+    return regex.compile(rf"\s*,?\s*(?:(?:at|of)\s+|@\s*)((?:the\s+)?{phrase_pattern()})",
+                         regex.I)
+
+
 def trim_phrase(phrase: str) -> str:
-    return regex.sub(r"[\s'’&-]+$", "", phrase).strip()
+    return TRAILING_JOINERS.sub("", phrase).strip()
 
 
 def has_organisation_word(phrase: str) -> bool:
@@ -236,21 +255,20 @@ def has_organisation_word(phrase: str) -> bool:
 
 def normalise_abbreviations(text: str) -> str:
     """ "St. Mary's" → "St Mary's", so a full stop after an abbreviation ends nothing."""
-    return regex.sub(r"\b(St|Mt|Ft|Dr|Mr|Mrs|Ms)\.\s", r"\1 ", text)
+    return ABBREVIATION_STOP.sub(r"\1 ", text)
 
 
 def organisation_after(text: str, role: RoleMention | None) -> str | None:
     """ "Year 5 teacher at Riverside Primary School" → "Riverside Primary School"."""
     if role is None:
         return None
-    pattern = rf"\s*,?\s*(?:(?:at|of)\s+|@\s*)((?:the\s+)?{phrase_pattern()})"
-    match = regex.match(pattern, text[role.end :], regex.I)
+    match = organisation_pattern().match(text[role.end :])
     return trim_phrase(match.group(1)) if match else None
 
 
 def organisation_named(text: str, mentions: list[RoleMention]) -> str | None:
     """A capitalised phrase with a school/hospital/museum word in it, outside role names."""
-    for match in regex.finditer(phrase_pattern(), text):
+    for match in phrase_regex().finditer(text):
         phrase = trim_phrase(match.group(0))
         overlaps_role = any(match.start() < m.end and m.start < match.end() for m in mentions)
         if len(phrase.split()) >= 2 and has_organisation_word(phrase) and not overlaps_role:
@@ -261,8 +279,8 @@ def organisation_named(text: str, mentions: list[RoleMention]) -> str | None:
 def clean_place(value: str | None) -> str | None:
     """A location as written, unless it is a joke or a non-place ("Planet Earth", "online")."""
     text = emoji.replace_emoji(plain_text(value or ""), "").strip(" \t,.;|-·")
-    text = regex.sub(r"\s+", " ", text)
-    if not text or not regex.search(r"\p{L}", text) or len(text) > 60:
+    text = SPACES.sub(" ", text)
+    if not text or not ANY_LETTER.search(text) or len(text) > 60:
         return None
     lowered = text.casefold()
     if lowered in rules()["not_places"] or "/" in text or "@" in text or "http" in lowered:
@@ -425,7 +443,7 @@ def bio_text(profile: Profile) -> str:
 
 def handle_words(handle: str) -> str:
     """ "dm_for_promo" → "dm for promo", so a handle can give a spammer away too."""
-    return regex.sub(r"[_.\-]+", " ", handle.split("@")[0])
+    return HANDLE_SEPARATORS.sub(" ", handle.split("@")[0])
 
 
 def field_value(profile: Profile, names_key: str) -> str | None:

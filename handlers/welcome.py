@@ -99,15 +99,24 @@ def record_arrival(
 
 
 def apply_understanding(contact: Contact, person: profiles.Understanding, bio: str = "") -> None:
-    """Store what the profile says; a value too long for its column is left out, not cut."""
-    contact.bio = (profiles.plain_text(bio) or contact.bio)[:5000]
-    contact.first_name = _fits(person.first_name, 100)
-    contact.role = _fits(person.role, 200)
-    contact.organisation = _fits(person.organisation, 300)
-    contact.location = _fits(person.location, 300)
-    contact.website = _fits(person.website, 500)
-    contact.field = person.field
-    contact.interests = ",".join(person.interests)[:1000]
+    """Store what the profile says on ``contact``."""
+    for name, value in understood_values(person, bio, contact.bio).items():
+        setattr(contact, name, value)
+
+
+def understood_values(person: profiles.Understanding, bio: str, stored_bio: str = "") -> dict:
+    """The contact columns a profile fills; a value too long for its column is left
+    out, not cut. Plain values, so bulk inserts need no ORM object per person."""
+    return {
+        "bio": (profiles.plain_text(bio) or stored_bio)[:5000],
+        "first_name": _fits(person.first_name, 100),
+        "role": _fits(person.role, 200),
+        "organisation": _fits(person.organisation, 300),
+        "location": _fits(person.location, 300),
+        "website": _fits(person.website, 500),
+        "field": person.field,
+        "interests": ",".join(person.interests)[:1000],
+    }
 
 
 def _fits(value: str | None, limit: int) -> str | None:
