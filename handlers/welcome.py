@@ -68,12 +68,11 @@ def record_arrival(
         return "known"
     at = at or ctx.now()
     how_met = how_met_text(profile.platform, kind, at, ctx.owner.tz, via)
-    handle, contact, created = repo.upsert_handle(
-        ctx.session, owner=ctx.owner, profile=profile, now=at, how_met=how_met
-    )
     person = profiles.understand(profile)
-    if created:
-        apply_understanding(contact, person, profile.bio)
+    handle, contact, created = repo.upsert_handle(
+        ctx.session, owner=ctx.owner, profile=profile, now=at, how_met=how_met,
+        new_contact_values=understood_values(person, profile.bio, profile.bio),
+    )
     connection = ctx.session.exec(
         select(Connection).where(
             Connection.account_id == account.id,
@@ -96,12 +95,6 @@ def record_arrival(
         _reconnect(ctx, connection=connection, contact=contact, profile=profile, at=at, quiet=quiet)
         return "returned"
     return "known"
-
-
-def apply_understanding(contact: Contact, person: profiles.Understanding, bio: str = "") -> None:
-    """Store what the profile says on ``contact``."""
-    for name, value in understood_values(person, bio, contact.bio).items():
-        setattr(contact, name, value)
 
 
 def understood_values(person: profiles.Understanding, bio: str, stored_bio: str = "") -> dict:

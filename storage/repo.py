@@ -100,12 +100,14 @@ def placeholder_name(platform: str, external_id: str) -> str:
 
 
 def upsert_handle(
-    session: Session, *, owner: Owner, profile: Profile, now: datetime, how_met: str = ""
+    session: Session, *, owner: Owner, profile: Profile, now: datetime, how_met: str = "",
+    new_contact_values: dict | None = None,
 ) -> tuple[Handle, Contact, bool]:
     """The handle (and its contact) for ``profile``; ``True`` when newly created.
 
     A known handle keeps its contact (and so its whole history); its profile data is
-    refreshed because people change their bios.
+    refreshed because people change their bios. ``new_contact_values`` (what the
+    profile was understood to say) go into a new contact's first insert.
     """
     handle = find_handle(
         session, owner=owner, platform=profile.platform, external_id=profile.external_id
@@ -123,11 +125,11 @@ def upsert_handle(
         if profile.name and (placeholder is not None or contact.name == unnamed):
             contact.name = profile.name
         return handle, contact, False
-    contact = Contact(
-        owner_id=owner.id, name=profile.name or profile.handle, bio=profile.bio,
-        location=profile.location or None, website=profile.url or None,
-        how_met=how_met, created_at=now,
-    )
+    contact = Contact(**{
+        "owner_id": owner.id, "name": profile.name or profile.handle, "bio": profile.bio,
+        "location": profile.location or None, "website": profile.url or None,
+        "how_met": how_met, "created_at": now, **(new_contact_values or {}),
+    })
     session.add(contact)
     session.flush()
     handle = Handle(
