@@ -51,6 +51,7 @@ DEFAULT_BASE_URL = "https://bsky.social"
 NOTIFICATION_PAGE = 50
 FOLLOWER_PAGE = 100
 MAX_PAGES = 1000
+REQUEST_TIMEOUT = 30.0  # seconds per HTTP request; a hung server is a failed poll
 MAX_GRAPHEMES = 1000
 RATE_LIMIT_RETRIES = 3
 PASSWORD_HINT = ("Create an app password (Settings → Privacy and security → App passwords) "
@@ -66,7 +67,7 @@ class BlueskyClient:
         self.login_handle = (settings.bluesky_handle or "").strip().lstrip("@")
         self._password = settings.bluesky_app_password
         self.limiter = RateLimiter(prefix="ratelimit-", clock=clock, sleep=sleep)
-        request = AsyncRequest(timeout=30, event_hooks={"response": [self._observe]})
+        request = AsyncRequest(timeout=REQUEST_TIMEOUT, event_hooks={"response": [self._observe]})
         self.api = AsyncClient(base_url=self.base_url, request=request)
         self.did: str | None = None
         self.handle: str = self.login_handle
@@ -75,7 +76,9 @@ class BlueskyClient:
         self.limiter.observe(response.headers)
 
     async def call(self, func: Callable, *args, **kwargs):
-        """``await func(...)``; a 429 waits for the window and tries again."""
+        """``await func(...)``; a 429 waits for the window and tries again. An answer that
+        is not what the API promises (an HTML error page, a page cut off) is an
+        ``UnreadableAnswer``, handled like any other failed call."""
         for attempt in range(RATE_LIMIT_RETRIES):
             await self.limiter.wait_if_spent()
             try:
@@ -84,6 +87,8 @@ class BlueskyClient:
                 if attempt == RATE_LIMIT_RETRIES - 1:
                     raise
                 await self.limiter.wait_after_refusal()
+            except ValueError as exc:  # JSON that does not parse, or not the promised shape
+                raise UnreadableAnswer(type(exc).__name__) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def ensure_login(self) -> str:
@@ -113,6 +118,10 @@ def parse_time(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+class UnreadableAnswer(AtProtocolError):
+    """Bluesky answered, but not with what its API promises."""
+
+
 def describe_failure(exc: Exception, base_url: str) -> tuple[str, str]:
     """(a stable problem code, the message for the owner) for a failed call."""
     status = getattr(getattr(exc, "response", None), "status_code", None)
@@ -125,6 +134,10 @@ def describe_failure(exc: Exception, base_url: str) -> tuple[str, str]:
     if isinstance(exc, BadRequestError):
         return "config", (f"Bluesky did not accept the bot's request ({exc}). Check "
                           f"BLUESKY_HANDLE (your handle, e.g. jane.bsky.social).")
+    if isinstance(exc, UnreadableAnswer):
+        return "server", (f"Bluesky at {base_url} sent an answer the bot could not read "
+                          f"({exc}): usually a passing fault on their side. The bot keeps "
+                          f"retrying with increasing pauses; nobody is removed meanwhile.")
     reason = f"HTTP {status}" if status else type(exc).__name__
     return "server", (f"Cannot reach Bluesky at {base_url} ({reason}). The bot keeps retrying "
                       f"with increasing pauses; check BLUESKY_BASE_URL if you set it.")

@@ -61,6 +61,7 @@ NOTIFICATION_TYPES = ["follow", "follow_request", "severed_relationships"]
 NOTIFICATION_PAGE = 80
 FOLLOWER_PAGE = 80
 MAX_PAGES = 1000
+REQUEST_TIMEOUT = 30.0  # seconds per HTTP request; a hung server is a failed poll
 RATE_LIMIT_RETRIES = 3
 DEFAULT_MAX_CHARACTERS = 500
 URL_LENGTH = 23  # Mastodon counts every link as 23 characters
@@ -78,7 +79,7 @@ class MastodonClient:
         self.api = Mastodon(
             access_token=settings.mastodon_access_token.get_secret_value(),
             api_base_url=self.base_url, ratelimit_method="throw", session=http,
-            request_timeout=30, version_check_mode="none", user_agent="plnbot",
+            request_timeout=REQUEST_TIMEOUT, version_check_mode="none", user_agent="plnbot",
         )
         self.me: dict[str, Any] | None = None
         self.domain = urlparse(self.api.api_base_url).netloc

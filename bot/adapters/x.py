@@ -73,7 +73,8 @@ class RetryAfterLimit(Exception):
     """X answered 429: retry once the window has reset."""
 
 
-TRANSIENT = (tweepy.TwitterServerError, aiohttp.ClientError, TimeoutError, RetryAfterLimit)
+TRANSIENT = (tweepy.TwitterServerError, aiohttp.ClientError, TimeoutError, RetryAfterLimit,
+             ValueError)  # ValueError: a 200 whose body is not JSON (an error page, a cut-off)
 
 
 def build_source(settings):
@@ -234,6 +235,8 @@ def server_problem_text(exc: BaseException, attempts: int) -> str:
         what = f"answered {status} {getattr(exc.response, 'reason', '') or ''}".rstrip()
     elif isinstance(exc, TimeoutError):
         what = "did not answer in time"
+    elif isinstance(exc, ValueError):
+        what = "sent an answer that could not be read (not JSON, or cut off)"
     else:
         what = f"could not be reached ({type(exc).__name__})"
     return (f"X's API {what}, {attempts} times in a row. Nothing was lost: I'll keep trying "

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.servers import RunningFake
+from tests.support.servers import RunningFake, faulty_answer
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "bluesky"
 HANDLE = "teacher.bsky.social"
@@ -77,7 +77,7 @@ class FakeBluesky:
     notifications: list[dict[str, Any]] = field(default_factory=list)  # newest first
     messages: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
-    failures: list[tuple[str, int]] = field(default_factory=list)
+    failures: list[tuple[str, int | str]] = field(default_factory=list)  # (path part, fault)
     ratelimit_remaining: int = 2999
     ratelimit_reset: datetime = field(
         default_factory=lambda: datetime(2026, 11, 2, 9, 5, tzinfo=UTC))
@@ -102,8 +102,10 @@ class FakeBluesky:
         self.notifications.insert(0, notification)
         return notification
 
-    def fail(self, path_part: str, status: int, times: int = 1) -> None:
-        self.failures.extend([(path_part, status)] * times)
+    def fail(self, path_part: str, fault: int | str, times: int = 1) -> None:
+        """The next ``times`` requests whose path holds ``path_part`` fail with ``fault``:
+        an HTTP status, or ``MALFORMED``, ``TRUNCATED`` or ``HANG`` (tests.support.servers)."""
+        self.failures.extend([(path_part, fault)] * times)
 
     # -- HTTP ----------------------------------------------------------------------------
     def application(self) -> web.Application:
@@ -123,10 +125,10 @@ class FakeBluesky:
     @web.middleware
     async def _middleware(self, request: web.Request, handler):
         self.requests.append((request.method, request.path_qs))
-        for index, (part, status) in enumerate(self.failures):
+        for index, (part, fault) in enumerate(self.failures):
             if part in request.path:
                 del self.failures[index]
-                return self._limits(self._error(status))
+                return self._limits(await faulty_answer(fault, request, handler, self._error))
         if not request.path.endswith("createSession") and \
                 request.headers.get("Authorization") != f"Bearer {self._access()}":
             return self._limits(_xrpc_error(401, "AuthenticationRequired", "Invalid token"))

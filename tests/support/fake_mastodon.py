@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 import yaml
 from aiohttp import web
 
-from tests.support.servers import RunningFake
+from tests.support.servers import RunningFake, faulty_answer
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "mastodon"
 TOKEN = "test-mastodon-token-3f9a"
@@ -79,7 +79,7 @@ class FakeMastodon:
     notifications: list[dict[str, Any]] = field(default_factory=list)  # oldest first
     statuses: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
-    failures: list[tuple[str, int]] = field(default_factory=list)  # (path part, status)
+    failures: list[tuple[str, int | str]] = field(default_factory=list)  # (path part, fault)
     max_characters: int = 500
     ratelimit_remaining: int = 299
     ratelimit_reset: datetime = field(
@@ -111,8 +111,10 @@ class FakeMastodon:
                  "created_at": "2026-11-02T08:00:00.000Z"}
         return self.notify("severed_relationships", None, event=event)
 
-    def fail(self, path_part: str, status: int, times: int = 1) -> None:
-        self.failures.extend([(path_part, status)] * times)
+    def fail(self, path_part: str, fault: int | str, times: int = 1) -> None:
+        """The next ``times`` requests whose path holds ``path_part`` fail with ``fault``:
+        an HTTP status, or ``MALFORMED``, ``TRUNCATED`` or ``HANG`` (tests.support.servers)."""
+        self.failures.extend([(path_part, fault)] * times)
 
     # -- the HTTP side -------------------------------------------------------------------
     def application(self) -> web.Application:
@@ -132,10 +134,10 @@ class FakeMastodon:
     @web.middleware
     async def _middleware(self, request: web.Request, handler):
         self.requests.append((request.method, request.path_qs))
-        for index, (part, status) in enumerate(self.failures):
+        for index, (part, fault) in enumerate(self.failures):
             if part in request.path:
                 del self.failures[index]
-                return self._with_limits(self._error(status))
+                return self._with_limits(await faulty_answer(fault, request, handler, self._error))
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return self._with_limits(
                 web.json_response({"error": "The access token is invalid"}, status=401))

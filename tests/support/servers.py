@@ -10,8 +10,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+# What a fake platform can do instead of answering: besides an HTTP status code, the
+# faults a real server or proxy produces (``fake.fail(path, fault)``).
+MALFORMED, TRUNCATED, HANG = "malformed JSON", "truncated page", "no answer"
+HANG_SECONDS = 3.0  # longer than the request timeout the fault tests give the clients
 
 
 def free_port() -> int:
@@ -76,3 +82,25 @@ class RunningFake:
 
     def __exit__(self, *exc) -> None:
         self.server.__exit__(*exc)
+
+
+async def faulty_answer(fault: int | str, request: web.Request,
+                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                        error: Callable[[int], web.Response]) -> web.StreamResponse:
+    """The response of a fake told to fail a request with ``fault``: an HTTP error
+    (``error(status)``), a 200 whose body is not JSON, the real page cut in half, or
+    the real page after longer than any client waits."""
+    if isinstance(fault, int):
+        return error(fault)
+    if fault == MALFORMED:
+        return web.Response(status=200, text="<html><body>Service Unavailable</body></html>",
+                            content_type="application/json")
+    if fault == HANG:
+        await asyncio.sleep(HANG_SECONDS)
+        return await handler(request)
+    if fault == TRUNCATED:
+        page = await handler(request)
+        body = page.body.decode() if isinstance(page.body, bytes) else str(page.text)
+        return web.Response(status=200, text=body[: len(body) // 2],
+                            content_type="application/json")
+    raise ValueError(f"unknown fault {fault!r}")

@@ -23,6 +23,7 @@ from aioresponses import CallbackResult, aioresponses
 
 from tests.conftest import RECORDED
 from tests.support.fakes import FakeClock
+from tests.support.servers import HANG
 
 API = r"^https://api\.twitter\.com/2/users/"
 DROP_HEADERS = {"content-encoding", "content-length", "set-cookie", "transfer-encoding"}
@@ -164,6 +165,8 @@ class FakeXApi:
         failure = queued.pop(0) if queued else None
         if failure:
             status, body, headers = failure
+            if body == HANG:  # what aiohttp raises when X does not answer in time
+                raise TimeoutError("the fake X API did not answer")
             return self._result(status, body, window, headers)
         return self._result(200, payload(), window)
 
@@ -179,5 +182,6 @@ class FakeXApi:
                    "x-rate-limit-remaining": str(max(0, window.limit - window.used)),
                    "x-rate-limit-reset": str(int(window.reset)),
                    "content-type": "application/json; charset=utf-8", **(extra or {})}
-        return CallbackResult(status=status, body=json.dumps(body), headers=headers,
+        text = body if isinstance(body, str) else json.dumps(body)  # a str: sent as it is
+        return CallbackResult(status=status, body=text, headers=headers,
                               response_class=RecordedResponse)
