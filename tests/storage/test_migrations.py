@@ -3,7 +3,15 @@
 import pytest
 from sqlalchemy import inspect
 
-from storage.db import current_revision, head_revision, make_engine, upgrade
+from storage.db import (
+    HEAD_REVISION,
+    current_revision,
+    ensure_schema,
+    head_revision,
+    make_engine,
+    stored_revision,
+    upgrade,
+)
 from storage.models import SQLModel
 from storage.search import include_name
 
@@ -56,3 +64,13 @@ def test_migrations_form_one_line():
     from storage.db import MIGRATIONS_DIR
 
     assert len(ScriptDirectory(str(MIGRATIONS_DIR)).get_heads()) == 1
+
+
+def test_the_start_up_shortcut_knows_the_newest_migration(tmp_path):
+    """``ensure_schema`` skips Alembic when the database is at HEAD_REVISION: a new
+    migration must update it, or databases would never be upgraded on start."""
+    assert HEAD_REVISION == head_revision()
+    engine = make_engine(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    assert stored_revision(engine) is None
+    ensure_schema(engine)
+    assert stored_revision(engine) == current_revision(engine) == HEAD_REVISION
