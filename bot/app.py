@@ -101,10 +101,10 @@ class App:
         )
         self.worker = worker or worker_id(settings.worker_id)
         self.lease = timedelta(seconds=settings.lease_seconds)
-        # One message claimed at a time: a process killed mid-delivery leaves at most the
-        # message in flight leased, so its restart (same owner) delivers the rest at once.
+        # Messages leased by a process killed mid-delivery are taken over as soon as it
+        # restarts on the same host (Outbox looks for dead processes' leases first).
         self.outbox = Outbox(engine, clock=lambda: self.clock(), worker=self.worker,
-                             lease=self.lease, batch=1)
+                             lease=self.lease)
         self.owner_id = self._ensure_owner()
 
     def _ensure_owner(self) -> int:

@@ -82,6 +82,7 @@ class Outbox:
         self.lease = lease
         self.batch = batch
         self._next_dead_process_check = 0.0  # time.monotonic(): the first claim checks
+        self._refs: dict[int, str] = {}
 
     def _claim(self, session: Session, owner_ids: list[int] | None, limit: int) -> list[int]:
         where = [OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= self.clock()]
@@ -134,7 +135,7 @@ class Outbox:
             select(OutboxMessage).where(col(OutboxMessage.id).in_(ids))
             .order_by(OutboxMessage.id).execution_options(populate_existing=True)
         ).all()
-        refs = owner_refs(session, {row.owner_id for row in rows})
+        refs = self._owner_refs(session, {row.owner_id for row in rows})
         held, renew_at = set(ids), self._renew_time()
         delivered = 0
         for row in rows:
@@ -148,6 +149,14 @@ class Outbox:
             held.discard(row.id)
             delivered += await self._deliver_one(session, surface, row, refs[row.owner_id])
         return delivered
+
+    def _owner_refs(self, session: Session, owner_ids: set[int]) -> dict[int, str]:
+        """Owner addresses, remembered: an owner's ``external_ref`` never changes, and
+        looking it up again cost a query per delivered message."""
+        missing = owner_ids - self._refs.keys()
+        if missing:
+            self._refs.update(owner_refs(session, missing))
+        return self._refs
 
     def _renew_time(self) -> datetime:
         return self.clock() + self.lease / 2
