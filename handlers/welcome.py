@@ -198,8 +198,8 @@ def draft_welcome(
     composed = drafting.compose_welcome(
         person=person, profile=profile, owner=ctx.owner,
         templates_dir=str(ctx.settings.templates_dir) if ctx.settings.templates_dir else None,
-        taken=lambda text: repo.draft_text_taken(
-            ctx.session, owner=ctx.owner, text=text, other_than=contact.id),
+        taken=repo.recent_draft_texts(ctx.session, owner=ctx.owner,
+                                      other_than=contact.id).__contains__,
     )
     now = ctx.now()
     draft = Draft(

@@ -261,22 +261,18 @@ def connections_of(session: Session, *, owner: Owner, contact: Contact) -> list[
 RECENT_DRAFTS = 1_000
 
 
-def draft_text_taken(session: Session, *, owner: Owner, text: str, other_than: int) -> bool:
-    """Whether someone other than contact ``other_than`` has one of the owner's newest
-    ``RECENT_DRAFTS`` drafts with ``text``.
+def recent_draft_texts(session: Session, *, owner: Owner, other_than: int) -> set[str]:
+    """The texts of the owner's newest ``RECENT_DRAFTS`` drafts for anyone but contact
+    ``other_than``: what a new welcome must not repeat.
 
-    Two people who compare notes must not find the same welcome; a welcome drafted
-    a thousand arrivals ago is past that, and checking every draft ever made would
-    make each arrival slower as the network grows.
+    Two people who compare notes must not find the same welcome; a welcome drafted a
+    thousand arrivals ago is past that, and checking every draft ever made would make
+    each arrival slower as the network grows. Read once per welcome (one index range),
+    then every candidate text is checked in memory.
     """
-    recent = (select(Draft.id).where(Draft.owner_id == owner.id)
-              .order_by(col(Draft.id).desc()).limit(RECENT_DRAFTS).subquery())
-    return session.exec(
-        select(Draft.id).where(
-            col(Draft.id).in_(select(recent.c.id)), Draft.text == text,
-            Draft.contact_id != other_than,
-        ).limit(1)
-    ).first() is not None
+    recent = (select(Draft.text, Draft.contact_id).where(Draft.owner_id == owner.id)
+              .order_by(col(Draft.id).desc()).limit(RECENT_DRAFTS))
+    return {text for text, contact_id in session.exec(recent) if contact_id != other_than}
 
 
 def contacts_named(session: Session, *, owner: Owner, name: str, other_than: int) -> list[Contact]:
