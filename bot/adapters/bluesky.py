@@ -228,7 +228,16 @@ class BlueskySource:
         return sorted(found, key=lambda n: parse_time(n.indexed_at))
 
     async def _catch_up(self, app, seen: str) -> None:
-        for notification in await self.fetch_since(seen):
+        notifications = await self.fetch_since(seen)
+        if len(notifications) > state.FLOOD:
+            await app.handle(SnapshotReceived(
+                owner_ref=app.settings.owner_ref, platform=PLATFORM, complete=False,
+                profiles=[bluesky_profile(as_dict(n.author)) for n in notifications],
+                account_external_id=self.client.did or "", account_handle=self.client.handle,
+            ))
+            state.save_cursor(app, PLATFORM, notifications[-1].indexed_at)
+            return
+        for notification in notifications:
             profile = bluesky_profile(as_dict(notification.author))
             await app.handle(NewConnection(owner_ref=app.settings.owner_ref, profile=profile,
                                            at=parse_time(notification.indexed_at)))

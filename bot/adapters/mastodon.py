@@ -283,8 +283,22 @@ class MastodonSource:
         return sorted(found, key=lambda n: (len(str(n["id"])), str(n["id"])))
 
     async def _catch_up(self, app, cursor: str) -> None:
-        for notification in await self.fetch_since(cursor):
-            await self.handle_notification(app, notification)
+        notifications = await self.fetch_since(cursor)
+        follows = [n for n in notifications if n.get("type") == "follow" and n.get("account")]
+        if len(follows) <= state.FLOOD:
+            for notification in notifications:
+                await self.handle_notification(app, notification)
+            return
+        me = self.client.me or {}
+        await app.handle(SnapshotReceived(
+            owner_ref=app.settings.owner_ref, platform=PLATFORM, complete=False,
+            profiles=[self.client.profile(n["account"]) for n in follows],
+            account_external_id=str(me.get("id", "")), account_handle=self.client.own_handle(),
+        ))
+        for notification in notifications:
+            if notification.get("type") != "follow":
+                await self.handle_notification(app, notification)
+        state.save_cursor(app, PLATFORM, str(notifications[-1]["id"]))
 
     async def handle_notification(self, app, notification: dict[str, Any]) -> None:
         """Turn one notification into events, then move the cursor past it."""

@@ -23,6 +23,12 @@ if TYPE_CHECKING:
     from bot.app import App
 
 
+# More new followers than this in one poll (a viral post, a bot that was down for a
+# week) go to the sync engine as one partial list: it drafts welcomes for the first
+# few dozen and records the rest quietly with one summary, instead of one message each.
+FLOOD = 50
+
+
 @dataclass
 class SourceState:
     baseline_done: bool

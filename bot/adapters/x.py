@@ -29,6 +29,7 @@ from sqlmodel import Session, col, select
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from tweepy.asynchronous import AsyncClient
 
+from bot.adapters.state import FLOOD
 from bot.adapters.translate import x_profile
 from bot.config import ConfigError
 from bot.context import utcnow
@@ -46,7 +47,6 @@ PAGE_SIZE = 1000
 WINDOW = timedelta(minutes=15)
 BLOCKED_RETRY = timedelta(hours=1)  # after a token or access-level problem
 REQUEST_TIMEOUT = 30.0
-FLOOD = 50  # more arrivals in one poll go to the sync engine, which caps welcome drafts
 ARCHIVE_HINT = (
     "Without API access you can still bring in your network: download your X data archive "
     "(Settings → Your account → Download an archive of your data) and run "

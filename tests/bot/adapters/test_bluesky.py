@@ -61,6 +61,21 @@ async def test_first_poll_is_a_quiet_baseline_from_the_recorded_profiles(app, fa
     assert "why.bsky.team" in handles
 
 
+async def test_a_flood_of_follows_caps_the_welcome_drafts(app, fake, source):
+    await baseline(app, fake, source)
+    for n in range(70):
+        fake.follow(make_profile(f"New Person{n}", description="Teacher"))
+    await source.poll(app)
+    kinds = [m.kind for m in app.surface.pop()]
+    assert 0 < kinds.count("new_connection") < 70
+    with Session(app.engine) as session:
+        active = session.exec(select(Connection).where(Connection.state == "active")).all()
+    assert len(active) == 4 + 70
+    assert account_row(app).cursor == fake.notifications[0]["indexedAt"]
+    await source.poll(app)
+    assert app.surface.pop() == []
+
+
 async def test_new_followers_come_from_follow_notifications_after_the_seen_time(
         app, fake, source, monkeypatch):
     await baseline(app, fake, source)

@@ -106,6 +106,24 @@ async def test_a_repeated_poll_announces_nobody_twice(app, fake, source):
     assert app.surface.pop() == []
 
 
+async def test_a_flood_of_follows_caps_the_welcome_drafts(app, fake, source, monkeypatch):
+    monkeypatch.setattr(mastodon_adapter, "NOTIFICATION_PAGE", 40)
+    await baseline(app, fake, source)
+    for n in range(70):
+        fake.follow(make_account(f"new{n}", display_name=f"New Person{n}", note=TEACHER))
+    fake.notify("follow_request", make_account("locked", display_name="Lock Ed"))
+    await source.poll(app)
+    kinds = [m.kind for m in app.surface.pop()]
+    assert 0 < kinds.count("new_connection") < 70  # the first few dozen, drafted
+    assert "follow_request" in kinds  # other notifications still handled one by one
+    with Session(app.engine) as session:
+        active = session.exec(select(Connection).where(Connection.state == "active")).all()
+    assert len(active) == 3 + 70
+    assert account_row(app).cursor == fake.notifications[-1]["id"]
+    await source.poll(app)
+    assert app.surface.pop() == []  # nobody announced twice
+
+
 async def test_local_accounts_get_the_instance_domain(app, fake, source):
     await baseline(app, fake, source)
     fake.follow(make_account("local", domain=None, display_name="Local Person"))
