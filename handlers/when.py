@@ -313,8 +313,12 @@ def read_every(phrase: str, zone: ZoneInfo, now: datetime) -> When | None:
     at = None if suffix is False else clock_time(suffix)
     if at is None or count < 1:
         return None
-    first = to_utc(add_interval(now.astimezone(zone).date(), unit, count), at, zone)
-    return When(first, f"{unit}:{count}")
+    today = now.astimezone(zone).date()
+    first = to_utc(add_interval(today, unit, count), at, zone)
+    # a monthly repeat remembers its day: begun on the 31st, it comes on the last day of
+    # shorter months and on the 31st again after them, instead of drifting to the 28th
+    anchor = f":{today.day}" if unit == "months" else ""
+    return When(first, f"{unit}:{count}{anchor}")
 
 
 # --- dateparser, for everything else ------------------------------------------------
@@ -348,8 +352,15 @@ def parse_with_dateparser(phrase: str, *, tz: str, now: datetime) -> When | None
 
 
 def parse_recurrence(recurrence: str) -> tuple[str, int]:
-    unit, _, count = recurrence.partition(":")
+    """ "weeks:2" → ("weeks", 2); "months:1:31" → ("months", 1) (31: its day)."""
+    unit, count, *_ = recurrence.split(":")
     return unit, int(count)
+
+
+def month_day(recurrence: str) -> int | None:
+    """The day of the month a monthly repeat keeps ("months:1:31" → 31), if it says."""
+    parts = recurrence.split(":")
+    return int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
 
 
 def next_occurrence(due_at: datetime, recurrence: str, *, tz: str, after: datetime) -> datetime:
@@ -358,13 +369,27 @@ def next_occurrence(due_at: datetime, recurrence: str, *, tz: str, after: dateti
     unit, count = parse_recurrence(recurrence)
     wall = due_at.astimezone(zone)
     day, at = wall.date(), wall.time().replace(tzinfo=None)
+    keep_day = month_day(recurrence) or day.day
     candidate = due_at
-    for _ in range(100_000):
-        day = add_interval(day, unit, count)
+    for step in range(1, 100_000):
+        if unit == "months":
+            day = nth_month(wall.date(), count * step, keep_day)
+        else:
+            day = add_interval(day, unit, count)
         candidate = to_utc(day, at, zone)
         if candidate > after:
             return candidate
     return candidate
+
+
+def nth_month(start: date, months: int, keep_day: int) -> date:
+    """``months`` after ``start``'s month, on ``keep_day`` or the month's last day."""
+    from calendar import monthrange
+
+    from dateutil.relativedelta import relativedelta
+
+    month = start.replace(day=1) + relativedelta(months=months)
+    return month.replace(day=min(keep_day, monthrange(month.year, month.month)[1]))
 
 
 def describe_recurrence(recurrence: str | None, due_at: datetime, tz: str) -> str:

@@ -39,7 +39,7 @@ def shown(text: str, tz: str = LONDON, now: datetime = MONDAY) -> str:
     ("2026-12-01 14:00", "Tue 1 Dec 2026 14:00"),
     ("every friday", "Fri 6 Nov 2026 09:00 weeks:1"),
     ("every 2 weeks", "Mon 16 Nov 2026 09:00 weeks:2"),
-    ("every month", "Wed 2 Dec 2026 09:00 months:1"),
+    ("every month", "Wed 2 Dec 2026 09:00 months:1:2"),
     ("5pm", "Mon 2 Nov 2026 17:00"),
     ("dec 5", "Sat 5 Dec 2026 09:00"),
     ("5 december 3pm", "Sat 5 Dec 2026 15:00"),
@@ -133,3 +133,18 @@ def test_weeks_start_on_monday_midnight_local_even_across_dst():
     assert shift_weeks(start, 1, LONDON) == datetime(2026, 10, 26, 0, 0, tzinfo=UTC)  # GMT
     assert week_start(datetime(2026, 10, 26, 0, 0, tzinfo=UTC), LONDON) == datetime(
         2026, 10, 26, 0, 0, tzinfo=UTC)
+
+
+def test_a_monthly_repeat_keeps_its_day_through_short_months():
+    due = datetime(2027, 1, 31, 9, 0, tzinfo=UTC)  # begun on 31 December: "months:1:31"
+    dates = []
+    for _ in range(4):
+        due = next_occurrence(due, "months:1:31", tz="UTC", after=due)
+        dates.append(due.date().isoformat())
+    assert dates == ["2027-02-28", "2027-03-31", "2027-04-30", "2027-05-31"]
+
+
+def test_a_monthly_repeat_stored_without_its_day_steps_from_its_due_date():
+    due = datetime(2026, 11, 6, 9, 0, tzinfo=UTC)
+    assert next_occurrence(due, "months:1", tz="UTC", after=due) == datetime(
+        2026, 12, 6, 9, 0, tzinfo=UTC)
