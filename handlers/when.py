@@ -53,7 +53,7 @@ class WhenError(ValueError):
 @dataclass(frozen=True)
 class When:
     due_at: datetime  # aware UTC
-    recurrence: str | None = None  # "days:N" | "weeks:N" | "months:N"
+    recurrence: str | None = None  # "days:N" | "weeks:N" | "months:N:<day of the month>"
 
 
 def zone_of(tz: str) -> ZoneInfo:
