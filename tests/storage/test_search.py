@@ -93,11 +93,11 @@ async def test_people_from_a_bulk_sync_are_findable(network):
     assert names(network, "person29") == ["Bulk Person29"]
 
 
-async def test_sqlite_ranks_by_the_column_weights(network):
+async def test_sqlite_ranks_by_the_column_weights(tmp_path):
     """``ORDER BY rank`` relies on the rank function migration 0006 configures."""
-    if network.engine.dialect.name != "sqlite":
-        pytest.skip("FTS5's rank configuration is SQLite's")
-    with network.engine.connect() as conn:
+    app = make_app(make_settings(), f"sqlite:///{tmp_path / 'rank.sqlite3'}")
+    with app.engine.connect() as conn:
         configured = conn.exec_driver_sql(
             "SELECT v FROM contact_search_config WHERE k = 'rank'").scalar()
+    app.engine.dispose()
     assert configured == search.sqlite_rank() == "bm25(0.0, 10.0, 8.0, 3.0, 4.0, 1.0)"
