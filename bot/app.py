@@ -24,6 +24,7 @@ from bot.outbox import ChatSurface, Outbox, worker_id
 from storage import leases, repo
 from storage.db import (
     DatabaseError,
+    checkpoint,
     default_database_url,
     ensure_schema,
     make_engine,
@@ -126,7 +127,9 @@ class App:
         """Deliver anything due (the scheduler calls this); returns messages delivered."""
         await self.dispatcher.dispatch(Tick(owner_ref=self.settings.owner_ref, name="sweep"))
         crash_point("after-sweep-commit")
-        return await self.flush()
+        delivered = await self.flush()
+        checkpoint(self.engine)
+        return delivered
 
     async def catch_up(self, max_rounds: int = 100) -> None:
         """On start, deliver everything that came due while the bot was down.

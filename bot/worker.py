@@ -31,6 +31,7 @@ from bot.dispatcher import Dispatcher
 from bot.events import Event, Tick
 from bot.outbox import ChatSurface, Outbox, worker_id
 from storage import leases
+from storage.db import checkpoint
 from storage.models import OutboxMessage, Owner
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,7 @@ class Worker:
                 log.exception("worker pass failed; retrying shortly")
                 served = 0
             if not served:
+                checkpoint(self.engine)  # SQLite: while idle, not in a command's commit
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
                 except TimeoutError:
