@@ -73,8 +73,12 @@ class RetryAfterLimit(Exception):
     """X answered 429: retry once the window has reset."""
 
 
+class UnreadableAnswer(Exception):
+    """X answered, but the body is not JSON (an error page from a proxy, a page cut off)."""
+
+
 TRANSIENT = (tweepy.TwitterServerError, aiohttp.ClientError, TimeoutError, RetryAfterLimit,
-             ValueError)  # ValueError: a 200 whose body is not JSON (an error page, a cut-off)
+             UnreadableAnswer)
 
 
 def build_source(settings):
@@ -186,7 +190,10 @@ class XApi:
         except tweepy.Forbidden as exc:
             raise XProblem(*await forbidden_problem(exc, self.token_var)) from exc
         self.limiter.update(endpoint, response.headers)
-        return await response.json()
+        try:
+            return await response.json()
+        except ValueError as exc:  # only the body: a bug of ours is not X being down
+            raise UnreadableAnswer(endpoint) from exc
 
 
 def owner_data(body: dict[str, Any], which: str) -> dict[str, Any]:
@@ -235,7 +242,7 @@ def server_problem_text(exc: BaseException, attempts: int) -> str:
         what = f"answered {status} {getattr(exc.response, 'reason', '') or ''}".rstrip()
     elif isinstance(exc, TimeoutError):
         what = "did not answer in time"
-    elif isinstance(exc, ValueError):
+    elif isinstance(exc, UnreadableAnswer):
         what = "sent an answer that could not be read (not JSON, or cut off)"
     else:
         what = f"could not be reached ({type(exc).__name__})"
