@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.support.servers import RunningFake, faulty_answer
+from tests.support.servers import RunningFake, faulty_answer, take_fault
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "bluesky"
 HANDLE = "teacher.bsky.social"
@@ -125,10 +125,9 @@ class FakeBluesky:
     @web.middleware
     async def _middleware(self, request: web.Request, handler):
         self.requests.append((request.method, request.path_qs))
-        for index, (part, fault) in enumerate(self.failures):
-            if part in request.path:
-                del self.failures[index]
-                return self._limits(await faulty_answer(fault, request, handler, self._error))
+        fault = take_fault(self.failures, request.path)
+        if fault is not None:
+            return self._limits(await faulty_answer(fault, request, handler, self._error))
         if not request.path.endswith("createSession") and \
                 request.headers.get("Authorization") != f"Bearer {self._access()}":
             return self._limits(_xrpc_error(401, "AuthenticationRequired", "Invalid token"))

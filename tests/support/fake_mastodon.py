@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 import yaml
 from aiohttp import web
 
-from tests.support.servers import RunningFake, faulty_answer
+from tests.support.servers import RunningFake, faulty_answer, take_fault
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "mastodon"
 TOKEN = "test-mastodon-token-3f9a"
@@ -134,10 +134,9 @@ class FakeMastodon:
     @web.middleware
     async def _middleware(self, request: web.Request, handler):
         self.requests.append((request.method, request.path_qs))
-        for index, (part, fault) in enumerate(self.failures):
-            if part in request.path:
-                del self.failures[index]
-                return self._with_limits(await faulty_answer(fault, request, handler, self._error))
+        fault = take_fault(self.failures, request.path)
+        if fault is not None:
+            return self._with_limits(await faulty_answer(fault, request, handler, self._error))
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return self._with_limits(
                 web.json_response({"error": "The access token is invalid"}, status=401))

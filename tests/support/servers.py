@@ -84,6 +84,15 @@ class RunningFake:
         self.server.__exit__(*exc)
 
 
+def take_fault(failures: list[tuple[str, int | str]], path: str) -> int | str | None:
+    """The first queued ``(path part, fault)`` matching ``path``, removed; None if none."""
+    for index, (part, fault) in enumerate(failures):
+        if part in path:
+            del failures[index]
+            return fault
+    return None
+
+
 async def faulty_answer(fault: int | str, request: web.Request,
                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
                         error: Callable[[int], web.Response]) -> web.StreamResponse:
