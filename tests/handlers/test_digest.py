@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from bot.events import SnapshotReceived
@@ -49,19 +50,18 @@ async def test_digest_after_downtime_is_caught_up_once(app, clock, surface):
     assert digests(surface) == []
 
 
-async def test_digest_day_and_time_are_in_the_owners_zone(app, clock, surface):
+async def by_the_model(app) -> None:
     set_owner(app, tz="Asia/Tokyo", digest_weekday=4, digest_time="18:00")
-    clock.now = datetime(2026, 11, 6, 8, 59, tzinfo=UTC)  # Fri 17:59 in Tokyo
-    await app.sweep()
-    assert digests(surface) == []
-    clock.now = datetime(2026, 11, 6, 9, 0, tzinfo=UTC)
-    await app.sweep()
-    assert len(digests(surface)) == 1
 
 
-async def test_the_digest_moves_when_the_owner_changes_its_day(app, clock, surface):
+async def by_the_settings_command(app) -> None:
     await say_one(app, "settings tz Asia/Tokyo digest friday 18:00")
-    surface.pop()
+    app.surface.pop()
+
+
+@pytest.mark.parametrize("choose", [by_the_model, by_the_settings_command])
+async def test_digest_day_and_time_are_in_the_owners_zone(app, clock, surface, choose):
+    await choose(app)
     clock.now = datetime(2026, 11, 6, 8, 59, tzinfo=UTC)  # Fri 17:59 in Tokyo
     await app.sweep()
     assert digests(surface) == []
