@@ -60,6 +60,17 @@ def database_url(request, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def engine(database_url):
+    """A migrated engine on each of ``database_url``'s databases (storage-level tests)."""
+    from storage.db import make_engine, upgrade
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def pg_url():
     """A fresh PostgreSQL database for one test, dropped afterwards."""
     base = os.environ.get("TEST_DATABASE_URL")

@@ -7,20 +7,11 @@ from sqlmodel import Session, select
 
 from bot.app import App
 from bot.worker import NoRoute, RoutingSurface, Worker
-from storage.db import make_engine, upgrade
 from storage.models import Draft, OutboxMessage, Owner
 from tests.conftest import make_settings
 from tests.support.factories import arrival, x_person
 from tests.support.fakes import FakeSurface
 from tests.support.workload import seed_outbox, seed_owners
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -7,20 +7,11 @@ import pytest
 from sqlmodel import Session, select
 
 from storage import leases
-from storage.db import make_engine, upgrade
 from storage.models import Account, OutboxMessage
 from tests.support.fakes import FakeClock
 from tests.support.workload import seed_outbox, seed_owners
 
 LEASE = timedelta(seconds=60)
-
-
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
