@@ -36,6 +36,9 @@ def default_database_url() -> str:
     return f"sqlite:///{path}"
 
 
+AUTOCHECKPOINT_PAGES = 10_000  # ~40 MiB of WAL; see _enable_sqlite_pragmas
+
+
 def _enable_sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -50,9 +53,6 @@ def _enable_sqlite_pragmas(dbapi_connection, _record) -> None:
     # of `log`s), is only a safety net for when sweeps fall behind (~40 MiB of WAL).
     cursor.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
     cursor.close()
-
-
-AUTOCHECKPOINT_PAGES = 10_000
 
 
 def checkpoint(engine: Engine) -> None:
