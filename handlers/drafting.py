@@ -43,6 +43,10 @@ PLATFORM_NAMES = {
 # includes the "@person " mention the sender puts in front of the text.
 LIMITS = {"x": 10_000, "bluesky": 1_000, "mastodon": 500, "discord": 2_000, "console": 2_000}
 VARIANTS = 6
+# compiled once: every welcome is tidied and measured several times
+LINE_JOIN = regex.compile(r"[ \t]*\n[ \t]*(?!\n)|[ \t]{2,}")
+PARAGRAPH_BREAK = regex.compile(r"\n[ \t]*\n")
+GRAPHEME = regex.compile(r"\X")
 ACRONYM_AN = "AEFHILMNORSX"
 
 
@@ -209,8 +213,7 @@ def render(values: dict[str, Any], templates_dir: str | None) -> str:
 
 def tidy(text: str) -> str:
     """Collapse the template's line-joining spaces, keep paragraph breaks."""
-    paragraphs = [regex.sub(r"[ \t]*\n[ \t]*(?!\n)|[ \t]{2,}", " ", p).strip()
-                  for p in regex.split(r"\n[ \t]*\n", text.strip())]
+    paragraphs = [LINE_JOIN.sub(" ", p).strip() for p in PARAGRAPH_BREAK.split(text.strip())]
     return "\n\n".join(p for p in paragraphs if p)
 
 
@@ -277,7 +280,7 @@ def fitted(*, person, profile, owner, variant, templates_dir, use_handle) -> Com
 def length(text: str, platform: str) -> int:
     """What the platform counts: graphemes on Bluesky, characters elsewhere."""
     if platform == "bluesky":
-        return len(regex.findall(r"\X", text))
+        return len(GRAPHEME.findall(text))
     return len(text)
 
 
@@ -301,7 +304,7 @@ def fit_to_limit(text: str, *, platform: str, handle: str, keep_end: int = 0) ->
     end = text[len(text) - keep_end :] if keep_end else ""
     room = limit - length(end, platform) - 1
     pieces, used = [], 0
-    for grapheme in regex.findall(r"\X", text[: len(text) - keep_end]):
+    for grapheme in GRAPHEME.findall(text[: len(text) - keep_end]):
         used += 1 if platform == "bluesky" else len(grapheme)
         if used > room:
             break
