@@ -16,10 +16,11 @@ from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
+from bot.arrivals import ArrivalQueue
 from bot.config import Settings
 from bot.context import Clock, WelcomeSender, utcnow
 from bot.dispatcher import Dispatcher
-from bot.events import Event, Tick
+from bot.events import Event, NewConnection, Tick
 from bot.outbox import ChatSurface, Outbox, worker_id
 from storage import leases, repo
 from storage.db import (
@@ -107,6 +108,7 @@ class App:
         self.outbox = Outbox(engine, clock=lambda: self.clock(), worker=self.worker,
                              lease=self.lease)
         self.owner_id = self._ensure_owner()
+        self.arrivals = ArrivalQueue(self.dispatcher.dispatch, self.flush)
 
     def _ensure_owner(self) -> int:
         with session_scope(self.engine) as session:
@@ -117,8 +119,19 @@ class App:
             return owner.id
 
     async def handle(self, event: Event) -> None:
+        """Dispatch ``event`` and deliver what it queued; returns when both are done.
+
+        Arrivals handed over together (concurrently, or through ``handle_arrivals``)
+        are written together: see ``bot.arrivals``."""
+        if isinstance(event, NewConnection):
+            await self.arrivals.submit(event)
+            return
         await self.dispatcher.dispatch(event)
         await self.flush()
+
+    async def handle_arrivals(self, events: Iterable[NewConnection]) -> None:
+        """Arrivals one poll found: written in as few transactions as possible, in order."""
+        await asyncio.gather(*(self.handle(event) for event in events))
 
     async def flush(self) -> int:
         return await self.outbox.deliver(self.surface, owner_ids=[self.owner_id])

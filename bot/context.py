@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.config import Settings
+from storage import connections as store
 from storage.models import OutboxMessage, Owner
 
 log = logging.getLogger(__name__)
@@ -104,3 +105,22 @@ class Context:
         self.session.flush()
         self.sent.append(message)
         return message
+
+    def send_many(self, messages: list[tuple[str, str, str, dict[str, Any]]]) -> int:
+        """Queue many ``(kind, text, key, fields)`` messages in one INSERT (a batch of
+        arrivals); keys already queued are skipped, as ``send`` would. Returns how many
+        were queued. They are not kept in ``sent``: nothing counts them afterwards."""
+        keyed = {f"{self.owner.id}:{key}": (kind, text, fields)
+                 for kind, text, key, fields in messages}
+        queued: set[str] = set()
+        for batch in store.chunks(list(keyed)):
+            queued.update(self.session.exec(
+                select(OutboxMessage.idempotency_key)
+                .where(col(OutboxMessage.idempotency_key).in_(batch))).all())
+        now = self.now()
+        rows = [{"owner_id": self.owner.id, "idempotency_key": key, "kind": kind, "text": text,
+                 "payload_json": json.dumps(fields, default=str, ensure_ascii=False),
+                 "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+                for key, (kind, text, fields) in keyed.items() if key not in queued]
+        store.insert_plain(self.session, OutboxMessage.__table__, rows)
+        return len(rows)

@@ -30,6 +30,7 @@ Handler = Callable[[Event, Context], Awaitable[None]]
 
 HANDLER_MODULES: tuple[str, ...] = (
     "handlers.welcome",
+    "handlers.arrivals",
     "handlers.connections",
     "handlers.commands",
     "handlers.sweeps",
@@ -104,27 +105,30 @@ class Dispatcher:
                 senders=self.senders,
             )
 
-    async def dispatch(self, event: Event) -> None:
-        """Run every handler for ``event`` in one transaction, then its after-commit work."""
+    async def dispatch(self, event: Event) -> bool:
+        """Run every handler for ``event`` in one transaction, then its after-commit work.
+
+        Returns False when a handler failed (and so nothing was changed)."""
         handlers = self.handlers_for(event)
         if not handlers:
             log.debug("no handler for %s", type(event).__name__)
-            return
+            return True
         key_prefix = _key_prefix(event)
         try:
             with self.open_context(event.owner_ref, key_prefix) as ctx:
                 if isinstance(event, CommandReceived) and already_answered(ctx, key_prefix):
                     log.info("command %s was already handled; not running it again",
                              event.message_id)
-                    return
+                    return True
                 for handler in handlers:
                     await handler(event, ctx)
         except Exception:
             log.exception("handler failed for %s; nothing was changed", type(event).__name__)
             if isinstance(event, CommandReceived):
                 self._report_internal_error(event, key_prefix)
-            return
+            return False
         await self._after_commit(ctx.after_commit, event.owner_ref, key_prefix)
+        return True
 
     async def _after_commit(self, jobs, owner_ref: str, key_prefix: str) -> None:
         """Work that may only start once the state it depends on is durable."""

@@ -48,6 +48,17 @@ class NewConnection(Event):
 
 
 @dataclass
+class ArrivalsReceived(Event):
+    """Live arrivals that came together, written in one transaction (``bot.arrivals``).
+
+    Same meaning as each of its ``NewConnection`` events on its own: every person is
+    recorded, drafted a welcome and told about, in the order they arrived.
+    """
+
+    arrivals: list[NewConnection]
+
+
+@dataclass
 class ConnectionLeft(Event):
     """A live source saw someone leave (e.g. Discord's on_member_remove)."""
 

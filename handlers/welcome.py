@@ -195,22 +195,50 @@ def draft_welcome(
 ) -> Draft:
     """Draft a personal welcome and ask the owner to send, edit or skip it."""
     person = person or profiles.understand(profile)
-    composed = drafting.compose_welcome(
-        person=person, profile=profile, owner=ctx.owner,
-        templates_dir=str(ctx.settings.templates_dir) if ctx.settings.templates_dir else None,
-        taken=repo.recent_draft_texts(ctx.session, owner=ctx.owner,
-                                      other_than=contact.id).__contains__,
-    )
-    now = ctx.now()
-    draft = Draft(
-        owner_id=ctx.owner.id, contact_id=contact.id, handle_id=handle.id,
-        platform=profile.platform, text=composed.text, created_at=now,
-        expires_at=now + timedelta(days=ctx.settings.draft_expiry_days),
-        send_url=storable_link(profile.platform, profile.external_id, composed.text),
-    )
+    taken = repo.recent_draft_texts(ctx.session, owner=ctx.owner, other_than=contact.id)
+    composed = compose(ctx, person=person, profile=profile, taken=taken)
+    draft = Draft(**draft_values(ctx, contact_id=contact.id, handle_id=handle.id,
+                                 profile=profile, text=composed.text))
     ctx.session.add(draft)
     ctx.session.flush()
     mutual = mutual_context(ctx, contact=contact, handle=handle, created=created)
+    text, fields = welcome_message(contact, profile, draft, person=person, composed=composed,
+                                   mutual=mutual, tz=ctx.owner.tz)
+    ctx.send("new_connection", text, key=welcome_key(handle.id, draft.id), **fields)
+    return draft
+
+
+def compose(ctx: Context, *, person: profiles.Understanding, profile: Profile,
+            taken: set[str]) -> drafting.Composed:
+    """The owner's welcome for this person, unlike every text in ``taken``."""
+    templates_dir = ctx.settings.templates_dir
+    return drafting.compose_welcome(
+        person=person, profile=profile, owner=ctx.owner,
+        templates_dir=str(templates_dir) if templates_dir else None, taken=taken.__contains__,
+    )
+
+
+def draft_values(ctx: Context, *, contact_id: int, handle_id: int, profile: Profile,
+                 text: str) -> dict:
+    """The columns of a new pending draft (one arrival or many)."""
+    now = ctx.now()
+    return {
+        "owner_id": ctx.owner.id, "contact_id": contact_id, "handle_id": handle_id,
+        "platform": profile.platform, "text": text, "created_at": now,
+        "expires_at": now + timedelta(days=ctx.settings.draft_expiry_days),
+        "send_url": storable_link(profile.platform, profile.external_id, text),
+    }
+
+
+def welcome_key(handle_id: int, draft_id: int) -> str:
+    return f"new:{handle_id}:{draft_id}"
+
+
+def welcome_message(
+    contact: Contact, profile: Profile, draft: Draft, *, person: profiles.Understanding,
+    composed: drafting.Composed, mutual: list[str], tz: str,
+) -> tuple[str, dict]:
+    """The ``new_connection`` message: its text and its ``--json`` fields."""
     fields = {
         "platform": profile.platform,
         "contact": contact_summary(contact, profile),
@@ -227,9 +255,8 @@ def draft_welcome(
     if composed.warning:
         fields["template_warning"] = composed.warning
     text = new_connection_text(contact, profile, draft, person=person, mutual=mutual,
-                               warning=composed.warning, tz=ctx.owner.tz)
-    ctx.send("new_connection", text, key=f"new:{handle.id}:{draft.id}", **fields)
-    return draft
+                               warning=composed.warning, tz=tz)
+    return text, fields
 
 
 def storable_link(platform: str, external_id: str, text: str) -> str | None:
@@ -246,9 +273,13 @@ def mutual_context(ctx: Context, *, contact: Contact, handle: Handle, created: b
         notes.append(history_line(ctx.session, owner=ctx.owner, contact=contact))
     for twin in repo.contacts_named(ctx.session, owner=ctx.owner, name=contact.name,
                                     other_than=contact.id):
-        notes.append(f"Possibly the same person as {twin.name} (#{twin.id}) — "
-                     f"`link #{contact.id} #{twin.id}` if so.")
+        notes.append(twin_note(contact.id, twin.id, twin.name))
     return notes
+
+
+def twin_note(contact_id: int, twin_id: int, twin_name: str) -> str:
+    return (f"Possibly the same person as {twin_name} (#{twin_id}) — "
+            f"`link #{contact_id} #{twin_id}` if so.")
 
 
 def known_elsewhere(ctx: Context, *, contact: Contact, handle: Handle) -> list[str]:

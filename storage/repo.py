@@ -7,6 +7,7 @@ read or change another owner's rows.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -125,30 +126,47 @@ def upsert_handle(
         if profile.name and (placeholder is not None or contact.name == unnamed):
             contact.name = profile.name
         return handle, contact, False
-    contact = Contact(**{
-        "owner_id": owner.id, "name": profile.name or profile.handle, "bio": profile.bio,
-        "location": profile.location or None, "website": profile.url or None,
-        "how_met": how_met, "created_at": now, **(new_contact_values or {}),
-    })
+    contact = Contact(**new_contact_values_for(owner_id=owner.id, profile=profile, now=now,
+                                              how_met=how_met, understood=new_contact_values))
     session.add(contact)
     session.flush()
-    handle = Handle(
-        owner_id=owner.id, contact_id=contact.id, platform=profile.platform,
-        external_id=profile.external_id, handle=normalise_handle(profile.handle),
-        display_handle=profile.handle, profile_json=profile_json(profile),
-        accepts_dms=profile.accepts_dms, created_at=now,
-    )
+    handle = Handle(**new_handle_values(owner_id=owner.id, contact_id=contact.id,
+                                        profile=profile, now=now))
     session.add(handle)
     session.flush()
     return handle, contact, True
 
 
+def new_contact_values_for(*, owner_id: int, profile: Profile, now: datetime, how_met: str,
+                           understood: dict | None = None) -> dict:
+    """The columns of a contact first met through ``profile`` (one arrival or many)."""
+    return {
+        "owner_id": owner_id, "name": profile.name or profile.handle, "bio": profile.bio,
+        "location": profile.location or None, "website": profile.url or None,
+        "how_met": how_met, "created_at": now, **(understood or {}),
+    }
+
+
+def new_handle_values(*, owner_id: int, contact_id: int, profile: Profile,
+                      now: datetime) -> dict:
+    """The columns of the handle a new contact is first known by."""
+    return {
+        "owner_id": owner_id, "contact_id": contact_id, "platform": profile.platform,
+        "external_id": profile.external_id, "handle": normalise_handle(profile.handle),
+        "display_handle": profile.handle, "profile_json": profile_json(profile),
+        "accepts_dms": profile.accepts_dms, "created_at": now,
+    }
+
+
+def placeholder_id(profile: Profile) -> str:
+    """The external id an export gave someone known only by address (``acct:…``)."""
+    return f"acct:{normalise_handle(profile.handle)}"
+
+
 def _imported_placeholder(session: Session, *, owner: Owner, profile: Profile):
     """A handle an export created by address (``acct:<address>``) before its id was known."""
-    return find_handle(
-        session, owner=owner, platform=profile.platform,
-        external_id=f"acct:{normalise_handle(profile.handle)}",
-    )
+    return find_handle(session, owner=owner, platform=profile.platform,
+                       external_id=placeholder_id(profile))
 
 
 def handles_of(session: Session, *, owner: Owner, contact: Contact) -> list[Handle]:
@@ -292,6 +310,25 @@ def contacts_named(session: Session, *, owner: Owner, name: str, other_than: int
             .limit(3)
         )
     )
+
+
+def contacts_by_name(session: Session, *, owner: Owner, names: Iterable[str],
+                     ) -> dict[str, list[tuple[int, str]]]:
+    """lower(name) → [(id, name), …] by id, for every live contact with one of ``names``
+    (two words or more): ``contacts_named`` for many names in one query."""
+    wanted = sorted({name.lower() for name in names if len(name.split()) >= 2})
+    found: dict[str, list[tuple[int, str]]] = {}
+    for start in range(0, len(wanted), 500):
+        rows = session.exec(
+            select(Contact.id, Contact.name)
+            .where(Contact.owner_id == owner.id,
+                   func.lower(Contact.name).in_(wanted[start:start + 500]),
+                   col(Contact.merged_into_id).is_(None))
+            .order_by(Contact.id)
+        )
+        for contact_id, name in rows:
+            found.setdefault(name.lower(), []).append((contact_id, name))
+    return found
 
 
 def drafts_in_status(session: Session, *, owner: Owner, status: str) -> list[Draft]:
