@@ -237,11 +237,14 @@ class BlueskySource:
             ))
             state.save_cursor(app, PLATFORM, notifications[-1].indexed_at)
             return
-        for notification in notifications:
-            profile = bluesky_profile(as_dict(notification.author))
-            await app.handle(NewConnection(owner_ref=app.settings.owner_ref, profile=profile,
-                                           at=parse_time(notification.indexed_at)))
-            state.save_cursor(app, PLATFORM, notification.indexed_at)
+        if not notifications:
+            return
+        await app.handle_arrivals(  # written together; the cursor moves once they are
+            NewConnection(owner_ref=app.settings.owner_ref,
+                          profile=bluesky_profile(as_dict(notification.author)),
+                          at=parse_time(notification.indexed_at))
+            for notification in notifications)
+        state.save_cursor(app, PLATFORM, notifications[-1].indexed_at)
 
     # -- reconciliation -----------------------------------------------------------------
     async def reconcile(self, app) -> None:

@@ -346,8 +346,9 @@ class XSource:
                 account_external_id=state.external_id, account_handle=state.handle,
             ))
             return
-        for profile in reversed(new):  # oldest first, as they arrived
-            await app.handle(NewConnection(owner_ref=app.settings.owner_ref, profile=profile))
+        await app.handle_arrivals(  # oldest first, as they arrived; written together
+            NewConnection(owner_ref=app.settings.owner_ref, profile=profile)
+            for profile in reversed(new))
 
     async def _owner_account(self, state: AccountState) -> dict[str, Any]:
         user_id = self.settings.x_user_id or state.external_id
