@@ -82,6 +82,9 @@ def environment(user_dir: str | None) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        # the owner's own template is re-read when they change it; the built-in one
+        # cannot change while the bot runs, so it is not checked on disk every welcome
+        auto_reload=bool(user_dir),
     )
     env.filters["article"] = article
     return env
@@ -166,24 +169,36 @@ def choose_mentions(person: Understanding, shared: str | None, max_details: int)
 
 
 def template_values(*, person: Understanding, profile: Profile, owner: Owner, variant: int,
-                    max_details: int, use_handle: bool) -> dict[str, Any]:
-    shared = shared_interest(person, owner)
-    greeting = person.first_name or person.salutation
+                    max_details: int, use_handle: bool,
+                    facts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the template sees. ``facts`` (``person_facts``) are the same for every
+    variant tried, so a welcome that needs several tries works them out once."""
+    facts = facts or person_facts(person=person, profile=profile, owner=owner)
+    greeting = facts["greeting_name"]
     if use_handle:
         greeting = f"@{profile.handle.lstrip('@')}" if not greeting else greeting
+    shared = facts["shared_interest"]
+    return {
+        **facts,
+        "greeting_name": greeting,
+        "mention": choose_mentions(person, shared, max_details),
+        "question": pick_question(person, profile, variant=variant, avoid=shared),
+        "variant": variant,
+    }
+
+
+def person_facts(*, person: Understanding, profile: Profile, owner: Owner) -> dict[str, Any]:
+    """The template values that do not change from one variant to the next."""
     return {
         "person": person,
-        "greeting_name": greeting,
+        "greeting_name": person.first_name or person.salutation,
         "formal_name": person.salutation or person.first_name,
         "handle": profile.handle,
         "headline": person.headline(),
         "who": who(person),
         "website": display_url(person.website) if person.website else None,
         "website_kind": person.website_kind,
-        "shared_interest": shared,
-        "mention": choose_mentions(person, shared, max_details),
-        "question": pick_question(person, profile, variant=variant, avoid=shared),
-        "variant": variant,
+        "shared_interest": shared_interest(person, owner),
         "spammy": person.spammy,
         "platform": profile.platform,
         "platform_name": PLATFORM_NAMES.get(profile.platform, profile.platform),
@@ -245,10 +260,11 @@ def compose_welcome(
     """
     composed = None
     base = stable_number(profile) % 27
+    facts = person_facts(person=person, profile=profile, owner=owner)
     for attempt in range(VARIANTS + 1):
         use_handle = attempt == VARIANTS
         composed = fitted(person=person, profile=profile, owner=owner, variant=base + attempt,
-                          templates_dir=templates_dir, use_handle=use_handle)
+                          templates_dir=templates_dir, use_handle=use_handle, facts=facts)
         if not taken(composed.text):
             return composed
     for suffix in (f"(@{profile.handle.lstrip('@')})",
@@ -260,12 +276,13 @@ def compose_welcome(
     return composed
 
 
-def fitted(*, person, profile, owner, variant, templates_dir, use_handle) -> Composed:
+def fitted(*, person, profile, owner, variant, templates_dir, use_handle,
+           facts=None) -> Composed:
     """Render with fewer details until the text fits; cut at a word only as a last resort."""
     details = 1 if owner.tone == "brief" else 2
     while True:
         values = template_values(person=person, profile=profile, owner=owner, variant=variant,
-                                 max_details=details, use_handle=use_handle)
+                                 max_details=details, use_handle=use_handle, facts=facts)
         composed = render_or_fallback(values, templates_dir)
         if fits(composed.text, platform=profile.platform, handle=profile.handle) or details == 0:
             composed.text = fit_to_limit(composed.text, platform=profile.platform,
