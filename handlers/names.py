@@ -27,6 +27,7 @@ UPPER = regex.compile(r"\p{Lu}{2,}(?:['’\-]\p{Lu}+)*")
 LOWER = regex.compile(r"\p{Ll}{2,}(?:['’\-]\p{Ll}+)*")
 UNCASED = regex.compile(r"[\p{Lo}\p{M}]+")
 INITIAL = regex.compile(r"\p{Lu}\.?")
+LINKISH = regex.compile(r"\S*[./]\S*")
 NOT_NAME_CHARACTERS = regex.compile(r"[^\p{L}\p{M}\p{N}\s'’.\-_@]")
 SPACES = regex.compile(r"\s+")
 
@@ -121,7 +122,7 @@ def single_name(word: str, *, handle: str, bio: str, rules: dict,
     nickname = any(letters(n) and letters(n) in handle_letters for n in nicknames)
     if not (agrees or nickname):
         return None
-    words_of_bio = regex.sub(r"\S*[./]\S*", " ", bio.casefold())  # not inside links
+    words_of_bio = LINKISH.sub(" ", bio.casefold())  # not inside links
     if regex.search(rf"(?<!\w){regex.escape(folded)}(?!\w)", words_of_bio):
         return None
     return proper_case(word)

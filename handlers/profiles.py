@@ -43,6 +43,10 @@ TRAILING_JOINERS = regex.compile(r"[\s'’&-]+$")
 ABBREVIATION_STOP = regex.compile(r"\b(St|Mt|Ft|Dr|Mr|Mrs|Ms)\.\s")
 ANY_LETTER = regex.compile(r"\p{L}")
 HANDLE_SEPARATORS = regex.compile(r"[_.\-]+")
+MENTION_OR_HASHTAG_LINK = regex.compile(r"class\s*=\s*[\"'][^\"']*(?:mention|hashtag)", regex.I)
+HEAD_OF = regex.compile(r"(?i)(head|director) of ")
+SUBJECT_ROLE = regex.compile(r"(?i)(professor|lecturer|teacher) (of|in) ")
+PIN = regex.compile(r"📍\s*([^\n|•·;]+)")
 
 
 @dataclass
@@ -102,7 +106,7 @@ def links_in_html(html: str) -> list[str]:
     """Link targets in Mastodon HTML, leaving out the #hashtag and @mention links."""
     found = []
     for anchor in ANCHOR_RE.findall(html or ""):
-        if regex.search(r"class\s*=\s*[\"'][^\"']*(?:mention|hashtag)", anchor, regex.I):
+        if MENTION_OR_HASHTAG_LINK.search(anchor):
             continue
         href = HREF_RE.search(anchor)
         if href:
@@ -206,9 +210,9 @@ def tidy_role(text: str) -> str:
     """Mid-sentence casing: "School Librarian" → "school librarian", "Head of Maths" kept."""
     words = SPACES.sub(" ", text.strip()).split(" ")
     proper = set(rules()["proper_words"])
-    if regex.match(r"(?i)(head|director) of ", text):
+    if HEAD_OF.match(text):
         return " ".join(words)
-    keep_rest = regex.match(r"(?i)(professor|lecturer|teacher) (of|in) ", text)
+    keep_rest = SUBJECT_ROLE.match(text)
     tidied = []
     for index, word in enumerate(words):
         if word.casefold() in proper or (len(word) > 1 and word.isupper()):
@@ -288,16 +292,25 @@ def clean_place(value: str | None) -> str | None:
     return text
 
 
+@cache
+def place_patterns() -> tuple[regex.Pattern, regex.Pattern]:
+    """ "(teacher) in Leeds" right after a role, and "based in Lyon" anywhere."""
+    phrase = phrase_pattern()
+    lead = r"(?:based|living|located|live|work|working|teach|teaching|school|college|teacher)"
+    return (regex.compile(rf"\s*(?:\([^)]*\)\s*)?in\s+({phrase})"),
+            regex.compile(rf"(?i:{lead})\s+in\s+({phrase})"))
+
+
 def location_in(text: str, role: RoleMention | None, organisation: str | None) -> str | None:
     """A place the bio states: "teacher in Leeds", "based in Lyon", "…School, Leeds."."""
-    phrase = phrase_pattern()
+    after_role, after_lead = place_patterns()
     candidates = []
     if role is not None:
-        candidates.append(regex.match(rf"\s*(?:\([^)]*\)\s*)?in\s+({phrase})", text[role.end:]))
-    lead = r"(?:based|living|located|live|work|working|teach|teaching|school|college|teacher)"
-    candidates.append(regex.search(rf"(?i:{lead})\s+in\s+({phrase})", text))
-    candidates.append(regex.search(r"📍\s*([^\n|•·;]+)", text))
+        candidates.append(after_role.match(text[role.end:]))
+    candidates.append(after_lead.search(text))
+    candidates.append(PIN.search(text))
     if organisation:
+        phrase = phrase_pattern()
         after = rf"{regex.escape(organisation)},\s*({phrase})(?={SENTENCE_END.pattern})"
         candidates.append(regex.search(after, text))
     for match in candidates:
