@@ -128,7 +128,10 @@ class Outbox:
         """Deliver due messages in order (all owners', or ``owner_ids``'); returns how many
         reached the surface."""
         delivered = handled = 0
-        with Session(self.engine, expire_on_commit=False) as session:
+        # one connection for the whole run: each message is committed on its own, and
+        # handing the connection back to the pool after every commit cost ~25 µs more
+        with self.engine.connect() as connection, Session(
+                bind=connection, expire_on_commit=False) as session:
             while handled < limit:
                 wanted = min(self.batch, limit - handled)
                 ids = self._claim(session, owner_ids, wanted)
