@@ -8,7 +8,13 @@ from sqlmodel import Session, select
 
 from bot.app import App, open_database
 from storage.models import Connection, ConnectionEvent, Contact, Draft, Handle, OutboxMessage
-from tests.support.factories import arrival, bluesky_person, mastodon_person, x_person
+from tests.support.factories import (
+    arrival,
+    bluesky_person,
+    lose_the_only_connection,
+    mastodon_person,
+    x_person,
+)
 from tests.support.fakes import FakeClock, FakeSurface
 
 
@@ -69,11 +75,7 @@ async def test_known_people_in_a_batch_take_the_one_by_one_way(app, surface, clo
     """The same person twice, someone coming back, a bot, and newcomers, together."""
     back = x_person("Ravi Patel", description="Head of Maths")
     await app.handle(arrival(back))
-    with Session(app.engine) as session:
-        connection = session.exec(select(Connection)).one()
-        connection.state, connection.lost_at = "lost", clock()
-        session.add(connection)
-        session.commit()
+    lose_the_only_connection(app.engine, clock())
     surface.pop()
     clock.advance(days=3)
     twice = mastodon_person("Amara Okafor", note="<p>Year 5 teacher</p>")

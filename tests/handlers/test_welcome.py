@@ -4,8 +4,8 @@ from urllib.parse import unquote
 
 from sqlmodel import Session, select
 
-from storage.models import Connection, Contact, Draft, OutboxMessage
-from tests.support.factories import arrival, mastodon_person, x_person
+from storage.models import Contact, Draft, OutboxMessage
+from tests.support.factories import arrival, lose_the_only_connection, mastodon_person, x_person
 
 
 async def test_new_follower_gets_a_draft_and_one_message(app, surface):
@@ -47,11 +47,7 @@ async def test_x_drafts_come_with_a_compose_link(app, surface):
 async def test_someone_who_left_and_returns_gets_welcome_back(app, surface, clock):
     person = x_person("Ravi Patel")
     await app.handle(arrival(person))
-    with Session(app.engine) as session:
-        connection = session.exec(select(Connection)).one()
-        connection.state, connection.lost_at = "lost", clock()
-        session.add(connection)
-        session.commit()
+    lose_the_only_connection(app.engine, clock())
     surface.pop()
     clock.advance(days=3)
     await app.handle(arrival(person))

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import itertools
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from bot.adapters.translate import bluesky_profile, mastodon_profile, x_profile
 from bot.events import CommandReceived, NewConnection, Profile
+from storage.models import Connection
 
 _ids = itertools.count(1000)
 
@@ -54,3 +59,12 @@ def arrival(profile: Profile, owner_ref: str = "local") -> NewConnection:
 
 def command(text: str, owner_ref: str = "local", message_id: str | None = None) -> CommandReceived:
     return CommandReceived(owner_ref=owner_ref, text=text, message_id=message_id)
+
+
+def lose_the_only_connection(engine: Engine, at: datetime) -> None:
+    """The one stored connection was lost at ``at`` (they unfollowed)."""
+    with Session(engine) as session:
+        connection = session.exec(select(Connection)).one()
+        connection.state, connection.lost_at = "lost", at
+        session.add(connection)
+        session.commit()

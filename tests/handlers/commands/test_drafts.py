@@ -15,9 +15,15 @@ from sqlmodel import Session, select
 from bot.app import App, open_database
 from bot.context import SendRefused
 from storage import repo
-from storage.models import Connection, Draft, Interaction, Owner
+from storage.models import Draft, Interaction, Owner
 from tests.support.chat import say, say_one
-from tests.support.factories import arrival, bluesky_person, mastodon_person, x_person
+from tests.support.factories import (
+    arrival,
+    bluesky_person,
+    lose_the_only_connection,
+    mastodon_person,
+    x_person,
+)
 
 
 class FakeSender:
@@ -243,11 +249,7 @@ async def test_welcome_back_shows_the_history_and_never_a_second_first_welcome(a
     person = mastodon_person("Amara Okafor")
     draft_id = await new_draft(app, person)
     await say(app, f"send {draft_id}")
-    with Session(app.engine) as session:
-        connection = session.exec(select(Connection)).one()
-        connection.state, connection.lost_at = "lost", clock()
-        session.add(connection)
-        session.commit()
+    lose_the_only_connection(app.engine, clock())
     clock.advance(days=30)
     await app.handle(arrival(person))
     [message] = app.surface.pop()
