@@ -319,10 +319,11 @@ def ranked(conn: Connection, *, owner_id: int, query: str, columns: Sequence[str
     if not terms or not has_index(conn):
         return Ranked([])
     found = Ranked([])
+    alone = _sole_owner(conn, owner_id)
     for tier_columns in tiers(columns):
         tier = _tier(conn, terms, tier_columns, prefix)
         ids, partial = _rank_tier(conn, tier, owner_id, limit - len(found.ids),
-                                  window or RANK_WINDOW, found.ids)
+                                  window or RANK_WINDOW, found.ids, alone=alone)
         found = Ranked(found.ids + ids, found.partial or partial)
         if len(found.ids) >= limit:
             break
@@ -346,21 +347,35 @@ def _tier(conn: Connection, terms: list[str], columns: tuple[str, ...], prefix: 
                  _sqlite_match(terms, columns, prefix))
 
 
+def _sole_owner(conn: Connection, owner_id: int) -> bool:
+    """Whether nobody else has a row here (the usual SQLite file: one person's bot)."""
+    other = conn.execute(text("SELECT 1 FROM owner WHERE id <> :owner LIMIT 1"),
+                         {"owner": owner_id})
+    return other.scalar() is None
+
+
 def _rank_tier(conn: Connection, tier: _Tier, owner_id: int, limit: int, window: int,
-               exclude: list[int]) -> tuple[list[int], bool]:
+               exclude: list[int], *, alone: bool) -> tuple[list[int], bool]:
     """The best ``limit`` of one tier's matches (minus ``exclude``), and whether there
-    were more than ``window`` of them, of which only the newest were ranked."""
-    where = f"{tier.condition} AND owner_id = :owner"
+    were more than ``window`` of them, of which only the newest were ranked.
+
+    Where the window starts is found without the owner condition when the owner is
+    ``alone`` in the database (it holds for every row then): FTS5 stores owner_id
+    unindexed, so checking it reads each match's stored row, 0.7 µs a match. The
+    ranked query itself always checks it.
+    """
+    where = tier.condition
     params = {"match": tier.match, "owner": owner_id, "window": window, "limit": limit}
     if exclude:
         where += f" AND {tier.id} NOT IN :exclude"
         params["exclude"] = exclude
-    cut = _execute(conn, f"SELECT {tier.id} FROM {tier.table} WHERE {where} "
+    mine = f"{where} AND owner_id = :owner"
+    cut = _execute(conn, f"SELECT {tier.id} FROM {tier.table} WHERE {where if alone else mine} "
                          f"ORDER BY {tier.id} DESC LIMIT 1 OFFSET :window", params).scalar()
     if cut is not None:
-        where += f" AND {tier.id} > :cut"
+        mine += f" AND {tier.id} > :cut"
         params["cut"] = cut
-    rows = _execute(conn, f"SELECT {tier.id} FROM {tier.table} WHERE {where} "
+    rows = _execute(conn, f"SELECT {tier.id} FROM {tier.table} WHERE {mine} "
                           f"ORDER BY {tier.order} LIMIT :limit", params)
     return [row[0] for row in rows], cut is not None
 
