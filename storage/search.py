@@ -6,6 +6,10 @@ tags and notes. SQLite keeps it in an FTS5 table, PostgreSQL in a weighted
 ``tsvector`` with a GIN index; the words are folded and tokenised here in Python so
 both engines see exactly the same words and answer the same queries.
 
+SQLite also keeps names and handles in a second, small FTS5 table: ``find`` and
+``<person>`` look names up there, where a word that fills thousands of notes but no
+name costs nothing.
+
 The index maintains itself: an ``after_flush`` hook on every ORM session notes the
 contacts whose name, profile, handles or interactions changed, and ``before_commit``
 re-indexes them once, in the same transaction. Core bulk writes report what they
@@ -27,6 +31,7 @@ from sqlalchemy.orm import Session
 from storage.models import Contact, Handle, Interaction
 
 TABLE = "contact_search"
+NAMES_TABLE = f"{TABLE}_names"  # SQLite only: names and handles again (migration 0008)
 COLUMNS = ("name", "handles", "bio", "tags", "notes")
 NAME_COLUMNS = ("name", "handles")
 SQLITE_WEIGHTS = {"name": 10.0, "handles": 8.0, "bio": 3.0, "tags": 4.0, "notes": 1.0}
@@ -40,7 +45,7 @@ CONTACT_FIELDS = ("name", "bio", "role", "organisation", "location", "interests"
 HANDLE_FIELDS = ("handle", "display_handle", "contact_id")
 INTERACTION_FIELDS = ("text", "tags", "contact_id")
 
-_ready: set[str] = set()
+_ready: set[tuple[str, str]] = set()
 
 
 def fold(value: str | None) -> str:
@@ -78,20 +83,36 @@ class Document:
 
 
 def has_index(conn: Connection) -> bool:
-    """Whether this database has the index (it is created by migration 0002)."""
-    key = conn.engine.url.render_as_string(hide_password=False)
+    """Whether this database has the index (it is created by migration 0004)."""
+    return _has_table(conn, TABLE)
+
+
+def has_names(conn: Connection) -> bool:
+    """Whether this SQLite database has the small name-and-handle index (migration
+    0008); until it does, names are looked up in the main index."""
+    return conn.dialect.name == "sqlite" and _has_table(conn, NAMES_TABLE)
+
+
+def _has_table(conn: Connection, table: str) -> bool:
+    key = (conn.engine.url.render_as_string(hide_password=False), table)
     if key in _ready:
         return True
     if conn.dialect.name == "sqlite":
-        found = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = :t"), {"t": TABLE})
+        found = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = :t"), {"t": table})
     elif conn.dialect.name == "postgresql":
-        found = conn.execute(text("SELECT to_regclass(:t)"), {"t": TABLE})
+        found = conn.execute(text("SELECT to_regclass(:t)"), {"t": table})
     else:
         return False
     if found.scalar() is not None:
         _ready.add(key)
         return True
     return False
+
+
+def forget(conn: Connection) -> None:
+    """Forget which index tables this database has (a downgrade just dropped one)."""
+    url = conn.engine.url.render_as_string(hide_password=False)
+    _ready.difference_update({key for key in _ready if key[0] == url})
 
 
 def reindex(conn: Connection, contact_ids: Iterable[int]) -> None:
@@ -170,8 +191,9 @@ def _add_interactions(conn: Connection, documents: dict[int, Document]) -> None:
 
 def _delete(conn: Connection, ids: list[int]) -> None:
     key = "rowid" if conn.dialect.name == "sqlite" else "contact_id"
-    statement = text(f"DELETE FROM {TABLE} WHERE {key} IN :ids")
-    conn.execute(statement.bindparams(bindparam("ids", expanding=True)), {"ids": ids})
+    for table in (TABLE, NAMES_TABLE) if has_names(conn) else (TABLE,):
+        statement = text(f"DELETE FROM {table} WHERE {key} IN :ids")
+        conn.execute(statement.bindparams(bindparam("ids", expanding=True)), {"ids": ids})
 
 
 def _insert(conn: Connection, documents: list[Document]) -> None:
@@ -181,6 +203,9 @@ def _insert(conn: Connection, documents: list[Document]) -> None:
             f"INSERT INTO {TABLE} (rowid, owner_id, name, handles, bio, tags, notes) "
             "VALUES (:id, :owner, :name, :handles, :bio, :tags, :notes)"
         ), params)
+        if has_names(conn):
+            conn.execute(text(f"INSERT INTO {NAMES_TABLE} (rowid, owner_id, name, handles) "
+                              "VALUES (:id, :owner, :name, :handles)"), params)
         return
     vector = " || ".join(
         f"setweight(to_tsvector('simple', :{column}), '{PG_WEIGHTS[column]}')"
@@ -339,12 +364,16 @@ def tiers(columns: Sequence[str]) -> list[tuple[str, ...]]:
 
 
 def _tier(conn: Connection, terms: list[str], columns: tuple[str, ...], prefix: bool) -> _Tier:
+    """SQLite looks names and handles up in their own small index when it has one: in
+    the main one a column filter still reads every note that holds the word."""
     if conn.dialect.name != "sqlite":
         return _Tier(TABLE, "contact_id", "document @@ to_tsquery('simple', :match)",
                      "ts_rank(document, to_tsquery('simple', :match)) DESC, contact_id",
                      _postgres_match(terms, columns, prefix))
-    return _Tier(TABLE, "rowid", f"{TABLE} MATCH :match", "rank",
-                 _sqlite_match(terms, columns, prefix))
+    names = set(columns) <= set(NAME_COLUMNS) and has_names(conn)
+    table, indexed = (NAMES_TABLE, NAME_COLUMNS) if names else (TABLE, COLUMNS)
+    return _Tier(table, "rowid", f"{table} MATCH :match", "rank",
+                 _sqlite_match(terms, columns, prefix, indexed))
 
 
 def _sole_owner(conn: Connection, owner_id: int) -> bool:
@@ -387,19 +416,20 @@ def _execute(conn: Connection, sql: str, params: dict):
     return conn.execute(statement, params)
 
 
-def sqlite_rank() -> str:
-    """FTS5's rank function with the column weights (set by migration 0006): ``ORDER BY
-    rank`` lets FTS5 sort matches itself, twice as fast on a broad query as sorting by
-    ``bm25(…)`` afterwards. Equal scores come in rowid order either way."""
-    weights = ", ".join(["0.0", *(str(SQLITE_WEIGHTS[c]) for c in COLUMNS)])
+def sqlite_rank(columns: Sequence[str] = COLUMNS) -> str:
+    """FTS5's rank function with the column weights (set by migrations 0006 and 0008):
+    ``ORDER BY rank`` lets FTS5 sort matches itself, twice as fast on a broad query as
+    sorting by ``bm25(…)`` afterwards. Equal scores come in rowid order either way."""
+    weights = ", ".join(["0.0", *(str(SQLITE_WEIGHTS[c]) for c in columns)])
     return f"bm25({weights})"
 
 
-def _sqlite_match(terms: list[str], columns: Sequence[str], prefix: bool) -> str:
+def _sqlite_match(terms: list[str], columns: Sequence[str], prefix: bool,
+                  indexed: Sequence[str]) -> str:
     star = "*" if prefix else ""
     phrase = " AND ".join(f'"{t}"{star if len(t) > 1 else ""}' for t in terms)
     # a column filter costs time even when it names every column
-    return phrase if set(columns) == set(COLUMNS) else f"{{{' '.join(columns)}}} : ({phrase})"
+    return phrase if set(columns) == set(indexed) else f"{{{' '.join(columns)}}} : ({phrase})"
 
 
 def _postgres_match(terms: list[str], columns: Sequence[str], prefix: bool) -> str:

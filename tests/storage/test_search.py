@@ -149,3 +149,12 @@ async def test_the_window_counts_only_the_owners_own_matches(network):
         found = search.ranked(session.connection(), owner_id=network.owner_id,
                               query="teacher", window=2)
     assert sorted(found.ids) == [1, 3] and not found.partial
+
+
+async def test_renamed_people_are_found_by_their_new_name(network):
+    with Session(network.engine) as session:
+        session.get(Contact, 2).name = "Ravindra Patel-Kumar"
+        session.commit()
+    assert names(network, "ravindra", columns=("name",)) == ["Ravindra Patel-Kumar"]
+    assert names(network, "kumar") == ["Ravindra Patel-Kumar"]
+    assert names(network, "ravi", columns=("name",), prefix=False) == []
