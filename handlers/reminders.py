@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
@@ -28,6 +29,7 @@ from handlers.periodic import is_quiet, last_run, mark_run
 from handlers.present import contact_summary, describe_contact
 from handlers.when import ago, describe_recurrence, next_occurrence, show_time
 from storage import repo
+from storage.connections import chunks
 from storage.models import (
     Connection,
     ConnectionEvent,
@@ -135,6 +137,17 @@ def first_handle(session: Session, contact: Contact) -> Handle | None:
     return session.exec(
         select(Handle).where(Handle.contact_id == contact.id).order_by(Handle.id)
     ).first()
+
+
+def first_handles(session: Session, contact_ids: Sequence[int]) -> dict[int, Handle]:
+    """``first_handle`` of many contacts at once: a list of people costs one query per
+    900, not one each (0.1 ms apiece through the ORM)."""
+    found: dict[int, Handle] = {}
+    for batch in chunks(list(contact_ids)):
+        query = select(Handle).where(col(Handle.contact_id).in_(batch)).order_by(Handle.id)
+        for handle in session.exec(query):
+            found.setdefault(handle.contact_id, handle)
+    return found
 
 
 def reminder_line(ctx: Context, reminder: Reminder, *, now: datetime) -> str:

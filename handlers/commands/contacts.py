@@ -103,13 +103,16 @@ async def find(args: str, ctx: Context) -> None:
     """Search names, handles, bios, notes and tags; best matches first.
 
     Every word must match (the start of a word is enough: `find angs` finds Ångström).
-    Case and accents do not matter. Example: find maths leeds   or   find #edtech
+    Case and accents do not matter. People whose name or handle matches come first;
+    when over a thousand match, the best of the newest thousand are shown.
+    Example: find maths leeds   or   find #edtech
     """
     if not search.words(args):
         raise CommandError("Say what to look for: a name, a word from a bio or note, "
                            "or a #tag.")
     conn = ctx.session.connection()
-    ids = search.search(conn, owner_id=ctx.owner.id, query=args, limit=FIND_LIMIT + 1)
+    found = search.ranked(conn, owner_id=ctx.owner.id, query=args, limit=FIND_LIMIT + 1)
+    ids = found.ids
     if not ids:
         ctx.send("reply", f"Nobody matches {args[:60]!r}.", contacts=[])
         return
@@ -117,10 +120,20 @@ async def find(args: str, ctx: Context) -> None:
     first_handles = _first_handles(ctx, [c.id for c in shown])
     lines = [f"People matching {args[:60]!r}, best first:"]
     lines += [_find_line(c, first_handles.get(c.id)) for c in shown]
-    if len(ids) > FIND_LIMIT:
-        lines.append("  … more match; add a word to narrow it down.")
+    if len(ids) > FIND_LIMIT or found.partial:
+        lines.append(_more_line(found.partial))
     ctx.send("reply", "\n".join(lines),
              contacts=[contact_summary(c, first_handles.get(c.id)) for c in shown])
+
+
+def _more_line(partial: bool) -> str:
+    """Say when only the newest matches were ranked, so nobody takes the list for the
+    best of everyone."""
+    if not partial:
+        return "  … more match; add a word to narrow it down."
+    return (f"  … over {search.RANK_WINDOW:,} match: I ranked the {search.RANK_WINDOW:,} "
+            "you added most recently, after anyone whose name or handle matches. Add a "
+            "word to narrow it down.")
 
 
 def _contacts_in_order(ctx: Context, ids: list[int]) -> list[Contact]:

@@ -27,7 +27,7 @@ from handlers.nudges import (
 )
 from handlers.periodic import is_quiet
 from handlers.present import contact_summary, describe_contact
-from handlers.reminders import first_handle
+from handlers.reminders import first_handle, first_handles
 from handlers.when import (
     WhenError,
     describe_recurrence,
@@ -352,7 +352,8 @@ async def due(args: str, ctx: Context) -> None:
             " Set a cadence with `cadence <person|#tag> every 3 weeks`."
         ctx.send("reply", "Nobody is due." + after, due=[])
         return
-    lines = [f"  {due_line(d, now=now, session=ctx.session, tz=ctx.owner.tz)}" for d in overdue]
+    handles = first_handles(ctx.session, [d.contact.id for d in overdue])
+    lines = [f"  {due_line(d, now=now, handle=handles.get(d.contact.id))}" for d in overdue]
     ctx.send("reply", f"{len(overdue)} due, most overdue first:\n" + "\n".join(lines),
              due=[contact_summary(d.contact) | {"due_at": d.due_at.isoformat()}
                   for d in overdue])

@@ -58,6 +58,19 @@ async def test_find_searches_notes_and_tags(network):
     assert {c["name"] for c in reply.fields["contacts"]} == {"Jane Doe", "Amara Okafor"}
 
 
+async def test_find_says_when_only_the_newest_matches_were_ranked(network, monkeypatch):
+    from storage import search
+
+    for contact_id in range(1, 7):
+        await say_one(network, f"note #{contact_id} runs the #bookclub")
+    reply = await say_one(network, "find bookclub")
+    assert len(reply.fields["contacts"]) == 6 and "more match" not in reply.text
+    monkeypatch.setattr(search, "RANK_WINDOW", 2)
+    reply = await say_one(network, "find bookclub")
+    assert {c["name"] for c in reply.fields["contacts"]} == {"Jane Doe", "Jane Doe-Smith"}
+    assert "over 2 match: I ranked the 2 you added most recently" in reply.text
+
+
 async def test_log_counts_as_a_conversation_and_note_does_not(network, clock):
     reply = await say_one(network, "note ravi likes #chess and #go")
     assert reply.fields["tags"] == ["chess", "go"]

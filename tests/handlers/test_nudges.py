@@ -1,8 +1,11 @@
 """Cadences, goals, streaks and the mid-week nudges, with an injected clock."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session
 
 from handlers.nudges import streak_of, weekly_counts
@@ -78,6 +81,39 @@ async def test_due_lists_most_overdue_first_and_personal_rules_win(people, clock
     clock.advance(days=30)
     order = [c["name"] for c in (await say_one(people, "due")).fields["due"]]
     assert order == ["Amara Okafor", "Ravi Patel"]
+
+
+@contextmanager
+def counted(engine) -> Iterator[list]:
+    """The SQL statements run inside the block (one item each)."""
+    statements: list = []
+
+    def count(*_args) -> None:
+        statements.append(1)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+async def test_due_names_everyone_with_their_handle_in_as_many_queries_for_three_as_one(
+        people, clock):
+    """The contacts and their handles are read together, not one query per person."""
+    await say_one(people, "cadence amara every week")
+    clock.advance(days=8)
+    with counted(people.engine) as one:
+        await say_one(people, "due")
+    for name in ("ravi", "sam"):
+        await say_one(people, f"cadence {name} every week")
+    clock.advance(days=8)
+    with counted(people.engine) as three:
+        reply = await say_one(people, "due")
+    assert reply.text.startswith("3 due")
+    for handle in ("@amara@school.social", "@ravi@school.social", "@sam@dev.social"):
+        assert handle in reply.text
+    assert len(three) == len(one)
 
 
 @pytest.mark.parametrize(("line", "says"), [

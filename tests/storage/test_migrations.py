@@ -74,3 +74,55 @@ def test_the_start_up_shortcut_knows_the_newest_migration(tmp_path):
     assert stored_revision(engine) is None
     ensure_schema(engine)
     assert stored_revision(engine) == current_revision(engine) == HEAD_REVISION
+
+
+def _seed_two_people(engine) -> int:
+    from datetime import UTC, datetime
+
+    from sqlmodel import Session
+
+    from storage.models import Contact, Owner
+
+    now = datetime(2026, 11, 2, tzinfo=UTC)
+    with Session(engine) as session:
+        owner = Owner(external_ref="local", created_at=now)
+        session.add(owner)
+        session.flush()
+        session.add_all([Contact(owner_id=owner.id, name="Zoë Ångström", created_at=now,
+                                 bio="Physics teacher"),
+                         Contact(owner_id=owner.id, name="Ravi Patel", created_at=now,
+                                 bio="Head of maths; met Zoë")])
+        session.commit()
+        return owner.id
+
+
+def _names(engine, owner_id: int, query: str, **kwargs) -> list[int]:
+    from storage import search
+
+    with engine.connect() as conn:
+        return search.search(conn, owner_id=owner_id, query=query, **kwargs)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_an_existing_database_gains_the_name_index_and_can_go_back(request, database):
+    """0008 fills SQLite's name-and-handle index from the words already indexed (and
+    does nothing on PostgreSQL); back at 0007, lookups use the main index again."""
+    from alembic import command
+
+    from storage.db import _alembic_config
+
+    engine = make_engine(request.getfixturevalue("db_url" if database == "sqlite"
+                                                 else "pg_url"))
+    upgrade(engine, "0007_search_prefixes")
+    owner_id = _seed_two_people(engine)
+    upgrade(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert ("contact_search_names" in tables) == (database == "sqlite")
+    assert _names(engine, owner_id, "zoe", columns=("name",)) == [1]
+    assert _names(engine, owner_id, "zoe") == [1, 2]
+    command.downgrade(_alembic_config(engine), "0007_search_prefixes")
+    assert "contact_search_names" not in set(inspect(engine).get_table_names())
+    assert _names(engine, owner_id, "zoe", columns=("name",)) == [1]
+    upgrade(engine)
+    assert _names(engine, owner_id, "angstrom", columns=("name",)) == [1]
+    engine.dispose()

@@ -101,3 +101,60 @@ async def test_sqlite_ranks_by_the_column_weights(tmp_path):
             "SELECT v FROM contact_search_config WHERE k = 'rank'").scalar()
     app.engine.dispose()
     assert configured == search.sqlite_rank() == "bm25(0.0, 10.0, 8.0, 3.0, 4.0, 1.0)"
+
+
+async def test_people_named_so_come_before_people_only_mentioned(network):
+    """A name or handle match outranks any number of mentions in notes and tags (by the
+    column weights alone, Ravi came before Jane Doe-Smith on SQLite)."""
+    for _ in range(3):
+        await say_one(network, "note #2 smith #smith")
+    assert names(network, "smith") == ["Amara Smith", "Jane Doe-Smith", "Ravi Patel"]
+
+
+async def test_when_very_many_match_only_the_newest_are_ranked(network):
+    for contact_id in range(1, 7):
+        await say_one(network, f"note #{contact_id} runs the #bookclub")
+    with Session(network.engine) as session:
+        found = search.ranked(session.connection(), owner_id=network.owner_id,
+                              query="bookclub", window=2)
+        everyone = search.ranked(session.connection(), owner_id=network.owner_id,
+                                 query="bookclub", window=6)
+    assert sorted(found.ids) == [5, 6] and found.partial
+    assert sorted(everyone.ids) == [1, 2, 3, 4, 5, 6] and not everyone.partial
+
+
+async def test_name_matches_are_ranked_however_old_they_are(network):
+    """Amara Okafor is the oldest contact, yet comes first though only the newest two
+    of the people whose notes mention Amara are ranked."""
+    for contact_id in (2, 3, 5, 6):
+        await say_one(network, f"note #{contact_id} met amara")
+    with Session(network.engine) as session:
+        found = search.ranked(session.connection(), owner_id=network.owner_id,
+                              query="amara", window=2)
+    assert sorted(found.ids[:2]) == [1, 4] and sorted(found.ids[2:]) == [5, 6]
+    assert found.partial
+
+
+async def test_the_window_counts_only_the_owners_own_matches(network):
+    """Another owner's newer matches never push this owner's out of the window."""
+    from tests.support.factories import arrival, command, x_person
+
+    bob = make_app(make_settings(PLNBOT_OWNER="bob"), str(network.engine.url))
+    for n in range(5):
+        await bob.handle(arrival(x_person(f"Bob Friend{n}", username=f"bf{n}",
+                                          description="Physics teacher"), owner_ref="bob"))
+    await bob.handle(command("find teacher", owner_ref="bob"))
+    bob.engine.dispose()
+    with Session(network.engine) as session:
+        found = search.ranked(session.connection(), owner_id=network.owner_id,
+                              query="teacher", window=2)
+    assert sorted(found.ids) == [1, 3] and not found.partial
+
+
+async def test_renamed_people_are_found_by_their_new_name(network):
+    with Session(network.engine) as session:
+        session.get(Contact, 2).name = "Ravindra Patel-Kumar"
+        session.commit()
+    assert names(network, "ravindra", columns=("name",)) == ["Ravindra Patel-Kumar"]
+    assert names(network, "kumar") == ["Ravindra Patel-Kumar"]
+    assert names(network, "ravi", columns=("name",), prefix=False) == []
