@@ -27,6 +27,7 @@ from handlers.periodic import is_quiet, last_run, mark_run
 from handlers.present import contact_summary, describe_contact
 from handlers.reminders import NOT_ARRIVALS, first_handle, first_handles
 from handlers.when import ago, local, shift_weeks, show_time, to_utc, week_start, zone_of
+from storage import search
 from storage.connections import chunks
 from storage.models import (
     Cadence,
@@ -72,16 +73,23 @@ def describe_period(days: int) -> str:
 
 
 def tag_members(session: Session, *, owner_id: int, tag: str) -> list[int]:
-    """Contacts with any interaction tagged ``#tag`` (tags are stored space separated)."""
+    """Contacts with any interaction tagged ``#tag`` (tags are stored space separated).
+
+    The search index names the candidates; only their interactions are read."""
     pattern = col(Interaction.tags)
-    rows = session.exec(
-        select(Interaction.contact_id).distinct().where(
-            Interaction.owner_id == owner_id,
-            or_(pattern == tag, pattern.startswith(f"{tag} "), pattern.endswith(f" {tag}"),
-                pattern.contains(f" {tag} ")),
-        )
-    ).all()
-    return list(rows)
+    query = select(Interaction.contact_id).distinct().where(
+        Interaction.owner_id == owner_id,
+        or_(pattern == tag, pattern.startswith(f"{tag} "), pattern.endswith(f" {tag}"),
+            pattern.contains(f" {tag} ")),
+    )
+    search.catch_up(session)  # a tag logged earlier in this transaction counts
+    candidates = search.tagged(session.connection(), owner_id=owner_id, tag=tag)
+    if candidates is None:
+        return list(session.exec(query).all())
+    members: list[int] = []
+    for batch in chunks(sorted(candidates)):
+        members += session.exec(query.where(col(Interaction.contact_id).in_(batch))).all()
+    return members
 
 
 def cadence_rules(session: Session, *, owner: Owner) -> dict[int, Cadence]:

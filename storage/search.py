@@ -288,6 +288,12 @@ def _reindex_before_commit(session: Session) -> None:
             reindex(conn, ids)
 
 
+def catch_up(session: Session) -> None:
+    """Index what this transaction has changed so far (otherwise done at commit), for a
+    query that must see it."""
+    _reindex_before_commit(session)
+
+
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
     session.info.pop(PENDING, None)
@@ -414,6 +420,27 @@ def _execute(conn: Connection, sql: str, params: dict):
     if "exclude" in params:
         statement = statement.bindparams(bindparam("exclude", expanding=True))
     return conn.execute(statement, params)
+
+
+def tagged(conn: Connection, *, owner_id: int, tag: str) -> list[int] | None:
+    """Contacts whose indexed tags hold every word of ``tag``, or None without an index.
+
+    A superset of the people with an interaction tagged exactly ``#tag`` (the index
+    splits "#year-5" into words, and PostgreSQL files tags with bios), for the caller
+    to check: a keep-in-touch rule for a tag then reads those people's interactions,
+    not every interaction the owner ever logged (190 ms at a million).
+    """
+    terms = words(tag)
+    if not terms or not has_index(conn):
+        return None
+    if conn.dialect.name == "sqlite":
+        sql = f"SELECT rowid FROM {TABLE} WHERE {TABLE} MATCH :match AND owner_id = :owner"
+        match = _sqlite_match(terms, ("tags",), False, COLUMNS)
+    else:
+        sql = (f"SELECT contact_id FROM {TABLE} "
+               "WHERE owner_id = :owner AND document @@ to_tsquery('simple', :match)")
+        match = _postgres_match(terms, ("tags",), False)
+    return [row[0] for row in conn.execute(text(sql), {"match": match, "owner": owner_id})]
 
 
 def sqlite_rank(columns: Sequence[str] = COLUMNS) -> str:

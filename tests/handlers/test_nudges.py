@@ -6,12 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import event
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from handlers.nudges import streak_of, weekly_counts
-from storage.models import Owner
+from bot.app import App, open_database
+from handlers.nudges import streak_of, tag_members, weekly_counts
+from storage import repo
+from storage.models import Contact, Owner
 from tests.support.chat import say, say_one
 from tests.support.factories import arrival, mastodon_person
+from tests.support.fakes import FakeClock, FakeSurface
 from tests.support.owner import set_owner
 
 
@@ -66,6 +69,32 @@ async def test_a_tag_cadence_batches_everyone_due_into_one_nudge(people, clock, 
     [nudge] = nudges(surface)
     assert "Amara Okafor" in nudge.text and "Ravi Patel" in nudge.text
     assert len(nudge.fields["contacts"]) == 2
+
+
+async def test_tag_members_are_exactly_the_people_tagged(settings, database_url):
+    """Found through the search index, checked against the tags themselves: a word in a
+    bio, a longer tag or a tag's parts elsewhere do not count; a tag logged earlier in
+    the same transaction does."""
+    surface = FakeSurface()
+    app = App(settings=settings, engine=open_database(settings, database_url),
+              surface=surface, clock=FakeClock())
+    for name, note in (("Amara Okafor", "Mentor to new teachers"), ("Ravi Patel", ""),
+                       ("Sam Lee", ""), ("Jane Doe", "")):
+        await app.handle(arrival(mastodon_person(name, note=note)))
+    surface.pop()
+    for line in ("log amara #year-6 #mentorship", "log ravi #mentor #year-5",
+                 "log sam #year #set-5", "log jane nothing tagged"):
+        await say_one(app, line)
+    with Session(app.engine) as session:
+        ids = {c.name.split()[0]: c.id for c in session.exec(select(Contact))}
+        assert tag_members(session, owner_id=app.owner_id, tag="mentor") == [ids["Ravi"]]
+        assert tag_members(session, owner_id=app.owner_id, tag="year-5") == [ids["Ravi"]]
+        assert tag_members(session, owner_id=app.owner_id, tag="set-5") == [ids["Sam"]]
+        owner = session.get(Owner, app.owner_id)
+        repo.add_interaction(session, owner=owner, contact=session.get(Contact, ids["Jane"]),
+                             kind="note", text="#mentor", tags=["mentor"], at=app.clock())
+        assert sorted(tag_members(session, owner_id=app.owner_id, tag="mentor")) == sorted(
+            [ids["Ravi"], ids["Jane"]])
 
 
 async def test_due_lists_most_overdue_first_and_personal_rules_win(people, clock, surface):
