@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from contextlib import asynccontextmanager
@@ -14,8 +15,20 @@ from bot.events import CommandReceived
 log = logging.getLogger(__name__)
 
 
+def freeze_startup_objects() -> None:
+    """Hide what start-up loaded from the garbage collector for good.
+
+    Modules, the ORM's mappings, templates and rules live as long as the process, yet
+    every full collection walked them all again: a pause of about 60 ms that landed on
+    one command in fifty. Frozen, a full collection walks only what came later.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def run_console(app: App) -> None:
     """Catch up on anything due, then answer the owner line by line until EOF."""
+    freeze_startup_objects()
     await app.catch_up()
     prompt = "you> " if sys.stdin.isatty() else None
     async for line in read_lines(prompt=prompt):
@@ -61,6 +74,7 @@ async def run_bot(settings, db_url: str | None, *, once: bool, as_json: bool) ->
         if settings.discord_token is not None and settings.discord_token.get_secret_value():
             from bot.adapters.discord import run_discord
 
+            freeze_startup_objects()
             await run_discord(settings, engine, sources=sources, once=once)
             return
         app = App(settings=settings, engine=engine, surface=ConsoleSurface(json_mode=as_json),
@@ -73,6 +87,7 @@ async def run_bot(settings, db_url: str | None, *, once: bool, as_json: bool) ->
 async def _run_app(app: App, settings, *, once: bool) -> None:
     from bot.scheduler import build_scheduler
 
+    freeze_startup_objects()
     await app.poll_sources()
     await app.catch_up()
     if once:
@@ -108,6 +123,7 @@ async def run_worker(settings, db_url: str | None, *, once: bool, as_json: bool)
     surface = RoutingSurface(default=ConsoleSurface(json_mode=as_json, show_owner=True))
     worker = Worker(settings=settings, engine=engine, surface=surface)
     log.info("worker %s serving every owner on the database", worker.id)
+    freeze_startup_objects()
     stop = None if once else stop_on_signals()
     async with discord_for_workers(settings, worker, stop) as discord_surface:
         if discord_surface is not None:
