@@ -45,9 +45,10 @@ class ArrivalQueue:
         done = asyncio.get_running_loop().create_future()
         self._pending.append((event, done))
         if self._writer is None or self._writer.done():
-            # its own task: a caller cancelled while waiting must not strand the others
+            # its own task: a caller that stops waiting (cancelling ``done``) must not
+            # stop the writing of its own arrival or anyone else's
             self._writer = asyncio.create_task(self._write_all())
-        await asyncio.shield(done)
+        await done
 
     async def _write_all(self) -> None:
         while self._pending:
