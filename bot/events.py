@@ -52,7 +52,7 @@ class ArrivalsReceived(Event):
     """Live arrivals that came together, written in one transaction (``bot.arrivals``).
 
     Same meaning as each of its ``NewConnection`` events on its own: every person is
-    recorded, drafted a welcome and told about, in the order they arrived.
+    recorded, drafted a welcome and told about; newcomers in the order they arrived.
     """
 
     arrivals: list[NewConnection]

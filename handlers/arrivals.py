@@ -7,7 +7,8 @@ one arrival on its own would be (``handlers.welcome``): the same welcome, unlike
 newest drafts and unlike each other, the same look-alike warnings, the same message.
 Anyone already known in any way (a handle on file, an imported placeholder, someone
 coming back, the same person twice in one batch) goes the one-at-a-time way, which
-knows every such case.
+knows every such case, after the newcomers of the same run of arrivals: a welcome back
+can come a few messages later than it would have one by one.
 """
 
 from __future__ import annotations
