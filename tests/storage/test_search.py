@@ -93,6 +93,41 @@ async def test_people_from_a_bulk_sync_are_findable(network):
     assert names(network, "person29") == ["Bulk Person29"]
 
 
+async def test_bulk_written_people_are_indexed_once_and_keep_up(network):
+    """Contacts a bulk write just inserted have no index rows to delete first (looking
+    for them dominated a million-follower first sync); later changes still replace
+    their rows."""
+    from sqlalchemy import event, func, select, text
+
+    from bot.events import SnapshotReceived
+    from tests.support.factories import mastodon_person
+
+    deletes = []
+
+    def count_deletes(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith(f"DELETE FROM {search.TABLE.upper()}"):
+            deletes.append(statement)
+
+    people = [mastodon_person(f"Fresh Person{n}", acct=f"fresh{n}@edu.social",
+                              note="Drama teacher") for n in range(12)]
+    event.listen(network.engine, "before_cursor_execute", count_deletes)
+    await network.handle(SnapshotReceived(owner_ref="local", platform="mastodon",
+                                          profiles=people, complete=False))
+    event.remove(network.engine, "before_cursor_execute", count_deletes)
+    assert deletes == []
+    with Session(network.engine) as session:
+        contacts = session.exec(select(func.count()).select_from(Contact)).one()[0]
+        key = "rowid" if network.engine.dialect.name == "sqlite" else "contact_id"
+        rows = session.exec(text(f"SELECT count(DISTINCT {key}), count(*) "
+                                 f"FROM {search.TABLE}")).one()
+        assert tuple(rows) == (contacts, contacts)
+        fresh = session.exec(select(Contact).where(Contact.name == "Fresh Person3")).one()[0]
+        fresh.name = "Renamed Someone"
+        session.commit()
+    assert names(network, "person3") == []
+    assert names(network, "renamed") == ["Renamed Someone"]
+
+
 async def test_sqlite_ranks_by_the_column_weights(tmp_path):
     """``ORDER BY rank`` relies on the rank function migration 0006 configures."""
     app = make_app(make_settings(), f"sqlite:///{tmp_path / 'rank.sqlite3'}")
