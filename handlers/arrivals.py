@@ -14,6 +14,7 @@ can come a few messages later than it would have one by one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import groupby
 from types import SimpleNamespace
 
@@ -35,6 +36,7 @@ class Newcomer:
 
     profile: Profile
     person: profiles.Understanding
+    at: datetime  # when they connected
     contact: SimpleNamespace | None = None
     handle_id: int = 0
     draft: SimpleNamespace | None = None
@@ -78,8 +80,8 @@ def welcome_newcomers(ctx: Context, *, account: Account, kind: str,
     if not arrivals:
         return
     newcomers = insert_contacts(ctx, kind=kind, arrivals=arrivals)
-    insert_handles(ctx, newcomers, arrivals)
-    insert_connections(ctx, account=account, kind=kind, newcomers=newcomers, arrivals=arrivals)
+    insert_handles(ctx, newcomers)
+    insert_connections(ctx, account=account, kind=kind, newcomers=newcomers)
     insert_drafts(ctx, newcomers)
     tell_owner(ctx, newcomers)
 
@@ -95,37 +97,35 @@ def insert_contacts(ctx: Context, *, kind: str, arrivals: list[NewConnection]) -
         rows.append({**defaults, **repo.new_contact_values_for(
             owner_id=ctx.owner.id, profile=profile, now=at, how_met=how_met,
             understood=welcome.understood_values(person, profile.bio, profile.bio))})
-        newcomers.append(Newcomer(profile=profile, person=person))
+        newcomers.append(Newcomer(profile=profile, person=person, at=at))
     ids = store.insert_rows(ctx.session, Contact.__table__, rows)
     for newcomer, row, contact_id in zip(newcomers, rows, ids, strict=True):
         newcomer.contact = SimpleNamespace(**row, id=contact_id)
     return newcomers
 
 
-def insert_handles(ctx: Context, newcomers: list[Newcomer], arrivals: list[NewConnection]) -> None:
+def insert_handles(ctx: Context, newcomers: list[Newcomer]) -> None:
     defaults = Handle(owner_id=ctx.owner.id, contact_id=0, platform="", external_id="",
                       handle="", created_at=ctx.now()).model_dump(exclude={"id"})
     rows = [{**defaults, **repo.new_handle_values(
-        owner_id=ctx.owner.id, contact_id=n.contact.id, profile=n.profile,
-        now=arrival.at or ctx.now())} for n, arrival in zip(newcomers, arrivals, strict=True)]
+        owner_id=ctx.owner.id, contact_id=n.contact.id, profile=n.profile, now=n.at)}
+        for n in newcomers]
     ids = store.insert_rows(ctx.session, Handle.__table__, rows)
     for newcomer, handle_id in zip(newcomers, ids, strict=True):
         newcomer.handle_id = handle_id
 
 
-def insert_connections(ctx: Context, *, account: Account, kind: str, newcomers: list[Newcomer],
-                       arrivals: list[NewConnection]) -> None:
+def insert_connections(ctx: Context, *, account: Account, kind: str,
+                       newcomers: list[Newcomer]) -> None:
     """Their connections and "gained" events (not quiet: follow-ups and counts see them)."""
     defaults = Connection(owner_id=ctx.owner.id, account_id=account.id, handle_id=0, kind=kind,
                           since=ctx.now()).model_dump(exclude={"id"})
-    ats = [arrival.at or ctx.now() for arrival in arrivals]
     ids = store.insert_rows(ctx.session, Connection.__table__, [
-        {**defaults, "handle_id": n.handle_id, "since": at}
-        for n, at in zip(newcomers, ats, strict=True)])
+        {**defaults, "handle_id": n.handle_id, "since": n.at} for n in newcomers])
     store.insert_plain(ctx.session, ConnectionEvent.__table__, [
-        {"owner_id": ctx.owner.id, "connection_id": connection_id, "kind": "gained", "at": at,
-         "detail": "", "reported": False}
-        for connection_id, at in zip(ids, ats, strict=True)])
+        {"owner_id": ctx.owner.id, "connection_id": connection_id, "kind": "gained",
+         "at": n.at, "detail": "", "reported": False}
+        for connection_id, n in zip(ids, newcomers, strict=True)])
 
 
 def insert_drafts(ctx: Context, newcomers: list[Newcomer]) -> None:
