@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick clean
+.PHONY: demo test test-crash lint bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "plnbot needs Python 3.11 or newer")'
@@ -18,9 +18,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/plnbot demo
 
+# Tests run on every core (pytest-xdist; PYTEST_WORKERS=0 runs them in one process).
+# The kill -9 crash trials (marker `crash`) have their own target, which .ci/run runs too.
+PYTEST_WORKERS ?= auto
+
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not crash"
+
+test-crash: $(STAMP)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope -m crash
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
