@@ -22,7 +22,7 @@ from pathlib import Path
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
-from storage.db import make_engine
+from storage.db import MIGRATION_LOCK, make_engine
 
 Upgrade = Callable[..., None]
 
@@ -94,10 +94,16 @@ def _has_tables(engine: Engine) -> bool:
 
 
 def _run_script(engine: Engine, script: str) -> None:
-    """Run ``script`` on a connection of its own (pg_dump's ``SET``s stay with it)."""
+    """Run ``script`` on a connection of its own (pg_dump's ``SET``s stay with it), under
+    the lock real upgrades take, unless another engine filled the database meanwhile."""
     raw = engine.raw_connection()
     try:
-        raw.driver_connection.execute(script)
-        raw.driver_connection.commit()
+        conn = raw.driver_connection
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        tables = conn.execute("SELECT count(*) FROM information_schema.tables "
+                              "WHERE table_schema = 'public'").fetchone()[0]
+        if not tables:
+            conn.execute(script)
+        conn.commit()
     finally:
         raw.invalidate()  # never handed back to the pool with pg_dump's settings
