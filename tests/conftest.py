@@ -10,12 +10,28 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+import storage.db
 from bot.app import App, open_database
 from bot.config import Settings
 from tests.support.fakes import FakeClock, FakeSurface
+from tests.support.templates import MigratedTemplates
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORDED = Path(__file__).parent / "fixtures" / "recorded"
+
+
+# speed: an empty database the bot migrates on start is cloned from one migrated once per
+# session (see tests/support/templates.py); tests marked real_migrations migrate for real.
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory) -> MigratedTemplates:
+    return MigratedTemplates(tmp_path_factory.mktemp("templates"), storage.db.upgrade)
+
+
+@pytest.fixture(autouse=True)
+def _clone_migrated_databases(request, monkeypatch) -> None:
+    if request.node.get_closest_marker("real_migrations") is None:
+        templates = request.getfixturevalue("migrated_templates")
+        monkeypatch.setattr(storage.db, "upgrade", templates.upgrade)
 
 
 def make_settings(**values) -> Settings:

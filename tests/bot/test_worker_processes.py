@@ -137,6 +137,7 @@ def test_three_workers_deliver_each_reminder_exactly_once(seed, workers):
     assert sum(bool(printed([out])) for out in outs) >= 2, "the work was shared"
 
 
+@pytest.mark.crash  # a kill -9 trial: `make test-crash`
 def test_a_killed_worker_is_taken_over_and_still_exactly_once(seed, workers):
     engine, ids = seed(500)
     procs, outs = workers(3)

@@ -6,6 +6,8 @@ SQLite), so the uniqueness guarantee is the database-backed one the bot uses.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import regex
 
@@ -16,6 +18,7 @@ from handlers.profiles import display_url, understand
 from storage.models import Owner
 from tests.conftest import make_settings
 from tests.support.factories import arrival, bluesky_person, mastodon_person, x_person
+from tests.support.fakes import FakeClock, FakeSurface
 from tests.support.owner import set_owner
 from tests.support.profiles import PLATFORMS, table
 
@@ -39,11 +42,22 @@ async def arrive_all(app, rows_by_platform):
     return messages
 
 
-@pytest.fixture
-async def table_drafts(app):
+async def arrive_table(folder) -> dict:
+    settings = make_settings(PLNBOT_DATA_DIR=str(folder / "data"))
+    engine = open_database(settings, f"sqlite:///{folder / 'plnbot.sqlite3'}")
+    app = App(settings=settings, engine=engine, surface=FakeSurface(), clock=FakeClock())
     set_owner(app, interests="edtech, outdoor learning, #mathchat",
               bio="Primary teacher who loves Desmos and reading for pleasure.")
-    return await arrive_all(app, {p: table(p) for p in PLATFORMS})
+    try:
+        return await arrive_all(app, {p: table(p) for p in PLATFORMS})
+    finally:
+        app.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def table_drafts(tmp_path_factory):
+    """Every table profile arrives once per module (~120 arrivals; the tests only read)."""
+    return asyncio.run(arrive_table(tmp_path_factory.mktemp("drafting")))
 
 
 async def test_every_person_gets_a_distinct_draft(table_drafts):

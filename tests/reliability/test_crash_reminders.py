@@ -34,6 +34,8 @@ from tests.reliability.crash import (
 REMINDERS = 1_000
 TRIALS = 20
 
+pytestmark = pytest.mark.crash  # `make test-crash`
+
 
 def seed(path) -> None:
     engine = make_engine(f"sqlite:///{path}")

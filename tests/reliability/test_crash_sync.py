@@ -33,6 +33,8 @@ FOLLOWERS = 10_000
 CHURN = 100
 TRIALS = 20
 
+pytestmark = pytest.mark.crash  # `make test-crash`
+
 
 def x_users(ids) -> dict:
     return {"data": [{"id": str(i), "username": f"user{i}", "name": f"Person {i}",

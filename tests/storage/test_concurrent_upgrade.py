@@ -2,7 +2,11 @@
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from storage.db import current_revision, head_revision, make_engine, upgrade
+
+pytestmark = pytest.mark.real_migrations  # these test Alembic itself (tests/support/templates.py)
 
 
 def test_simultaneous_upgrades_take_turns(pg_url):

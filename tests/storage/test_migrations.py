@@ -17,6 +17,8 @@ from storage.search import include_name
 
 EXPECTED = set(SQLModel.metadata.tables)
 
+pytestmark = pytest.mark.real_migrations  # these test Alembic itself (tests/support/templates.py)
+
 
 def _check(url: str) -> None:
     engine = make_engine(url)

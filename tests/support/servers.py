@@ -31,7 +31,11 @@ class ServerThread:
 
     def __init__(self, app: web.Application) -> None:
         self.app = app
-        self.port = free_port()
+        # bound here and kept: a port picked then released could be taken by a parallel
+        # test (pytest-xdist) before the server binds it
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -49,7 +53,7 @@ class ServerThread:
     async def _start(self) -> None:
         self._runner = web.AppRunner(self.app, shutdown_timeout=0.5)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.SockSite(self._runner, self._socket).start()
 
     def __enter__(self) -> ServerThread:
         self._thread.start()
