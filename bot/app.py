@@ -12,7 +12,6 @@ import os
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
-from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
@@ -21,7 +20,8 @@ from bot.config import Settings
 from bot.context import Clock, WelcomeSender, utcnow
 from bot.dispatcher import Dispatcher
 from bot.events import Event, NewConnection, Tick
-from bot.outbox import ChatSurface, Outbox, worker_id
+from bot.outbox import Outbox, worker_id
+from bot.ports import ChatSurface, Source, senders_of
 from storage import leases, repo
 from storage.db import (
     DatabaseError,
@@ -34,22 +34,6 @@ from storage.db import (
 from storage.models import Account
 
 log = logging.getLogger(__name__)
-
-
-class Source(Protocol):
-    """A platform connection source: one poll turns platform changes into events.
-
-    ``App.poll_sources`` calls ``poll`` only while this process holds the lease on the
-    owner's account for ``platform`` (``storage/leases.py``), renewed in the background
-    while the poll runs: two workers never poll one account at once, and a dead worker's
-    accounts are polled by another once its lease expires. A source needs to do nothing
-    for this. A source serving many owners' accounts claims them itself with
-    ``leases.claim_due_accounts(...)`` and gives them back with ``leases.release(...)``.
-    """
-
-    platform: str
-
-    async def poll(self, app: App) -> None: ...
 
 
 def open_database(settings: Settings, url: str | None = None, *, migrate: bool = True) -> Engine:
@@ -96,8 +80,8 @@ class App:
         self.sources = list(sources)
         # a source that can also deliver approved welcomes (Mastodon, Bluesky) offers its
         # ``sender``; senders given explicitly win
-        self.senders = {**{s.platform: s.sender for s in self.sources
-                           if getattr(s, "sender", None) is not None}, **dict(senders or {})}
+        self.senders: dict[str, WelcomeSender] = {**senders_of(self.sources),
+                                                  **dict(senders or {})}
         self.dispatcher = Dispatcher(
             engine=engine, settings=settings, clock=lambda: self.clock(), senders=self.senders
         )

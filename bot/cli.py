@@ -120,10 +120,10 @@ def fresh_demo_database(settings) -> str:
 @friendly
 def console(as_json: bool, db_url: str | None) -> None:
     """Chat with the bot over stdin/stdout; first delivers anything that came due."""
-    from bot.runner import run_console
+    from bot.runner import configured_senders, run_console
 
     settings = settings_and_logging()
-    app = console_app(settings, db_url, as_json=as_json)
+    app = console_app(settings, db_url, as_json=as_json, senders=configured_senders(settings))
     asyncio.run(run_console(app))
 
 

@@ -54,6 +54,14 @@ def configured_sources(settings) -> list:
     return sources
 
 
+def configured_senders(settings) -> dict:
+    """The welcome senders of every configured platform, built as ``plnbot run`` builds
+    them, for ``plnbot console`` (which answers drafts but polls nothing)."""
+    from bot.ports import senders_of
+
+    return senders_of(configured_sources(settings))
+
+
 def close_sources(sources) -> None:
     """Stop what sources run in the background (e.g. the Mastodon stream)."""
     for source in sources:

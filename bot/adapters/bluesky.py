@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import regex
@@ -41,8 +41,12 @@ from bot.adapters import state
 from bot.adapters.limits import Backoff, RateLimiter, Sleep
 from bot.adapters.translate import bluesky_profile
 from bot.config import ConfigError, Settings
-from bot.context import Clock, SendRefused, utcnow
+from bot.context import Clock, utcnow
 from bot.events import NewConnection, Profile, SnapshotReceived, SourceChecked
+from bot.ports import SendRefused, SendUncertain
+
+if TYPE_CHECKING:
+    from storage.models import Handle
 
 log = logging.getLogger(__name__)
 
@@ -310,51 +314,78 @@ class BlueskySender:
     def __init__(self, client: BlueskyClient) -> None:
         self.client = client
 
-    async def send_welcome(self, *, handle, text: str) -> str:
+    async def send_welcome(self, *, handle: Handle, text: str, via: str | None = None) -> str:
+        """Send ``text`` as a chat message when the person's chat setting allows it
+        (``via`` has no choices here). Everything up to ``sendMessage`` is refused when it
+        fails (nothing went out); a timeout or dropped connection during ``sendMessage``
+        itself is ``SendUncertain``."""
         shown = f"@{(getattr(handle, 'display_handle', '') or handle.handle).lstrip('@')}"
         if grapheme_count(text) > MAX_GRAPHEMES:
             raise SendRefused(f"Bluesky chat messages hold at most {MAX_GRAPHEMES} characters; "
                               f"this welcome has {grapheme_count(text)}. Shorten it with `edit`.")
         try:
             await self.client.ensure_login()
-            await self._check_allowed(handle.external_id, shown, text)
+            await self._check_allowed(handle.external_id, shown)
             dm = self.client.api.with_bsky_chat_proxy()
             convo = await self.client.call(dm.chat.bsky.convo.get_convo_for_members,
                                            params={"members": [handle.external_id]})
+        except AtProtocolError as exc:
+            raise SendRefused(self._refusal(exc, shown)) from None
+        try:
             await self.client.call(dm.chat.bsky.convo.send_message, data={
                 "convo_id": convo.convo.id, "message": {"text": text}})
-        except UnauthorizedError:
-            raise SendRefused(
-                "Not sent: Bluesky refused the chat. The app password must allow direct "
-                "messages: create one with \"Allow access to your direct messages\" ticked and "
-                "set BLUESKY_APP_PASSWORD.") from None
-        except BadRequestError as exc:
-            raise SendRefused(self._by_hand(shown, text, f"Bluesky said: {exc}")) from None
+        except UnreadableAnswer as exc:  # it answered, but not as promised: it may have sent
+            raise SendUncertain(f"an unreadable answer from Bluesky's chat service ({exc})") \
+                from None
+        except httpx.TransportError as exc:  # atproto passes some (a dropped answer) as is
+            raise SendUncertain(f"{type(exc).__name__} from Bluesky's chat service") from None
+        except NetworkError as exc:
+            if may_have_arrived(exc):
+                raise SendUncertain(f"{type(exc.__cause__ or exc).__name__} from Bluesky's "
+                                    "chat service") from None
+            raise SendRefused(self._refusal(exc, shown)) from None
         except AtProtocolError as exc:
-            raise SendRefused(self._unreachable(exc)) from None
+            raise SendRefused(self._refusal(exc, shown)) from None
         return f"Sent to {shown} as a Bluesky chat message."
 
-    async def _check_allowed(self, did: str, shown: str, text: str) -> None:
+    async def _check_allowed(self, did: str, shown: str) -> None:
         profile = await self.client.call(self.client.api.app.bsky.actor.get_profile,
                                          params={"actor": did})
         allowed, setting = chat_allowed(as_dict(profile))
         if not allowed:
             reason = ("they accept chats from nobody" if setting == "none" else
                       "they accept chats only from people they follow")
-            raise SendRefused(self._by_hand(shown, text, reason))
+            raise SendRefused(self._closed(shown, reason))
+
+    def _refusal(self, exc: AtProtocolError, shown: str) -> str:
+        if isinstance(exc, UnauthorizedError):
+            return ("Bluesky refused the chat: the app password must allow direct messages. "
+                    "Create one with \"Allow access to your direct messages\" ticked and set "
+                    "BLUESKY_APP_PASSWORD")
+        if isinstance(exc, BadRequestError):
+            return self._closed(shown, f"Bluesky said: {exc}")
+        return self._unreachable(exc)
 
     @staticmethod
-    def _by_hand(shown: str, text: str, reason: str) -> str:
-        return (f"Not sent: {shown} cannot get a Bluesky chat from you ({reason}). Send it by "
-                f"hand instead (a reply or a mention):\n{text}")
+    def _closed(shown: str, reason: str) -> str:
+        return f"{shown} cannot get a Bluesky chat from you ({reason})."
 
     def _unreachable(self, exc: AtProtocolError) -> str:
         if isinstance(exc, RateLimitExceededError):
-            return "Not sent: Bluesky is rate limiting the bot. Try `send` again later."
+            return "Bluesky is rate limiting the bot. Try `send` again later."
         status = getattr(getattr(exc, "response", None), "status_code", None)
         detail = f"HTTP {status}" if isinstance(exc, RequestErrorBase) and status else \
             type(exc).__name__
-        return f"Not sent: cannot reach Bluesky ({detail}). Try `send` again later."
+        return f"I cannot reach Bluesky ({detail}). Try `send` again later."
+
+
+def may_have_arrived(exc: NetworkError) -> bool:
+    """Whether a failed ``sendMessage`` may still have reached the chat service: atproto
+    wraps the httpx error, which says whether a connection was ever made."""
+    cause = exc.__cause__
+    if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return False
+    return isinstance(cause, httpx.TransportError)
 
 
 def build_source(settings: Settings, *, clock: Clock = utcnow,

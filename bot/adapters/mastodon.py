@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import requests
@@ -32,6 +32,7 @@ from mastodon.errors import (
     MastodonAPIError,
     MastodonError,
     MastodonIOError,
+    MastodonNetworkError,
     MastodonNotFoundError,
     MastodonRatelimitError,
     MastodonServerError,
@@ -42,7 +43,7 @@ from bot.adapters import state
 from bot.adapters.limits import Backoff, RateLimiter, Sleep
 from bot.adapters.translate import mastodon_profile
 from bot.config import ConfigError, Settings
-from bot.context import Clock, SendRefused, utcnow
+from bot.context import Clock, utcnow
 from bot.events import (
     ConnectionsSevered,
     Event,
@@ -52,6 +53,10 @@ from bot.events import (
     SnapshotReceived,
     SourceChecked,
 )
+from bot.ports import SendRefused, SendUncertain
+
+if TYPE_CHECKING:
+    from storage.models import Handle
 
 log = logging.getLogger(__name__)
 
@@ -423,7 +428,10 @@ class MastodonSender:
     def __init__(self, client: MastodonClient) -> None:
         self.client = client
 
-    async def send_welcome(self, *, handle, text: str) -> str:
+    async def send_welcome(self, *, handle: Handle, text: str, via: str | None = None) -> str:
+        """Post ``text`` as a direct status mentioning the person (``via`` has no choices
+        here). Unreachable before sending is a refusal; a timeout or a connection dropped
+        once the request was out is ``SendUncertain``."""
         acct = (getattr(handle, "display_handle", "") or handle.handle).lstrip("@")
         status = f"@{acct} {text}"
         limit = await self.client.max_characters()
@@ -436,6 +444,11 @@ class MastodonSender:
         try:
             posted = await self.client.call(self.client.api.status_post, status,
                                             visibility="direct", idempotency_key=key)
+        except MastodonNetworkError as exc:
+            if may_have_arrived(exc):
+                raise SendUncertain(f"{type(exc.__context__).__name__} from "
+                                    f"{self.client.base_url}") from None
+            raise SendRefused(self._refusal(exc)) from None
         except MastodonError as exc:
             raise SendRefused(self._refusal(exc)) from None
         url = plain(posted).get("url") or ""
@@ -445,14 +458,28 @@ class MastodonSender:
         status = exc.args[1] if isinstance(exc, MastodonAPIError) and len(exc.args) > 1 else None
         if status in (401, 403) or isinstance(exc, MastodonUnauthorizedError):
             _, message = describe_failure(exc, self.client.base_url)
-            return f"Not sent: {message}"
+            return message
         if isinstance(exc, MastodonRatelimitError):
-            return "Not sent: Mastodon is rate limiting the bot. Try `send` again later."
+            return "Mastodon is rate limiting the bot. Try `send` again later."
         if status and 400 <= status < 500:
             detail = exc.args[3] if len(exc.args) > 3 and exc.args[3] else f"HTTP {status}"
-            return f"Not sent: Mastodon would not post it ({detail})."
-        return (f"Not sent: cannot reach your Mastodon instance at {self.client.base_url}. "
+            return f"Mastodon would not post it ({detail})."
+        return (f"I cannot reach your Mastodon instance at {self.client.base_url}. "
                 f"Try `send` again later.")
+
+
+def may_have_arrived(exc: MastodonNetworkError) -> bool:
+    """Whether a failed request may still have reached the instance: Mastodon.py wraps
+    the ``requests`` error, which says whether the connection was ever made."""
+    cause = exc.__context__
+    if isinstance(cause, requests.exceptions.ConnectTimeout):
+        return False
+    if isinstance(cause, requests.exceptions.ConnectionError):
+        reason = str(cause)
+        return not any(word in reason for word in (
+            "NewConnectionError", "Connection refused", "Name or service not known",
+            "Failed to resolve", "nodename nor servname"))
+    return isinstance(cause, requests.exceptions.Timeout | requests.exceptions.ChunkedEncodingError)
 
 
 def build_source(settings: Settings, *, clock: Clock = utcnow,
