@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
 from bot.arrivals import ArrivalQueue
@@ -151,6 +152,23 @@ class App:
                     log.exception("polling %s failed; will retry on the next poll",
                                   source.platform)
         await self.flush()
+
+    async def start_work(self, *, once: bool) -> AsyncIOScheduler | None:
+        """The lifecycle every surface shares: poll the sources, catch up on what came due
+        while the bot was down, then (unless ``once``) keep polling and sweeping on timers.
+        Returns the running scheduler for the caller to shut down (None with ``once``)."""
+        from bot.scheduler import build_scheduler
+
+        await self.poll_sources()
+        await self.catch_up()
+        if once:
+            return None
+        scheduler = build_scheduler([
+            ("sweep", self.sweep, self.settings.sweep_seconds),
+            ("poll", self.poll_sources, self.settings.poll_minutes * 60),
+        ])
+        scheduler.start()
+        return scheduler
 
     @asynccontextmanager
     async def account_lease(self, platform: str) -> AsyncIterator[bool]:

@@ -17,12 +17,11 @@ from pathlib import Path
 import click
 
 from bot import __version__
+from bot.errors import UserError
+
+__all__ = ["UserError", "main"]
 
 USER_ERROR_EXIT = 2
-
-
-class UserError(Exception):
-    """Anything the user can fix; its message is printed as is."""
 
 
 @contextmanager

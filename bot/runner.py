@@ -35,7 +35,8 @@ async def run_console(app: App) -> None:
         await app.handle(CommandReceived(owner_ref=app.settings.owner_ref, text=line))
 
 
-SOURCE_MODULES = ("bot.adapters.x", "bot.adapters.mastodon", "bot.adapters.bluesky")
+SOURCE_MODULES = ("bot.adapters.x.adapter", "bot.adapters.mastodon.adapter",
+                  "bot.adapters.bluesky.adapter")
 
 
 def configured_sources(settings) -> list:
@@ -80,7 +81,7 @@ async def run_bot(settings, db_url: str | None, *, once: bool, as_json: bool) ->
     sources = configured_sources(settings)
     try:
         if settings.discord_token is not None and settings.discord_token.get_secret_value():
-            from bot.adapters.discord import run_discord
+            from bot.adapters.discord.run import run_discord
 
             freeze_startup_objects()
             await run_discord(settings, engine, sources=sources, once=once)
@@ -93,18 +94,10 @@ async def run_bot(settings, db_url: str | None, *, once: bool, as_json: bool) ->
 
 
 async def _run_app(app: App, settings, *, once: bool) -> None:
-    from bot.scheduler import build_scheduler
-
     freeze_startup_objects()
-    await app.poll_sources()
-    await app.catch_up()
-    if once:
+    scheduler = await app.start_work(once=once)
+    if scheduler is None:
         return
-    scheduler = build_scheduler([
-        ("sweep", app.sweep, settings.sweep_seconds),
-        ("poll", app.poll_sources, settings.poll_minutes * 60),
-    ])
-    scheduler.start()
     try:
         if sys.stdin.isatty():
             async for line in read_lines(prompt="you> "):

@@ -21,9 +21,9 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlmodel import col
 
+from bot import platforms
 from bot.context import Context, ContextOpener
 from bot.ports import SendRefused, SendUncertain, WelcomeSender
-from handlers import drafting
 from storage import repo
 from storage.models import Contact, Draft, Handle
 
@@ -36,7 +36,7 @@ SENDABLE = ("pending", "expired", "uncertain")
 
 
 def platform_name(platform: str) -> str:
-    return drafting.PLATFORM_NAMES.get(platform, platform)
+    return platforms.name(platform)
 
 
 def claim(ctx: Context, draft: Draft, *, to: str, allowed: tuple[str, ...]) -> bool:
@@ -178,15 +178,7 @@ def fallback_text(draft: Draft, handle: Handle) -> str:
     """How to send it by hand on that platform, with the exact text."""
     who = handle.display_handle or handle.handle
     profile_url = json.loads(handle.profile_json or "{}").get("url") or ""
-    ways = {
-        "mastodon": f"Send it yourself as a private mention to @{who.lstrip('@')}"
-                    + (f" ({profile_url})" if profile_url.startswith("http") else ""),
-        "bluesky": f"Message them yourself at https://bsky.app/profile/{who.lstrip('@')} "
-                   "(or reply to one of their posts if their chat is closed)",
-        "discord": f"Post it yourself in your welcome channel, mentioning @{who}, "
-                   "or send them a message",
-    }
-    how = ways.get(draft.platform, f"Send it yourself to {who}")
+    how = platforms.get(draft.platform).by_hand_hint(who, profile_url)
     lines = [f"{how}, then reply `sent {draft.id}` so I record it. The text:"]
     lines += [f"  {line}" for line in draft.text.splitlines()]
     return "\n".join(lines)

@@ -25,7 +25,9 @@ from datetime import UTC, datetime
 import discord
 from sqlmodel import Session, col, select
 
-from bot.adapters.discord import DiscordOwner, DiscordSurface, PlnbotClient, startup_error
+from bot.adapters.discord.client import DiscordOwner, PlnbotClient
+from bot.adapters.discord.run import startup_error
+from bot.adapters.discord.surface import DiscordSurface
 from bot.config import Settings
 from bot.events import Event
 from bot.owners import discord_ref, discord_user_id

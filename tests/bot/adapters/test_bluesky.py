@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 from sqlmodel import Session, select
 
-from bot.adapters import bluesky as bluesky_adapter
-from bot.adapters.bluesky import build_source, chat_allowed, grapheme_count
+from bot.adapters.bluesky import adapter as bluesky_adapter
+from bot.adapters.bluesky.adapter import build_source, chat_allowed, grapheme_count
 from bot.app import App
 from bot.config import ConfigError
 from bot.context import SendRefused
