@@ -50,6 +50,20 @@ def friendly(func: Callable) -> Callable:
     return wrapper
 
 
+class SnapshotPlatform(click.Choice):
+    """The platforms whose follower lists ``sync --snapshot`` reads, from the platform
+    registry when first needed (so ``plnbot --version`` loads no platform)."""
+
+    def __init__(self) -> None:
+        self.case_sensitive = True
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        from bot import platforms
+
+        return tuple(p.id for p in platforms.registry().values() if p.snapshot is not None)
+
+
 db_option = click.option(
     "--db", "db_url", metavar="URL", default=None,
     help="SQLAlchemy database URL (overrides DATABASE_URL).",
@@ -145,7 +159,7 @@ def run(once: bool, worker: bool, as_json: bool, db_url: str | None) -> None:
 
 @main.command()
 @click.option(
-    "--platform", required=True, type=click.Choice(["x", "mastodon", "bluesky", "discord"])
+    "--platform", required=True, type=SnapshotPlatform()
 )
 @click.option("--snapshot", "snapshot", required=True, metavar="FILE",
               help="The platform's own JSON list of your current followers/members.")

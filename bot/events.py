@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-PLATFORMS = ("x", "mastodon", "bluesky", "discord", "console")
-
 
 @dataclass(frozen=True)
 class Profile:

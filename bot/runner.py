@@ -35,21 +35,17 @@ async def run_console(app: App) -> None:
         await app.handle(CommandReceived(owner_ref=app.settings.owner_ref, text=line))
 
 
-SOURCE_MODULES = ("bot.adapters.x.adapter", "bot.adapters.mastodon.adapter",
-                  "bot.adapters.bluesky.adapter")
-
-
 def configured_sources(settings) -> list:
     """Every connection source whose configuration is present (see config.example.env).
 
-    Each module in ``SOURCE_MODULES`` offers ``build_source(settings)``, returning a
+    Each registered platform's adapter may offer ``build_source(settings)``, returning a
     source or None when its platform is not configured.
     """
-    import importlib
+    from bot import platforms
 
     sources = []
-    for module_name in SOURCE_MODULES:
-        source = importlib.import_module(module_name).build_source(settings)
+    for platform in platforms.registry().values():
+        source = platform.build_source(settings)
         if source is not None:
             sources.append(source)
     return sources
@@ -58,9 +54,16 @@ def configured_sources(settings) -> list:
 def configured_senders(settings) -> dict:
     """The welcome senders of every configured platform, built as ``plnbot run`` builds
     them, for ``plnbot console`` (which answers drafts but polls nothing)."""
+    from bot import platforms
     from bot.ports import senders_of
 
-    return senders_of(configured_sources(settings))
+    senders = senders_of(configured_sources(settings))
+    for platform in platforms.registry().values():
+        if platform.id not in senders:
+            sender = platform.build_sender(settings)
+            if sender is not None:
+                senders[platform.id] = sender
+    return senders
 
 
 def close_sources(sources) -> None:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
+import aiohttp
 import discord
 
 from bot.adapters.discord.surface import describe
 from bot.adapters.discord.text import nonce_for, split_message
-from bot.ports import SendRefused
+from bot.ports import SendRefused, SendUncertain
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from storage.models import Handle
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +34,19 @@ class DiscordWelcomeSender:
         self.client = client
         self.channel_id = channel_id
 
-    async def send_welcome(self, *, handle: Any, text: str, via: str | None = None) -> str:
+    async def send_welcome(self, *, handle: Handle, text: str, via: str | None = None) -> str:
+        """Post or DM ``text``; a connection that drops once a request is out is
+        ``SendUncertain`` (Discord may have posted it), one never made is refused."""
+        try:
+            return await self._send(handle=handle, text=text, via=via)
+        except aiohttp.ClientConnectorError as exc:
+            raise SendRefused(f"I cannot reach Discord ({exc.os_error or type(exc).__name__}). "
+                              "Try `send` again later.") from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
+                aiohttp.ClientOSError, TimeoutError) as exc:
+            raise SendUncertain(f"{type(exc).__name__} from Discord") from None
+
+    async def _send(self, *, handle: Handle, text: str, via: str | None) -> str:
         if via not in (None, "channel", "dm"):
             raise SendRefused(f"I can send Discord welcomes by `channel` or `dm`, not {via!r}.")
         if self.client.user is None:
@@ -48,8 +65,8 @@ class DiscordWelcomeSender:
         if self.channel_id is None:
             raise SendRefused(
                 f"{name} does not accept DMs from the bot and no welcome channel is set "
-                "(DISCORD_WELCOME_CHANNEL_ID), so nothing was sent; greet them in the server "
-                "yourself, or set a welcome channel and send again."
+                "(DISCORD_WELCOME_CHANNEL_ID); greet them in the server yourself, or set a "
+                "welcome channel and send again."
             )
         where = await self.post_in_channel(member_id, text)
         return f"{name} does not accept DMs from the bot, so I posted your welcome in {where}."
@@ -85,3 +102,35 @@ class DiscordWelcomeSender:
             raise SendRefused(f"Discord did not take the post ({describe(exc)}); "
                               "try again later.") from exc
         return f"#{getattr(channel, 'name', self.channel_id)}"
+
+
+class ConsoleDiscordSender(DiscordWelcomeSender):
+    """The Discord sender for a process without the gateway (``plnbot console``): it
+    logs in over HTTP on the first welcome, which is all a post or a DM needs."""
+
+    def __init__(self, token: str, channel_id: int | None) -> None:
+        super().__init__(discord.Client(intents=discord.Intents.none(),
+                                        allowed_mentions=discord.AllowedMentions.none()),
+                         channel_id)
+        self._token = token
+
+    async def _send(self, *, handle: Handle, text: str, via: str | None) -> str:
+        if self.client.user is None:
+            try:
+                await self.client.login(self._token)
+            except discord.LoginFailure:
+                raise SendRefused("Discord rejected DISCORD_TOKEN; copy the bot token again "
+                                  "and set DISCORD_TOKEN.") from None
+            except discord.HTTPException as exc:
+                raise SendRefused(f"Discord refused the login ({describe(exc)}). Try `send` "
+                                  "again later.") from None
+        return await super()._send(handle=handle, text=text, via=via)
+
+
+def build_sender(settings: Settings) -> DiscordWelcomeSender | None:
+    """The sender ``plnbot console`` uses when DISCORD_TOKEN is set (``plnbot run``
+    builds its own over the connected client: ``run.build_app``)."""
+    token = settings.discord_token.get_secret_value() if settings.discord_token else ""
+    if not token.strip():
+        return None
+    return ConsoleDiscordSender(token.strip(), settings.discord_welcome_channel_id)
