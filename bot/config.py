@@ -89,6 +89,11 @@ class Settings(BaseSettings):
                 if isinstance(v, SecretStr) and v.get_secret_value()]
 
 
+def secret(value: SecretStr | None) -> str:
+    """A secret setting's value, or "" when it is not set."""
+    return value.get_secret_value() if value is not None else ""
+
+
 def load_settings(**overrides) -> Settings:
     """Read the settings, turning validation errors into one readable ConfigError."""
     try:

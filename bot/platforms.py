@@ -82,6 +82,11 @@ class Platform:
     order: int = 100  # where it comes in lists (the first platforms kept their order)
 
     # -- what the core asks ---------------------------------------------------------------
+    @property
+    def keys(self) -> Snapshot:
+        """The snapshot keys (plain defaults for a platform without snapshots)."""
+        return self.snapshot or Snapshot(id_key="id")
+
     def length(self, text: str) -> int:
         """What the platform counts: graphemes or characters."""
         if self.counts == "graphemes":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from handlers import periodic
 from storage.db import session_scope
@@ -48,3 +48,24 @@ def mark_run(engine: Engine, *, owner_id: int, job: str, at: datetime) -> None:
         seen = periodic.last_run(session, owner=owner, job=job)
         if seen is None or at > seen:
             periodic.mark_run(session, owner=owner, job=job, at=at)
+
+
+def owner_id_of(engine: Engine, ref: str) -> int | None:
+    """The id of the owner enrolled as ``ref`` (``discord:<user id>``), or None."""
+    with Session(engine) as session:
+        return session.exec(select(Owner.id).where(Owner.external_ref == ref)).first()
+
+
+def owners_with_prefix(engine: Engine, prefix: str) -> list[tuple[int, str]]:
+    """``(id, external_ref)`` of every owner whose ref starts with ``prefix``, by id."""
+    with Session(engine) as session:
+        rows = session.exec(select(Owner.id, Owner.external_ref).where(
+            col(Owner.external_ref).startswith(prefix)).order_by(col(Owner.id))).all()
+    return [(owner_id, ref) for owner_id, ref in rows if owner_id is not None]
+
+
+def owner_since(engine: Engine, owner_id: int) -> datetime | None:
+    """When the owner was enrolled."""
+    with Session(engine) as session:
+        owner = session.get(Owner, owner_id)
+        return owner.created_at if owner is not None else None

@@ -29,8 +29,8 @@ WHITESPACE = " \t\r\n"
 # What a person's id is and what makes their profile "changed", per platform. The
 # checksum covers the fields plnbot shows and understands, not counters.
 # (Both come from each platform's ``Snapshot`` in the registry.)
-ID_KEYS = platforms.View(lambda p: p.snapshot.id_key, only=lambda p: p.snapshot is not None)
-CHECKSUM_KEYS = platforms.View(lambda p: p.snapshot.checksum_keys,
+ID_KEYS = platforms.View(lambda p: p.keys.id_key, only=lambda p: p.snapshot is not None)
+CHECKSUM_KEYS = platforms.View(lambda p: p.keys.checksum_keys,
                                only=lambda p: p.snapshot is not None)
 
 
@@ -38,7 +38,7 @@ def person_of(platform: str, item: Any) -> dict:
     """The object that holds the id (a Discord member wraps its user)."""
     if not isinstance(item, dict):
         raise SnapshotError("an entry is not a JSON object")
-    wrapper = platforms.get(platform).snapshot.person_key
+    wrapper = platforms.get(platform).keys.person_key
     if wrapper:
         return item.get(wrapper) or item
     return item
@@ -86,7 +86,8 @@ class SnapshotFile:
 
     def profiles(self, wanted: Collection[str]) -> Iterator[Profile]:
         """``Profile``s of the ``wanted`` ids, in file order (pages decoded once each)."""
-        translate, page = TRANSLATORS[self.platform], (None, None)
+        translate = TRANSLATORS[self.platform]
+        page: tuple[int | None, Any] = (None, None)
         for position, external_id in enumerate(self._checksums):
             if external_id not in wanted:
                 continue
@@ -186,14 +187,14 @@ def is_page(platform: str, value: Any) -> bool:
     if key and isinstance(value.get(key), list):
         return True
     return any(isinstance(value.get(other), list)
-               for other in platforms.get(platform).snapshot.other_page_keys)
+               for other in platforms.get(platform).keys.other_page_keys)
 
 
 def items_of_page(platform: str, page: dict) -> list:
     key = PAGE_KEYS[platform]
     if key and key in page:
         return page[key] or []
-    for other in platforms.get(platform).snapshot.other_page_keys:
+    for other in platforms.get(platform).keys.other_page_keys:
         if other in page:
             return page[other] or []
     return []

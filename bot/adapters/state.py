@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from storage import connections as store
 from storage import repo
@@ -52,7 +52,7 @@ def _account(session, app: App, platform: str) -> Account:
 def load_state(app: App, platform: str) -> SourceState:
     with session_scope(app.engine) as session:
         account = _account(session, app, platform)
-        recheck = store.recheck_due(session, owner=session.get(Owner, app.owner_id),
+        recheck = store.recheck_due(session, owner=session.get_one(Owner, app.owner_id),
                                     account=account, now=app.clock())
         return SourceState(account.baseline_done, account.cursor, account.last_reconciled_at,
                            recheck_due=recheck)
@@ -71,7 +71,7 @@ def connected_handles(app: App, platform: str, kind: str = "follower") -> dict[s
         account = _account(session, app, platform)
         rows = session.exec(
             select(Handle.external_id, Handle.handle)
-            .join(Connection, Connection.handle_id == Handle.id)
+            .join(Connection, col(Connection.handle_id) == col(Handle.id))
             .where(Connection.account_id == account.id, Connection.kind == kind)
         )
         return {external_id: handle for external_id, handle in rows}

@@ -85,7 +85,7 @@ def discord_profile(member: dict[str, Any]) -> Profile:
 TRANSLATORS: Mapping[str, Callable[[dict[str, Any]], Profile]] = platforms.View(
     lambda p: p.translate, only=lambda p: p.translate is not None and p.snapshot is not None)
 PAGE_KEYS: Mapping[str, str | None] = platforms.View(
-    lambda p: p.snapshot.page_key, only=lambda p: p.snapshot is not None)
+    lambda p: p.keys.page_key, only=lambda p: p.snapshot is not None)
 
 
 def _items(platform: str, document: Any) -> Iterable[dict[str, Any]]:
@@ -94,7 +94,7 @@ def _items(platform: str, document: Any) -> Iterable[dict[str, Any]]:
     if isinstance(document, dict):
         if key and key in document:
             return document[key] or []
-        for other in platforms.get(platform).snapshot.other_page_keys:
+        for other in platforms.get(platform).keys.other_page_keys:
             if other in document:
                 return document[other] or []
         raise SnapshotError(

@@ -40,7 +40,7 @@ from atproto_core.exceptions import AtProtocolError
 from bot.adapters import state
 from bot.adapters.limits import Backoff, RateLimiter, Sleep
 from bot.adapters.translate import bluesky_profile
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, secret
 from bot.context import Clock, utcnow
 from bot.events import NewConnection, Profile, SnapshotReceived, SourceChecked
 from bot.ports import SendRefused, SendUncertain
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PLATFORM = "bluesky"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # sorts an undated notification first
 DEFAULT_BASE_URL = "https://bsky.social"
 NOTIFICATION_PAGE = 50
 FOLLOWER_PAGE = 100
@@ -98,7 +99,7 @@ class BlueskyClient:
     async def ensure_login(self) -> str:
         """Log in once (``createSession``); the client refreshes the session itself."""
         if self.did is None:
-            await self.call(self.api.login, self.login_handle, self._password.get_secret_value(),
+            await self.call(self.api.login, self.login_handle, secret(self._password),
                             fetch_bsky_profile=False)
             session = self.api._session
             self.did, self.handle = session.did, session.handle
@@ -229,7 +230,7 @@ class BlueskySource:
             if len(fresh) < len(page.notifications) or not page.cursor:
                 break
             page_cursor = page.cursor
-        return sorted(found, key=lambda n: parse_time(n.indexed_at))
+        return sorted(found, key=lambda n: parse_time(n.indexed_at) or EPOCH)
 
     async def _catch_up(self, app, seen: str) -> None:
         notifications = await self.fetch_since(seen)

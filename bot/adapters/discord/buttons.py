@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from contextlib import suppress
+from typing import Protocol, cast
 
 import discord
 
@@ -31,13 +32,30 @@ BUTTON_LOOKS = {
 BUTTON_COMMANDS = {"send": "send {id}", "senddm": "send {id} dm", "skip": "skip {id}"}
 
 
+class DraftDecider(Protocol):
+    """What the buttons and the edit box need of the client (``PlnbotClient``)."""
+
+    async def owner_only(self, interaction: discord.Interaction) -> bool: ...
+
+    async def press_draft_button(self, interaction: discord.Interaction, action: str,
+                                 draft_id: int) -> None: ...
+
+    async def submit_edit(self, interaction: discord.Interaction, draft_id: int,
+                          text: str) -> None: ...
+
+
+def decider(interaction: discord.Interaction) -> DraftDecider:
+    """The plnbot client behind ``interaction`` (discord.py types it as any Client)."""
+    return cast(DraftDecider, interaction.client)
+
+
 class DraftButton(discord.ui.DynamicItem[discord.ui.Button], template=DRAFT_BUTTON):
     """A decision on one draft; the draft id lives in the custom id, so the button
     still works after a restart (registered with ``Client.add_dynamic_items``)."""
 
     def __init__(self, action: str, draft_id: int) -> None:
         label, style = BUTTON_LOOKS[action]
-        button = discord.ui.Button(
+        button: discord.ui.Button[discord.ui.View] = discord.ui.Button(
             label=label, style=style, custom_id=f"plnbot:draft:{action}:{draft_id}"
         )
         super().__init__(button)
@@ -49,10 +67,10 @@ class DraftButton(discord.ui.DynamicItem[discord.ui.Button], template=DRAFT_BUTT
         return cls(match["action"], int(match["draft_id"]))
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
-        return await interaction.client.owner_only(interaction)
+        return await decider(interaction).owner_only(interaction)
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await interaction.client.press_draft_button(interaction, self.action, self.draft_id)
+        await decider(interaction).press_draft_button(interaction, self.action, self.draft_id)
 
 
 def draft_view(draft_id: int, *, offer_dm: bool = False) -> discord.ui.View:
@@ -70,13 +88,13 @@ class EditDraftModal(discord.ui.Modal):
     def __init__(self, draft_id: int, text: str) -> None:
         super().__init__(title=f"Edit draft #{draft_id}", timeout=None)
         self.draft_id = draft_id
-        self.text = discord.ui.TextInput(
+        self.text: discord.ui.TextInput[EditDraftModal] = discord.ui.TextInput(
             style=discord.TextStyle.paragraph, default=text[:4000], max_length=4000
         )
         self.add_item(discord.ui.Label(text="Your welcome", component=self.text))
 
     async def on_submit(self, interaction: discord.Interaction, /) -> None:
-        await interaction.client.submit_edit(interaction, self.draft_id, self.text.value)
+        await decider(interaction).submit_edit(interaction, self.draft_id, self.text.value)
 
 
 

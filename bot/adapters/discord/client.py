@@ -13,6 +13,7 @@ from typing import Any
 
 import discord
 from discord import app_commands
+from sqlalchemy.engine import Engine
 
 from bot import queries
 from bot.adapters.discord import PLATFORM_ID as PLATFORM
@@ -104,11 +105,11 @@ class PlnbotClient(discord.Client):
         super().__init__(intents=intents_for(settings),
                          allowed_mentions=discord.AllowedMentions.none())
         self.settings = settings
-        self.owner_user_id = settings.discord_owner_id
+        self.owner_user_id: int = settings.discord_owner_id or 0  # 0: none (workers)
         self.guild_id = settings.discord_guild_id
         self.once = once
         self.startup_timeout = startup_timeout
-        self.app: App | None = None
+        self._app: App | None = None
         self.tree = app_commands.CommandTree(self)
         for command in slash_commands(self.run_slash):
             self.tree.add_command(command)
@@ -120,6 +121,21 @@ class PlnbotClient(discord.Client):
         self.watchdog: asyncio.Task | None = None
         self._connected = asyncio.Event()
         self._started = False
+
+    @property
+    def app(self) -> App:
+        """The app this client hands its events to (set before it runs)."""
+        if self._app is None:
+            raise RuntimeError("the Discord client has no app yet")
+        return self._app
+
+    @app.setter
+    def app(self, app: App) -> None:
+        self._app = app
+
+    @property
+    def engine(self) -> Engine:
+        return self.app.engine
 
     # lifecycle
 
@@ -230,7 +246,7 @@ class PlnbotClient(discord.Client):
     def baseline_recorded(self) -> bool:
         """After the first member list, a reconnect's re-read is silent unless
         something changed (no "no changes" DM on every reconnect)."""
-        return queries.baseline_done(self.app.engine, owner_id=self.app.owner_id,
+        return queries.baseline_done(self.engine, owner_id=self.app.owner_id,
                                       platform=PLATFORM)
 
     def is_person(self, member: discord.Member | discord.User) -> bool:
@@ -259,6 +275,13 @@ class PlnbotClient(discord.Client):
         if user_id != self.owner_user_id:
             return None
         return DiscordOwner(user_id=user_id, ref=self.settings.owner_ref, id=self.app.owner_id)
+
+    def owner_id(self, owner: DiscordOwner | None) -> int:
+        """The owner row of ``owner``, or of DISCORD_OWNER_ID when None."""
+        found = owner or self.owner_of(self.owner_user_id)
+        if found is None:
+            raise LookupError("no owner for this Discord user")
+        return found.id
 
     def dm_owners(self) -> list[DiscordOwner]:
         """Whose DMs to catch up on after (re)connecting."""
@@ -310,12 +333,12 @@ class PlnbotClient(discord.Client):
             await self.on_message(message)
 
     def last_read(self, owner: DiscordOwner | None = None) -> datetime | None:
-        owner_id = (owner or self.owner_of(self.owner_user_id)).id
-        return queries.last_run(self.app.engine, owner_id=owner_id, job=DM_READ_JOB)
+        owner_id = self.owner_id(owner)
+        return queries.last_run(self.engine, owner_id=owner_id, job=DM_READ_JOB)
 
     def mark_read(self, at: datetime, owner: DiscordOwner | None = None) -> None:
-        owner_id = (owner or self.owner_of(self.owner_user_id)).id
-        queries.mark_run(self.app.engine, owner_id=owner_id, job=DM_READ_JOB, at=at)
+        owner_id = self.owner_id(owner)
+        queries.mark_run(self.engine, owner_id=owner_id, job=DM_READ_JOB, at=at)
 
     async def decline(self, message: discord.Message) -> None:
         """Say once per person (per run) that this bot is not theirs to use."""
@@ -387,5 +410,5 @@ class PlnbotClient(discord.Client):
             await retire_buttons(interaction.message)
 
     def find_draft(self, draft_id: int, owner: DiscordOwner | None = None) -> Draft | None:
-        owner_id = (owner or self.owner_of(self.owner_user_id)).id
-        return queries.draft_of(self.app.engine, owner_id=owner_id, draft_id=draft_id)
+        owner_id = self.owner_id(owner)
+        return queries.draft_of(self.engine, owner_id=owner_id, draft_id=draft_id)

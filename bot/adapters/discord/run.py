@@ -14,7 +14,7 @@ from bot.adapters.discord.client import PORTAL, PlnbotClient, SerialApp
 from bot.adapters.discord.sender import DiscordWelcomeSender
 from bot.adapters.discord.surface import DiscordSurface, describe
 from bot.app import App
-from bot.config import Settings
+from bot.config import Settings, secret
 from bot.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ async def run_discord(settings: Settings, engine: Engine, *, sources: list | tup
     check_settings(settings)
     client = PlnbotClient(settings, once=once)
     build_app(settings, engine, client, sources=sources)
-    await serve(client, settings.discord_token.get_secret_value())
+    await serve(client, secret(settings.discord_token))
 
 
 async def serve(client: PlnbotClient, token: str) -> None:
@@ -94,7 +94,8 @@ async def serve(client: PlnbotClient, token: str) -> None:
             try:
                 await client.main_task
             except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
                     raise  # we were interrupted; ``finish`` only stops the client
     except Exception as exc:
         error = startup_error(exc)

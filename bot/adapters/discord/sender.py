@@ -86,9 +86,15 @@ class DiscordWelcomeSender:
         mention = discord.AllowedMentions(
             users=[discord.Object(id=member_id)], everyone=False, roles=False
         )
+        if self.channel_id is None:
+            raise SendRefused("No welcome channel is set (DISCORD_WELCOME_CHANNEL_ID); "
+                              "send it by `dm`, or set one.")
         try:
             channel = self.client.get_channel(self.channel_id) or await self.client.fetch_channel(
                 self.channel_id)
+            if not isinstance(channel, discord.abc.Messageable):
+                raise SendRefused(f"DISCORD_WELCOME_CHANNEL_ID={self.channel_id} is not a "
+                                  "channel the bot can post in; give a text channel's id.")
             for index, part in enumerate(split_message(f"<@{member_id}> {text}")):
                 await channel.send(part, allowed_mentions=mention,
                                    nonce=nonce_for(f"welcome:{self.channel_id}:{text}", index))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import discord
@@ -69,7 +69,7 @@ def _slash_callback(spec: CommandSpec, run: SlashRunner):
     return app_commands.describe(arguments=clip(usage))(optional)
 
 
-def command_fingerprint(payloads: list[dict[str, Any]]) -> set[tuple]:
+def command_fingerprint(payloads: Iterable[Any]) -> set[tuple]:
     """What matters of registered commands, to sync only when something changed."""
     return {
         (

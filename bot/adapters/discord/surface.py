@@ -46,10 +46,12 @@ class DiscordSurface:
     @property
     def channel(self) -> discord.abc.Messageable | None:
         """The single owner's DM channel, once opened."""
-        return self.channels.get(self.owner_user_id)
+        return self.channels.get(self.owner_user_id) if self.owner_user_id else None
 
     @channel.setter
     def channel(self, channel: discord.abc.Messageable) -> None:
+        if self.owner_user_id is None:
+            raise DiscordUnavailable("a surface serving many owners has no one channel")
         self.channels[self.owner_user_id] = channel
 
     async def send(self, message: OutgoingMessage) -> None:

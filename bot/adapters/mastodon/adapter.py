@@ -42,7 +42,7 @@ from mastodon.errors import (
 from bot.adapters import state
 from bot.adapters.limits import Backoff, RateLimiter, Sleep
 from bot.adapters.translate import mastodon_profile
-from bot.config import ConfigError, Settings
+from bot.config import ConfigError, Settings, secret
 from bot.context import Clock, utcnow
 from bot.events import (
     ConnectionsSevered,
@@ -82,12 +82,12 @@ class MastodonClient:
         http = http or requests.Session()
         http.hooks["response"].append(self._observe)
         self.api = Mastodon(
-            access_token=settings.mastodon_access_token.get_secret_value(),
+            access_token=secret(settings.mastodon_access_token),
             api_base_url=self.base_url, ratelimit_method="throw", session=http,
             request_timeout=REQUEST_TIMEOUT, version_check_mode="none", user_agent="plnbot",
         )
         self.me: dict[str, Any] | None = None
-        self.domain = urlparse(self.api.api_base_url).netloc
+        self.domain: str = urlparse(str(self.api.api_base_url)).netloc
         self._max_characters: int | None = None
 
     def _observe(self, response: requests.Response, *args, **kwargs) -> None:
@@ -380,7 +380,8 @@ class MastodonSource:
             asyncio.run_coroutine_threadsafe(self._streamed(app, notification), loop)
 
         try:
-            self.stream = await asyncio.to_thread(
+            # with run_async=True it returns the stream's handle (its stubs say None)
+            self.stream = await asyncio.to_thread(  # type: ignore[func-returns-value]
                 self.client.api.stream_user, _Listener(deliver), run_async=True)
         except MastodonError as exc:
             log.warning("cannot open the Mastodon stream (%s); polling instead",

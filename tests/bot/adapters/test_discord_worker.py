@@ -140,7 +140,7 @@ async def test_a_dm_from_an_enrolled_owner_is_answered_to_that_owner_only(client
     [reply] = client.discord.said_to(ADA_ID)
     assert "water the plants" in reply
     assert client.discord.said_to(BEN_ID) == []
-    with Session(client.app.engine) as session:
+    with Session(client.engine) as session:
         [reminder] = session.exec(select(Reminder)).all()
         assert session.get(Owner, reminder.owner_id).external_ref == f"discord:{ADA_ID}"
 
