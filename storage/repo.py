@@ -88,6 +88,14 @@ def get_or_create_owner(
     return owner
 
 
+def save_source_cursor(session: Session, *, owner: Owner, platform: str, cursor: str) -> None:
+    """Where the owner's ``platform`` source has got to, in the caller's transaction (the
+    one that stores what the source found up to there)."""
+    account = get_or_create_account(session, owner=owner, platform=platform)
+    account.cursor = cursor
+    session.add(account)
+
+
 def get_or_create_account(
     session: Session, *, owner: Owner, platform: str, external_id: str = "", handle: str = ""
 ) -> Account:

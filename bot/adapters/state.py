@@ -1,9 +1,11 @@
 """A polling source's own durable state: its cursor and when it last reconciled.
 
 Sources keep their place in the database (``Account.cursor``), never in memory, so a
-restart resumes where the last committed poll stopped. The cursor is saved only
-*after* the events it covers were handled: a crash in between re-delivers them, and
-the handlers treat a repeated arrival as already known, so nothing is lost or doubled.
+restart resumes where the last committed poll stopped. A source never saves its cursor
+itself: it puts it on the event that covers the people up to there
+(``Event.cursor``), and the dispatcher saves it in that event's own transaction. A
+failed dispatch or a crash leaves it where it was, so the people are fetched again,
+and the handlers treat a repeated arrival as already known: nothing is lost or doubled.
 """
 
 from __future__ import annotations
@@ -56,13 +58,6 @@ def load_state(app: App, platform: str) -> SourceState:
                                     account=account, now=app.clock())
         return SourceState(account.baseline_done, account.cursor, account.last_reconciled_at,
                            recheck_due=recheck)
-
-
-def save_cursor(app: App, platform: str, cursor: str) -> None:
-    with session_scope(app.engine) as session:
-        account = _account(session, app, platform)
-        account.cursor = cursor
-        session.add(account)
 
 
 def connected_handles(app: App, platform: str, kind: str = "follower") -> dict[str, str]:

@@ -46,6 +46,7 @@ class Harness:
     # patch of this process's HTTP client)
     over_http: bool = True
     sends: bool = True  # False: the owner sends it by link; the platform gets nothing
+    polls: bool = True  # False: arrivals are live events (a gateway), never fetched again
     fake: Any = None
     people: dict[str, str] = field(default_factory=dict)  # name → id on the platform
 
@@ -235,7 +236,7 @@ def discord() -> Iterator[Harness]:
             yield DiscordHarness("discord", {
                 "DISCORD_TOKEN": fake.token, "DISCORD_OWNER_ID": str(discord_mocks.OWNER_ID),
                 "DISCORD_GUILD_ID": str(discord_mocks.GUILD_ID),
-                "DISCORD_WELCOME_CHANNEL_ID": channel}, over_http=False, fake=fake)
+                "DISCORD_WELCOME_CHANNEL_ID": channel}, over_http=False, polls=False, fake=fake)
         finally:
             discord_py.http.Route.BASE = saved
 

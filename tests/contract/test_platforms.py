@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from bot import platforms
 from bot.app import App, open_database
-from bot.events import CommandReceived
+from bot.events import ArrivalsReceived, CommandReceived, NewConnection
 from storage.models import Draft
 from tests.conftest import make_settings
 from tests.contract.harnesses import compose_recipient, harness_for
@@ -153,3 +153,31 @@ def test_every_platform_declares_its_secrets_as_secret_settings():
         for name in platform.secrets:
             assert name in fields, f"{platform.id}: no setting {name}"
             assert fields[name].annotation in (SecretStr, SecretStr | None), name
+
+
+async def test_a_failed_write_leaves_the_source_where_it_was(bot, harness, monkeypatch):
+    """The cursor moves in the transaction that stores the arrivals: when that fails,
+    the next poll fetches the same person again instead of skipping them."""
+    if not harness.polls:
+        pytest.skip(f"{harness.platform}: arrivals come as live events, not by polling")
+    await harness.baseline(bot)
+    bot.surface.pop()
+    original, failed = bot.dispatcher.handlers_for, []
+
+    def handlers_for(event):
+        found = original(event)
+        if isinstance(event, NewConnection | ArrivalsReceived) and not failed:
+            failed.append(event)
+
+            async def database_went_away(event, ctx):
+                raise RuntimeError("the database went away")
+
+            return [*found, database_went_away]
+        return found
+
+    monkeypatch.setattr(bot.dispatcher, "handlers_for", handlers_for)
+    await harness.arrival(bot, "Ada Lovelace")
+    assert failed and not [m for m in bot.surface.pop() if m.kind == "new_connection"]
+    await bot.poll_sources()
+    [message] = [m for m in bot.surface.pop() if m.kind == "new_connection"]
+    assert message.fields["contact"]["name"] == "Ada Lovelace"

@@ -42,7 +42,14 @@ from bot.adapters.limits import Backoff, RateLimiter, Sleep
 from bot.adapters.translate import bluesky_profile
 from bot.config import ConfigError, Settings, secret
 from bot.context import Clock, utcnow
-from bot.events import NewConnection, Profile, SnapshotReceived, SourceChecked
+from bot.events import (
+    CursorMoved,
+    NewConnection,
+    Profile,
+    SnapshotReceived,
+    SourceChecked,
+    SourceCursor,
+)
 from bot.ports import SendRefused, SendUncertain
 
 if TYPE_CHECKING:
@@ -190,7 +197,8 @@ class BlueskySource:
         current = state.load_state(app, PLATFORM)
         if current.cursor is None:
             newest = await self._newest_follow_time()
-            state.save_cursor(app, PLATFORM, newest or app.clock().isoformat())
+            await app.handle(CursorMoved(owner_ref=app.settings.owner_ref, cursor=SourceCursor(
+                PLATFORM, newest or app.clock().isoformat())))
         else:
             await self._catch_up(app, current.cursor)
         if current.reconcile_due(app.clock(), timedelta(hours=self.settings.reconcile_hours)):
@@ -239,17 +247,18 @@ class BlueskySource:
                 owner_ref=app.settings.owner_ref, platform=PLATFORM, complete=False,
                 profiles=[bluesky_profile(as_dict(n.author)) for n in notifications],
                 account_external_id=self.client.did or "", account_handle=self.client.handle,
+                cursor=SourceCursor(PLATFORM, notifications[-1].indexed_at),
             ))
-            state.save_cursor(app, PLATFORM, notifications[-1].indexed_at)
             return
         if not notifications:
             return
-        await app.handle_arrivals(  # written together; the cursor moves once they are
-            NewConnection(owner_ref=app.settings.owner_ref,
-                          profile=bluesky_profile(as_dict(notification.author)),
-                          at=parse_time(notification.indexed_at))
-            for notification in notifications)
-        state.save_cursor(app, PLATFORM, notifications[-1].indexed_at)
+        arrivals = [NewConnection(owner_ref=app.settings.owner_ref,
+                                  profile=bluesky_profile(as_dict(notification.author)),
+                                  at=parse_time(notification.indexed_at))
+                    for notification in notifications]
+        # written together; the cursor moves in the transaction that stores the last one
+        arrivals[-1].cursor = SourceCursor(PLATFORM, notifications[-1].indexed_at)
+        await app.handle_arrivals(arrivals)
 
     # -- reconciliation -----------------------------------------------------------------
     async def reconcile(self, app) -> None:

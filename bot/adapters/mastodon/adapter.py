@@ -46,12 +46,14 @@ from bot.config import ConfigError, Settings, secret
 from bot.context import Clock, utcnow
 from bot.events import (
     ConnectionsSevered,
+    CursorMoved,
     Event,
     FollowRequested,
     NewConnection,
     Profile,
     SnapshotReceived,
     SourceChecked,
+    SourceCursor,
 )
 from bot.ports import SendRefused, SendUncertain
 
@@ -247,7 +249,8 @@ class MastodonSource:
         current = state.load_state(app, PLATFORM)
         if current.cursor is None:
             newest = await self._newest_notification_id()
-            state.save_cursor(app, PLATFORM, newest or "0")
+            await app.handle(CursorMoved(owner_ref=app.settings.owner_ref,
+                                         cursor=SourceCursor(PLATFORM, newest or "0")))
         elif not self.streaming():
             await self._catch_up(app, current.cursor)
         every = timedelta(hours=self.settings.reconcile_hours)
@@ -294,24 +297,28 @@ class MastodonSource:
             for notification in notifications:
                 await self.handle_notification(app, notification)
             return
+        for notification in notifications:  # said again if the list below fails: keyed
+            if notification.get("type") != "follow":
+                for event in self.events_for(app, notification):
+                    await app.handle(event)
         me = self.client.me or {}
         await app.handle(SnapshotReceived(
             owner_ref=app.settings.owner_ref, platform=PLATFORM, complete=False,
             profiles=[self.client.profile(n["account"]) for n in follows],
             account_external_id=str(me.get("id", "")), account_handle=self.client.own_handle(),
+            cursor=SourceCursor(PLATFORM, str(notifications[-1]["id"])),
         ))
-        for notification in notifications:
-            if notification.get("type") != "follow":
-                await self.handle_notification(app, notification)
-        state.save_cursor(app, PLATFORM, str(notifications[-1]["id"]))
 
     async def handle_notification(self, app, notification: dict[str, Any]) -> None:
-        """Turn one notification into events, then move the cursor past it."""
-        for event in self.events_for(app, notification):
-            await app.handle(event)
+        """Turn one notification into events; the last one moves the cursor past it, in
+        its own transaction (a failed one leaves the notification to be fetched again)."""
+        events = self.events_for(app, notification) or [
+            CursorMoved(owner_ref=app.settings.owner_ref)]
         current = state.load_state(app, PLATFORM).cursor
         if newer(str(notification["id"]), current):
-            state.save_cursor(app, PLATFORM, str(notification["id"]))
+            events[-1].cursor = SourceCursor(PLATFORM, str(notification["id"]))
+        for event in events:
+            await app.handle(event)
 
     def events_for(self, app, notification: dict[str, Any]) -> list[Event]:
         owner_ref = app.settings.owner_ref
