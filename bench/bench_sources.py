@@ -19,7 +19,8 @@ from atproto_client import AsyncClient
 from mastodon import Mastodon
 
 from bench.common import parse_args, peak_rss_mb, report, timed
-from bot.adapters import bluesky, mastodon
+from bot.adapters.bluesky import adapter as bluesky
+from bot.adapters.mastodon import adapter as mastodon
 from bot.app import App, open_database
 from bot.config import Settings
 from tests.support.fake_bluesky import RunningBluesky, make_profile

@@ -12,8 +12,8 @@ import os
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
-from typing import Protocol
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
 from bot.arrivals import ArrivalQueue
@@ -21,7 +21,8 @@ from bot.config import Settings
 from bot.context import Clock, WelcomeSender, utcnow
 from bot.dispatcher import Dispatcher
 from bot.events import Event, NewConnection, Tick
-from bot.outbox import ChatSurface, Outbox, worker_id
+from bot.outbox import Outbox, worker_id
+from bot.ports import ChatSurface, Source, senders_of
 from storage import leases, repo
 from storage.db import (
     DatabaseError,
@@ -34,22 +35,6 @@ from storage.db import (
 from storage.models import Account
 
 log = logging.getLogger(__name__)
-
-
-class Source(Protocol):
-    """A platform connection source: one poll turns platform changes into events.
-
-    ``App.poll_sources`` calls ``poll`` only while this process holds the lease on the
-    owner's account for ``platform`` (``storage/leases.py``), renewed in the background
-    while the poll runs: two workers never poll one account at once, and a dead worker's
-    accounts are polled by another once its lease expires. A source needs to do nothing
-    for this. A source serving many owners' accounts claims them itself with
-    ``leases.claim_due_accounts(...)`` and gives them back with ``leases.release(...)``.
-    """
-
-    platform: str
-
-    async def poll(self, app: App) -> None: ...
 
 
 def open_database(settings: Settings, url: str | None = None, *, migrate: bool = True) -> Engine:
@@ -96,9 +81,8 @@ class App:
         self.sources = list(sources)
         # a source that can also deliver approved welcomes (Mastodon, Bluesky) offers its
         # ``sender``; senders given explicitly win
-        self.senders = {**{s.platform: sender for s in self.sources
-                           if (sender := getattr(s, "sender", None)) is not None},
-                        **dict(senders or {})}
+        self.senders: dict[str, WelcomeSender] = {**senders_of(self.sources),
+                                                  **dict(senders or {})}
         self.dispatcher = Dispatcher(
             engine=engine, settings=settings, clock=lambda: self.clock(), senders=self.senders
         )
@@ -168,6 +152,23 @@ class App:
                     log.exception("polling %s failed; will retry on the next poll",
                                   source.platform)
         await self.flush()
+
+    async def start_work(self, *, once: bool) -> AsyncIOScheduler | None:
+        """The lifecycle every surface shares: poll the sources, catch up on what came due
+        while the bot was down, then (unless ``once``) keep polling and sweeping on timers.
+        Returns the running scheduler for the caller to shut down (None with ``once``)."""
+        from bot.scheduler import build_scheduler
+
+        await self.poll_sources()
+        await self.catch_up()
+        if once:
+            return None
+        scheduler = build_scheduler([
+            ("sweep", self.sweep, self.settings.sweep_seconds),
+            ("poll", self.poll_sources, self.settings.poll_minutes * 60),
+        ])
+        scheduler.start()
+        return scheduler
 
     @asynccontextmanager
     async def account_lease(self, platform: str) -> AsyncIterator[bool]:

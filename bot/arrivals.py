@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from itertools import groupby
 
-from bot.events import ArrivalsReceived, Event, NewConnection
+from bot.events import ArrivalsReceived, Event, NewConnection, SourceCursor
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,12 @@ MAX_BATCH = 500  # arrivals per transaction: a bounded transaction and outbox de
 
 Dispatch = Callable[[Event], Awaitable[bool]]
 Flush = Callable[[], Awaitable[int]]
+
+
+def last_cursor(events: list[NewConnection]) -> SourceCursor | None:
+    """The place a batch of arrivals takes its source to: the last one given."""
+    cursors = [event.cursor for event in events if event.cursor is not None]
+    return cursors[-1] if cursors else None
 
 
 class ArrivalQueue:
@@ -76,9 +83,18 @@ class ArrivalQueue:
             if len(arrivals) == 1:
                 await self.dispatch(arrivals[0])
             elif not await self.dispatch(ArrivalsReceived(owner_ref=owner_ref,
-                                                          arrivals=arrivals)):
+                                                          arrivals=arrivals,
+                                                          cursor=last_cursor(arrivals))):
                 log.warning("writing %d arrivals together failed; writing them one by one",
                             len(arrivals))
-                for arrival in arrivals:
-                    await self.dispatch(arrival)
+                await self._write_one_by_one(arrivals)
         await self.flush()
+
+    async def _write_one_by_one(self, arrivals: list[NewConnection]) -> None:
+        """After one fails, the rest are still written but move no cursor: the source
+        fetches the failed one (and those after it) again on its next poll."""
+        failed = False
+        for arrival in arrivals:
+            if failed and arrival.cursor is not None:
+                arrival = replace(arrival, cursor=None)
+            failed = not await self.dispatch(arrival) or failed

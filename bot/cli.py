@@ -17,12 +17,11 @@ from pathlib import Path
 import click
 
 from bot import __version__
+from bot.errors import UserError
+
+__all__ = ["UserError", "main"]
 
 USER_ERROR_EXIT = 2
-
-
-class UserError(Exception):
-    """Anything the user can fix; its message is printed as is."""
 
 
 @contextmanager
@@ -49,6 +48,20 @@ def friendly(func: Callable) -> Callable:
             return func(*args, **kwargs)
 
     return wrapper
+
+
+class SnapshotPlatform(click.Choice):
+    """The platforms whose follower lists ``sync --snapshot`` reads, from the platform
+    registry when first needed (so ``plnbot --version`` loads no platform)."""
+
+    def __init__(self) -> None:
+        self.case_sensitive = True
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        from bot import platforms
+
+        return tuple(p.id for p in platforms.registry().values() if p.snapshot is not None)
 
 
 db_option = click.option(
@@ -120,10 +133,10 @@ def fresh_demo_database(settings) -> str:
 @friendly
 def console(as_json: bool, db_url: str | None) -> None:
     """Chat with the bot over stdin/stdout; first delivers anything that came due."""
-    from bot.runner import run_console
+    from bot.runner import configured_senders, run_console
 
     settings = settings_and_logging()
-    app = console_app(settings, db_url, as_json=as_json)
+    app = console_app(settings, db_url, as_json=as_json, senders=configured_senders(settings))
     asyncio.run(run_console(app))
 
 
@@ -146,7 +159,7 @@ def run(once: bool, worker: bool, as_json: bool, db_url: str | None) -> None:
 
 @main.command()
 @click.option(
-    "--platform", required=True, type=click.Choice(["x", "mastodon", "bluesky", "discord"])
+    "--platform", required=True, type=SnapshotPlatform()
 )
 @click.option("--snapshot", "snapshot", required=True, metavar="FILE",
               help="The platform's own JSON list of your current followers/members.")

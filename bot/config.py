@@ -82,15 +82,16 @@ class Settings(BaseSettings):
         return value
 
     def secrets(self) -> list[str]:
-        """Every secret value that is set, so logs and exports can be scrubbed of them."""
-        values = [
-            self.x_bearer_token,
-            self.x_user_access_token,
-            self.mastodon_access_token,
-            self.bluesky_app_password,
-            self.discord_token,
-        ]
-        return [v.get_secret_value() for v in values if v and v.get_secret_value()]
+        """Every secret value that is set, so logs and exports can be scrubbed of them: every
+        ``SecretStr`` field, so a new platform's token is covered by being declared one."""
+        values = [getattr(self, name) for name in type(self).model_fields]
+        return [v.get_secret_value() for v in values
+                if isinstance(v, SecretStr) and v.get_secret_value()]
+
+
+def secret(value: SecretStr | None) -> str:
+    """A secret setting's value, or "" when it is not set."""
+    return value.get_secret_value() if value is not None else ""
 
 
 def load_settings(**overrides) -> Settings:

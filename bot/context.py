@@ -13,15 +13,18 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
+from bot.ports import SendRefused, SendUncertain, WelcomeSender
 from storage import connections as store
 from storage.models import OutboxMessage, Owner, table_of
 
 log = logging.getLogger(__name__)
+
+__all__ = ["SendRefused", "SendUncertain", "WelcomeSender"]  # the ports, where handlers look
 
 Clock = Callable[[], datetime]
 # Work that must happen only once the handler's transaction is committed (calling a
@@ -47,25 +50,6 @@ class OutgoingMessage:
 
     def as_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "text": self.text, **self.fields}
-
-
-class WelcomeSender(Protocol):
-    """An adapter's port for delivering an approved welcome to a person.
-
-    Returns a human-readable confirmation; raises ``SendRefused`` with the reason
-    (DMs closed, 403, rate limited) when the platform would not take it. ``via`` is
-    the owner's choice where a platform offers one (``send <draft> dm``: Discord's
-    "channel" post or "dm"); None means the platform's default, and senders without
-    a choice ignore it.
-    """
-
-    platform: str
-
-    async def send_welcome(self, *, handle: Any, text: str, via: str | None = None) -> str: ...
-
-
-class SendRefused(Exception):
-    """The platform refused a welcome; the message says why and what to do instead."""
 
 
 @dataclass

@@ -13,12 +13,14 @@ import json
 import sys
 from pathlib import Path
 
+from bot import platforms
 from bot.adapters.console import read_lines
 from bot.adapters.translate import TRANSLATORS
 from bot.app import App
 from bot.events import CommandReceived, NewConnection, Profile
 from storage import repo
 from storage.db import session_scope
+from storage.models import Handle
 
 DEMO_PROFILES = Path(__file__).parent / "data" / "demo_profiles.json"
 ARRIVAL_SECONDS = 6.0
@@ -31,7 +33,7 @@ class DemoSender:
     def __init__(self, platform: str) -> None:
         self.platform = platform
 
-    async def send_welcome(self, *, handle, text: str, via: str | None = None) -> str:
+    async def send_welcome(self, *, handle: Handle, text: str, via: str | None = None) -> str:
         who = handle.display_handle or handle.handle
         return f"(Demo: in real use it would now reach {who}; nothing left this machine.)"
 
@@ -42,7 +44,9 @@ def demo_profiles() -> list[Profile]:
 
 
 def demo_senders() -> dict[str, DemoSender]:
-    return {p: DemoSender(p) for p in ("mastodon", "bluesky", "discord")}
+    """A stand-in for every platform whose welcomes the bot sends itself."""
+    return {p.id: DemoSender(p.id) for p in platforms.registry().values()
+            if p.sends_by == "api" and p.snapshot is not None}
 
 
 def prepare_accounts(app: App, profiles: list[Profile]) -> None:

@@ -110,7 +110,7 @@ class Dispatcher:
 
         Returns False when a handler failed (and so nothing was changed)."""
         handlers = self.handlers_for(event)
-        if not handlers:
+        if not handlers and event.cursor is None:
             log.debug("no handler for %s", type(event).__name__)
             return True
         key_prefix = _key_prefix(event)
@@ -122,6 +122,10 @@ class Dispatcher:
                     return True
                 for handler in handlers:
                     await handler(event, ctx)
+                if event.cursor is not None:
+                    repo.save_source_cursor(ctx.session, owner=ctx.owner,
+                                            platform=event.cursor.platform,
+                                            cursor=event.cursor.value)
         except Exception:
             log.exception("handler failed for %s; nothing was changed", type(event).__name__)
             if isinstance(event, CommandReceived):

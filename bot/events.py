@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-PLATFORMS = ("x", "mastodon", "bluesky", "discord", "console")
-
 
 @dataclass(frozen=True)
 class Profile:
@@ -32,11 +30,30 @@ class Profile:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
+@dataclass(frozen=True)
+class SourceCursor:
+    """Where a polling source has got to on one platform (``Account.cursor``)."""
+
+    platform: str
+    value: str
+
+
 @dataclass
 class Event:
-    """Base class: every event is addressed to one owner."""
+    """Base class: every event is addressed to one owner.
+
+    ``cursor``: the source's place once this event is handled. It is saved in the same
+    transaction as the event's changes, so a dispatch that fails leaves it where it was
+    and the same people are fetched again on the next poll.
+    """
 
     owner_ref: str
+    cursor: SourceCursor | None = field(default=None, kw_only=True)
+
+
+@dataclass
+class CursorMoved(Event):
+    """Only a source's new place: its first look, or notifications that change nothing."""
 
 
 @dataclass

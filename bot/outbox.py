@@ -20,13 +20,13 @@ import socket
 import time
 import uuid
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.context import Clock, OutgoingMessage, utcnow
+from bot.ports import ChatSurface
 from storage import leases
 from storage.models import OutboxMessage, Owner, table_of
 
@@ -36,16 +36,6 @@ LEASE = leases.DEFAULT_LEASE
 MAX_BACKOFF = timedelta(hours=1)
 BATCH = 50
 DEAD_PROCESS_CHECK_SECONDS = 10.0
-
-
-class ChatSurface(Protocol):
-    """Where an owner reads the bot: the console, Discord DMs, a test double.
-
-    ``message.owner_ref`` says whose message it is (a multi-owner worker routes by it);
-    ``message.idempotency_key`` is the same on every delivery attempt of one message.
-    """
-
-    async def send(self, message: OutgoingMessage) -> None: ...
 
 
 def worker_id(name: str | None = None) -> str:

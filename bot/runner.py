@@ -36,23 +36,35 @@ async def run_console(app: App) -> None:
         await app.handle(CommandReceived(owner_ref=app.settings.owner_ref, text=line))
 
 
-SOURCE_MODULES = ("bot.adapters.x", "bot.adapters.mastodon", "bot.adapters.bluesky")
-
-
 def configured_sources(settings) -> list:
     """Every connection source whose configuration is present (see config.example.env).
 
-    Each module in ``SOURCE_MODULES`` offers ``build_source(settings)``, returning a
+    Each registered platform's adapter may offer ``build_source(settings)``, returning a
     source or None when its platform is not configured.
     """
-    import importlib
+    from bot import platforms
 
     sources = []
-    for module_name in SOURCE_MODULES:
-        source = importlib.import_module(module_name).build_source(settings)
+    for platform in platforms.registry().values():
+        source = platform.build_source(settings)
         if source is not None:
             sources.append(source)
     return sources
+
+
+def configured_senders(settings) -> dict:
+    """The welcome senders of every configured platform, built as ``plnbot run`` builds
+    them, for ``plnbot console`` (which answers drafts but polls nothing)."""
+    from bot import platforms
+    from bot.ports import senders_of
+
+    senders = senders_of(configured_sources(settings))
+    for platform in platforms.registry().values():
+        if platform.id not in senders:
+            sender = platform.build_sender(settings)
+            if sender is not None:
+                senders[platform.id] = sender
+    return senders
 
 
 def close_sources(sources) -> None:
@@ -73,7 +85,7 @@ async def run_bot(settings, db_url: str | None, *, once: bool, as_json: bool) ->
     sources = configured_sources(settings)
     try:
         if settings.discord_token is not None and settings.discord_token.get_secret_value():
-            from bot.adapters.discord import run_discord
+            from bot.adapters.discord.run import run_discord
 
             freeze_startup_objects()
             await run_discord(settings, engine, sources=sources, once=once)
@@ -86,18 +98,10 @@ async def run_bot(settings, db_url: str | None, *, once: bool, as_json: bool) ->
 
 
 async def _run_app(app: App, settings, *, once: bool) -> None:
-    from bot.scheduler import build_scheduler
-
     freeze_startup_objects()
-    await app.poll_sources()
-    await app.catch_up()
-    if once:
+    scheduler = await app.start_work(once=once)
+    if scheduler is None:
         return
-    scheduler = build_scheduler([
-        ("sweep", app.sweep, settings.sweep_seconds),
-        ("poll", app.poll_sources, settings.poll_minutes * 60),
-    ])
-    scheduler.start()
     try:
         if sys.stdin.isatty():
             async for line in read_lines(prompt="you> "):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Protocol
 
-from bot.adapters.snapshot_file import CHECKSUM_KEYS, raw_checksum
+from bot import platforms
 from bot.context import Context
 from bot.dispatcher import on
 from bot.events import ConnectionLeft, Profile, SnapshotReceived
@@ -79,8 +79,9 @@ def as_snapshot(profiles) -> Snapshot:
 def profile_fingerprint(profile: Profile) -> int:
     """A checksum of what is stored about a handle, to skip rewriting unchanged ones:
     the same as a snapshot file's when the platform JSON is at hand."""
-    if profile.raw and profile.platform in CHECKSUM_KEYS:
-        return raw_checksum(profile.platform, profile.raw)
+    checksum = platforms.get(profile.platform).checksum(profile.raw) if profile.raw else None
+    if checksum is not None:
+        return checksum
     parts = (profile.handle, profile.name, profile.bio, profile.location, profile.url,
              repr(profile.fields), repr(profile.accepts_dms))
     return zlib.crc32("\x1f".join(parts).encode())

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import regex
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from bot import platforms
 from bot.events import Profile
 from handlers.profiles import Understanding, display_url, rules
 from storage.models import Owner
@@ -32,16 +32,10 @@ log = logging.getLogger(__name__)
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "welcome.j2"
 QUESTIONS_PATH = Path(__file__).parent / "data" / "welcome_questions.json"
-PLATFORM_NAMES = {
-    "x": "X",
-    "mastodon": "Mastodon",
-    "bluesky": "Bluesky",
-    "discord": "Discord",
-    "console": "here",
-}
-# Platform limits for one direct message. Bluesky counts graphemes; Mastodon's limit
-# includes the "@person " mention the sender puts in front of the text.
-LIMITS = {"x": 10_000, "bluesky": 1_000, "mastodon": 500, "discord": 2_000, "console": 2_000}
+# Names and the limits for one direct message (and what they count, and whether the
+# "@person " the sender puts in front counts) come from the platform registry.
+PLATFORM_NAMES = platforms.View(lambda p: p.name)
+LIMITS = platforms.View(lambda p: p.message_limit)
 VARIANTS = 6
 # compiled once: every welcome is tidied and measured several times
 LINE_JOIN = regex.compile(r"[ \t]*\n[ \t]*(?!\n)|[ \t]{2,}")
@@ -297,17 +291,14 @@ def fitted(*, person, profile, owner, variant, templates_dir, use_handle,
 
 
 def length(text: str, platform: str) -> int:
-    """What the platform counts: graphemes on Bluesky, characters elsewhere."""
-    if platform == "bluesky":
+    """What the platform counts: graphemes or characters (the registry says which)."""
+    if platforms.get(platform).counts == "graphemes":
         return len(GRAPHEME.findall(text))
     return len(text)
 
 
 def limit_for(platform: str, handle: str) -> int:
-    limit = LIMITS.get(platform, 2_000)
-    if platform == "mastodon":
-        limit -= len(f"@{handle.lstrip('@')} ")
-    return limit
+    return platforms.get(platform).limit_for(handle)
 
 
 def fits(text: str, *, platform: str, handle: str) -> bool:
@@ -323,8 +314,9 @@ def fit_to_limit(text: str, *, platform: str, handle: str, keep_end: int = 0) ->
     end = text[len(text) - keep_end :] if keep_end else ""
     room = limit - length(end, platform) - 1
     pieces, used = [], 0
+    by_grapheme = platforms.get(platform).counts == "graphemes"
     for grapheme in GRAPHEME.findall(text[: len(text) - keep_end]):
-        used += 1 if platform == "bluesky" else len(grapheme)
+        used += 1 if by_grapheme else len(grapheme)
         if used > room:
             break
         pieces.append(grapheme)
@@ -337,9 +329,4 @@ def fit_to_limit(text: str, *, platform: str, handle: str, keep_end: int = 0) ->
 
 def compose_link(*, platform: str, external_id: str, text: str) -> str | None:
     """Where a platform forbids sending by API (X), the owner sends through a link."""
-    if platform != "x":
-        return None
-    return (
-        "https://x.com/messages/compose?recipient_id="
-        f"{quote(external_id, safe='')}&text={quote(text, safe='')}"
-    )
+    return platforms.get(platform).compose_link(external_id=external_id, text=text)

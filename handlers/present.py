@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from bot import platforms
 from bot.events import Profile
 from handlers.drafting import PLATFORM_NAMES
 from storage import repo
@@ -15,8 +16,7 @@ COUNT_WORDS = {1: "once", 2: "twice"}
 
 
 def at_handle(platform: str, handle: str) -> str:
-    handle = handle.lstrip("@")
-    return handle if platform == "discord" else f"@{handle}"
+    return platforms.get(platform).shown_handle(handle)
 
 
 def describe_contact(contact: Contact, profile: Profile | Handle | None = None) -> str:

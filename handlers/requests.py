@@ -6,18 +6,13 @@ is (the same profile understanding as for new connections) and where to decide.
 
 from __future__ import annotations
 
+from bot import platforms
 from bot.context import Context
 from bot.dispatcher import on
 from bot.events import FollowRequested, Profile
 from handlers import profiles
 from handlers.drafting import PLATFORM_NAMES
 from handlers.present import at_handle
-
-WHERE_TO_DECIDE = {
-    "mastodon": "Approve or deny it on Mastodon (Notifications → Follow requests).",
-    "bluesky": "Approve or deny it on Bluesky.",
-    "x": "Approve or deny it on X (Notifications → Follower requests).",
-}
 
 
 @on(FollowRequested)
@@ -48,7 +43,8 @@ def request_text(profile: Profile) -> str:
         lines.append(f"  Bio: {bio[:280]}")
     if profile.is_bot:
         lines.append("  (This is marked as a bot account.)")
-    lines.append(WHERE_TO_DECIDE.get(profile.platform, f"Approve or deny it on {where}."))
+    lines.append(platforms.get(profile.platform).follow_request
+                 or f"Approve or deny it on {where}.")
     return "\n".join(lines)
 
 

@@ -3,8 +3,10 @@
 ``send <draft>`` marks the draft ``sending`` in the command's own transaction; only
 after that is committed does :func:`deliver` call the platform's WelcomeSender. The
 outcome is recorded in a new transaction: ``sent`` (plus a "welcome" interaction),
-back to ``pending`` when the platform refused (nothing went out), or ``uncertain``
-when the call failed in a way that may or may not have delivered it. A crash between
+back to ``pending`` when the platform refused (nothing went out) or when a bug of ours
+failed before any request was made (reported as an error), or ``uncertain`` only when
+the request may have reached the platform (a timeout, a connection dropped after
+sending). A crash between
 the call and the record leaves the draft ``sending``; the sweep reports it to the
 owner as "may or may not have gone out" and never sends it again by itself.
 """
@@ -13,14 +15,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, update
 from sqlmodel import col
 
-from bot.context import Context, ContextOpener, SendRefused, WelcomeSender
-from handlers import drafting
+from bot import platforms
+from bot.context import Context, ContextOpener
+from bot.ports import SendRefused, SendUncertain, WelcomeSender
 from storage import repo
 from storage.models import Contact, Draft, Handle
 
@@ -33,7 +37,7 @@ SENDABLE = ("pending", "expired", "uncertain")
 
 
 def platform_name(platform: str) -> str:
-    return drafting.PLATFORM_NAMES.get(platform, platform)
+    return platforms.name(platform)
 
 
 def claim(ctx: Context, draft: Draft, *, to: str, allowed: tuple[str, ...]) -> bool:
@@ -70,13 +74,33 @@ async def deliver(open_context: ContextOpener, *, draft_id: int, sender: Welcome
         with open_context() as ctx:
             refused(ctx, draft_id=draft_id, reason=str(exc))
         return
-    except Exception as exc:  # a timeout or a dropped connection: it may have gone out
-        log.exception("sending welcome draft %s failed; outcome unknown", draft_id)
+    except (SendUncertain, TimeoutError, ConnectionError) as exc:  # it may have gone out
+        log.warning("sending welcome draft %s: outcome unknown (%s)", draft_id,
+                    type(exc).__name__)
         with open_context() as ctx:
-            uncertain(ctx, draft_id=draft_id, reason=f"{type(exc).__name__}: {exc}")
+            uncertain(ctx, draft_id=draft_id, reason=describe(exc))
+        return
+    except Exception as exc:  # a bug of ours before any request: nothing went out
+        log.exception("sending welcome draft %s failed before reaching the platform", draft_id)
+        with open_context() as ctx:
+            failed(ctx, draft_id=draft_id, reason=describe(exc))
         return
     with open_context() as ctx:
         record_sent(ctx, draft_id=draft_id, note=confirmation)
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as a short clause: its own words, or its type when it has none."""
+    if isinstance(exc, SendUncertain) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def sentence(text: str) -> str:
+    """``text`` as one sentence ending in a single full stop (reasons come from adapters
+    with or without one)."""
+    text = text.strip().removeprefix("Not sent: ").strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 def record_sent(ctx: Context, *, draft_id: int, note: str = "", by_hand: bool = False) -> Draft:
@@ -101,6 +125,25 @@ def record_sent(ctx: Context, *, draft_id: int, note: str = "", by_hand: bool = 
 
 def refused(ctx: Context, *, draft_id: int, reason: str) -> None:
     """The platform said no: nothing went out, so the draft waits again with a fallback."""
+    back_to_pending(ctx, draft_id=draft_id,
+                    why=lambda where, name: (f"{where} would not take your welcome to {name}: "
+                                             f"{sentence(reason)}"),
+                    key="welcome-refused")
+
+
+def failed(ctx: Context, *, draft_id: int, reason: str) -> None:
+    """A bug of ours stopped the send before any request: say so, keep the draft waiting."""
+    back_to_pending(ctx, draft_id=draft_id,
+                    why=lambda where, name: (f"Something went wrong in plnbot before your "
+                                             f"welcome to {name} reached {where} ({reason}); "
+                                             f"this is a bug, not {where}."),
+                    key="welcome-failed")
+
+
+def back_to_pending(ctx: Context, *, draft_id: int, why: Callable[[str, str], str],
+                    key: str) -> None:
+    """Nothing went out: the draft is pending again, and the owner gets one sentence why,
+    then the text to send by hand (once)."""
     draft = ctx.session.get_one(Draft, draft_id)
     if draft.status == "sending":
         draft.status = "pending"
@@ -108,10 +151,10 @@ def refused(ctx: Context, *, draft_id: int, reason: str) -> None:
         ctx.session.add(draft)
     contact = ctx.session.get_one(Contact, draft.contact_id)
     handle = ctx.session.get_one(Handle, draft.handle_id)
-    text = (f"{platform_name(draft.platform)} would not take your welcome to {contact.name}: "
-            f"{reason}. Nothing was sent; draft #{draft.id} is still waiting.\n"
+    first = why(platform_name(draft.platform), contact.name)
+    text = (f"{first} Nothing was sent; draft #{draft.id} is still waiting.\n"
             + fallback_text(draft, handle))
-    ctx.send("error", text, key=f"welcome-refused:{draft.id}:{ctx.now().isoformat()}",
+    ctx.send("error", text, key=f"{key}:{draft.id}:{ctx.now().isoformat()}",
              draft_id=draft.id, status=draft.status, platform=draft.platform,
              fallback=draft.text)
 
@@ -136,15 +179,7 @@ def fallback_text(draft: Draft, handle: Handle) -> str:
     """How to send it by hand on that platform, with the exact text."""
     who = handle.display_handle or handle.handle
     profile_url = json.loads(handle.profile_json or "{}").get("url") or ""
-    ways = {
-        "mastodon": f"Send it yourself as a private mention to @{who.lstrip('@')}"
-                    + (f" ({profile_url})" if profile_url.startswith("http") else ""),
-        "bluesky": f"Message them yourself at https://bsky.app/profile/{who.lstrip('@')} "
-                   "(or reply to one of their posts if their chat is closed)",
-        "discord": f"Post it yourself in your welcome channel, mentioning @{who}, "
-                   "or send them a message",
-    }
-    how = ways.get(draft.platform, f"Send it yourself to {who}")
+    how = platforms.get(draft.platform).by_hand_hint(who, profile_url)
     lines = [f"{how}, then reply `sent {draft.id}` so I record it. The text:"]
     lines += [f"  {line}" for line in draft.text.splitlines()]
     return "\n".join(lines)

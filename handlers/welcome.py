@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
+from bot import platforms
 from bot.context import Context
 from bot.dispatcher import on
 from bot.events import NewConnection, Profile
@@ -183,7 +184,7 @@ def _describe_gap(gap: timedelta) -> str:
 def how_met_text(platform: str, kind: str, at: datetime, owner_tz: str, via: str) -> str:
     """ "followed you on Mastodon · Mon 2 Nov 2026 · spotted as it happened"."""
     name = drafting.PLATFORM_NAMES.get(platform, platform)
-    kind = "member" if platform == "discord" else kind
+    kind = platforms.get(platform).connection_kind or kind
     verb = HOW_MET_VERBS.get(kind, HOW_MET_VERBS["follower"]).format(platform=name)
     local = at.astimezone(ZoneInfo(owner_tz or "UTC"))
     return f"{verb} · {local:%a %-d %b %Y} · {VIA.get(via, via)}"
@@ -317,8 +318,9 @@ def new_connection_text(
     limit = drafting.limit_for(profile.platform, profile.handle)
     lines.append(f"Draft #{draft.id} ({used} of {limit} {limit_unit(profile.platform)}):")
     lines += [f"  {line}" if line else "" for line in draft.text.splitlines()]
-    send_hint = f"send {draft.id}" + (" (gives you a link to send it on X)"
-                                      if profile.platform == "x" else "")
+    where = platforms.get(profile.platform)
+    send_hint = f"send {draft.id}" + (f" (gives you a link to send it on {where.name})"
+                                      if where.sends_by == "link" else "")
     lines.append(f"Reply: {send_hint} · edit {draft.id} <new text> · skip {draft.id}")
     if draft.expires_at:
         local = draft.expires_at.astimezone(ZoneInfo(tz or "UTC"))
@@ -327,7 +329,7 @@ def new_connection_text(
 
 
 def limit_unit(platform: str) -> str:
-    return "graphemes" if platform == "bluesky" else "characters"
+    return platforms.get(platform).counts
 
 
 def profile_lines(contact: Contact, person: profiles.Understanding, profile: Profile) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
@@ -25,13 +25,42 @@ from storage.models import (
     Reminder,
 )
 
-if TYPE_CHECKING:
-    from bot.config import Settings
-    from bot.events import Profile
+
+class OwnerDefaults(Protocol):
+    """What a new owner starts with (``bot.config.Settings`` has these); storage reads
+    them structurally and imports nothing from ``bot``."""
+
+    owner_name: str
+    timezone: str
+    owner_field: str
+    owner_interests: str
+
+
+class Profile(Protocol):
+    """A person's profile as a platform shows it (``bot.events.Profile`` is one)."""
+
+    @property
+    def platform(self) -> str: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def handle(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def bio(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def accepts_dms(self) -> bool | None: ...
+    @property
+    def raw(self) -> dict[str, Any]: ...
 
 
 def get_or_create_owner(
-    session: Session, *, external_ref: str, settings: Settings, now: datetime
+    session: Session, *, external_ref: str, settings: OwnerDefaults, now: datetime
 ) -> Owner:
     """The owner with ``external_ref``, created on first contact.
 
@@ -57,6 +86,14 @@ def get_or_create_owner(
     except IntegrityError:
         return session.exec(query).one()
     return owner
+
+
+def save_source_cursor(session: Session, *, owner: Owner, platform: str, cursor: str) -> None:
+    """Where the owner's ``platform`` source has got to, in the caller's transaction (the
+    one that stores what the source found up to there)."""
+    account = get_or_create_account(session, owner=owner, platform=platform)
+    account.cursor = cursor
+    session.add(account)
 
 
 def get_or_create_account(

@@ -23,14 +23,16 @@ from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 
 import discord
-from sqlmodel import Session, col, select
+from sqlalchemy.engine import Engine
 
-from bot.adapters.discord import DiscordOwner, DiscordSurface, PlnbotClient, startup_error
-from bot.config import Settings
+from bot import queries
+from bot.adapters.discord.client import DiscordOwner, PlnbotClient
+from bot.adapters.discord.run import startup_error
+from bot.adapters.discord.surface import DiscordSurface
+from bot.config import Settings, secret
 from bot.events import Event
 from bot.owners import discord_ref, discord_user_id
 from bot.worker import Worker
-from storage.models import Owner
 from storage.singleton import SingletonLock
 
 log = logging.getLogger(__name__)
@@ -52,8 +54,12 @@ class WorkerDiscordClient(PlnbotClient):
     def __init__(self, settings: Settings, worker: Worker) -> None:
         super().__init__(settings.model_copy(
             update={"discord_guild_id": None, "discord_owner_id": None}))
-        self.app = worker
+        self.worker = worker
         self.inbound = asyncio.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        return self.worker.engine
 
     async def setup_hook(self) -> None:
         """At login (every worker): buttons resolve. No start-up watchdog: only the
@@ -74,18 +80,15 @@ class WorkerDiscordClient(PlnbotClient):
     async def submit(self, event: Event) -> None:
         """One inbound event at a time, so an owner's DMs are answered in order."""
         async with self.inbound:
-            await self.app.handle(event)
+            await self.worker.handle(event)
 
     def owner_of(self, user_id: int) -> DiscordOwner | None:
         ref = discord_ref(user_id)
-        with Session(self.app.engine) as session:
-            owner_id = session.exec(select(Owner.id).where(Owner.external_ref == ref)).first()
+        owner_id = queries.owner_id_of(self.engine, ref)
         return None if owner_id is None else DiscordOwner(user_id=user_id, ref=ref, id=owner_id)
 
     def dm_owners(self) -> list[DiscordOwner]:
-        with Session(self.app.engine) as session:
-            rows = session.exec(select(Owner.id, Owner.external_ref).where(
-                col(Owner.external_ref).startswith("discord:")).order_by(Owner.id)).all()
+        rows = queries.owners_with_prefix(self.engine, "discord:")
         return [DiscordOwner(user_id=user_id, ref=ref, id=owner_id) for owner_id, ref in rows
                 if (user_id := discord_user_id(ref)) is not None]
 
@@ -95,8 +98,9 @@ class WorkerDiscordClient(PlnbotClient):
         seen = super().last_read(owner)
         if seen is not None or owner is None:
             return seen
-        with Session(self.app.engine) as session:
-            enrolled = session.get(Owner, owner.id).created_at
+        enrolled = queries.owner_since(self.engine, owner.id)
+        if enrolled is None:
+            return None
         return enrolled if enrolled.tzinfo else enrolled.replace(tzinfo=UTC)
 
     def not_owner_text(self, user_id: int) -> str:
@@ -138,8 +142,8 @@ async def connect_while_held(client: discord.Client, lock: SingletonLock, stop: 
     finally:
         stopping.cancel()
         await drop_gateway(client, connection)
-    if connection.done() and not connection.cancelled() and connection.exception():
-        exc = connection.exception()
+    exc = connection.exception() if connection.done() and not connection.cancelled() else None
+    if exc is not None:
         raise startup_error(exc) or exc
 
 
@@ -186,7 +190,7 @@ async def discord_route(settings: Settings, worker: Worker,
     client = WorkerDiscordClient(settings, worker)
     gateway: asyncio.Task | None = None
     async with client:
-        await log_in(client, settings.discord_token.get_secret_value())
+        await log_in(client, secret(settings.discord_token))
         if stop is not None:
             lock = SingletonLock(worker.engine, GATEWAY_LOCK)
             gateway = asyncio.create_task(keep_gateway(client, lock, stop))

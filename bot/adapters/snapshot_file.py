@@ -20,6 +20,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
+from bot import platforms
 from bot.adapters.translate import PAGE_KEYS, TRANSLATORS, SnapshotError, profiles_from_document
 from bot.events import Profile
 
@@ -27,21 +28,19 @@ DECODER = json.JSONDecoder()
 WHITESPACE = " \t\r\n"
 # What a person's id is and what makes their profile "changed", per platform. The
 # checksum covers the fields plnbot shows and understands, not counters.
-ID_KEYS = {"x": "id", "mastodon": "id", "bluesky": "did", "discord": "id"}
-CHECKSUM_KEYS = {
-    "x": ("username", "name", "description", "location", "url", "entities"),
-    "mastodon": ("acct", "username", "display_name", "note", "fields", "bot"),
-    "bluesky": ("handle", "displayName", "description", "associated"),
-    "discord": ("nick", "roles", "user"),
-}
+# (Both come from each platform's ``Snapshot`` in the registry.)
+ID_KEYS = platforms.View(lambda p: p.keys.id_key, only=lambda p: p.snapshot is not None)
+CHECKSUM_KEYS = platforms.View(lambda p: p.keys.checksum_keys,
+                               only=lambda p: p.snapshot is not None)
 
 
 def person_of(platform: str, item: Any) -> dict:
     """The object that holds the id (a Discord member wraps its user)."""
     if not isinstance(item, dict):
         raise SnapshotError("an entry is not a JSON object")
-    if platform == "discord":
-        return item.get("user") or item
+    wrapper = platforms.get(platform).keys.person_key
+    if wrapper:
+        return item.get(wrapper) or item
     return item
 
 
@@ -58,8 +57,10 @@ def is_bot(platform: str, item: dict) -> bool:
 
 def raw_checksum(platform: str, item: dict) -> int:
     """A checksum of the profile fields that matter, straight from platform JSON."""
-    values = "\x1f".join(str(item.get(key) or "") for key in CHECKSUM_KEYS[platform])
-    return zlib.crc32(values.encode())
+    checksum = platforms.get(platform).checksum(item)
+    if checksum is None:
+        raise SnapshotError(f"unknown platform {platform!r}")
+    return checksum
 
 
 class SnapshotFile:
@@ -85,7 +86,8 @@ class SnapshotFile:
 
     def profiles(self, wanted: Collection[str]) -> Iterator[Profile]:
         """``Profile``s of the ``wanted`` ids, in file order (pages decoded once each)."""
-        translate, page = TRANSLATORS[self.platform], (None, None)
+        translate = TRANSLATORS[self.platform]
+        page: tuple[int | None, Any] = (None, None)
         for position, external_id in enumerate(self._checksums):
             if external_id not in wanted:
                 continue
@@ -184,14 +186,18 @@ def is_page(platform: str, value: Any) -> bool:
         return False
     if key and isinstance(value.get(key), list):
         return True
-    return platform == "bluesky" and isinstance(value.get("follows"), list)
+    return any(isinstance(value.get(other), list)
+               for other in platforms.get(platform).keys.other_page_keys)
 
 
 def items_of_page(platform: str, page: dict) -> list:
     key = PAGE_KEYS[platform]
     if key and key in page:
         return page[key] or []
-    return page.get("follows") or []
+    for other in platforms.get(platform).keys.other_page_keys:
+        if other in page:
+            return page[other] or []
+    return []
 
 
 def load_snapshot_file(platform: str, path: Path) -> SnapshotFile:

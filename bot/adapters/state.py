@@ -1,9 +1,11 @@
 """A polling source's own durable state: its cursor and when it last reconciled.
 
 Sources keep their place in the database (``Account.cursor``), never in memory, so a
-restart resumes where the last committed poll stopped. The cursor is saved only
-*after* the events it covers were handled: a crash in between re-delivers them, and
-the handlers treat a repeated arrival as already known, so nothing is lost or doubled.
+restart resumes where the last committed poll stopped. A source never saves its cursor
+itself: it puts it on the event that covers the people up to there
+(``Event.cursor``), and the dispatcher saves it in that event's own transaction. A
+failed dispatch or a crash leaves it where it was, so the people are fetched again,
+and the handlers treat a repeated arrival as already known: nothing is lost or doubled.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from storage import connections as store
 from storage import repo
@@ -52,17 +54,10 @@ def _account(session, app: App, platform: str) -> Account:
 def load_state(app: App, platform: str) -> SourceState:
     with session_scope(app.engine) as session:
         account = _account(session, app, platform)
-        recheck = store.recheck_due(session, owner=session.get(Owner, app.owner_id),
+        recheck = store.recheck_due(session, owner=session.get_one(Owner, app.owner_id),
                                     account=account, now=app.clock())
         return SourceState(account.baseline_done, account.cursor, account.last_reconciled_at,
                            recheck_due=recheck)
-
-
-def save_cursor(app: App, platform: str, cursor: str) -> None:
-    with session_scope(app.engine) as session:
-        account = _account(session, app, platform)
-        account.cursor = cursor
-        session.add(account)
 
 
 def connected_handles(app: App, platform: str, kind: str = "follower") -> dict[str, str]:
@@ -71,7 +66,7 @@ def connected_handles(app: App, platform: str, kind: str = "follower") -> dict[s
         account = _account(session, app, platform)
         rows = session.exec(
             select(Handle.external_id, Handle.handle)
-            .join(Connection, Connection.handle_id == Handle.id)
+            .join(Connection, col(Connection.handle_id) == col(Handle.id))
             .where(Connection.account_id == account.id, Connection.kind == kind)
         )
         return {external_id: handle for external_id, handle in rows}

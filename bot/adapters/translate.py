@@ -8,10 +8,11 @@ Account objects, Bluesky profile views, Discord member objects), so live adapter
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from bot import platforms
 from bot.events import Profile
 
 
@@ -80,13 +81,11 @@ def discord_profile(member: dict[str, Any]) -> Profile:
     )
 
 
-TRANSLATORS: dict[str, Callable[[dict[str, Any]], Profile]] = {
-    "x": x_profile,
-    "mastodon": mastodon_profile,
-    "bluesky": bluesky_profile,
-    "discord": discord_profile,
-}
-PAGE_KEYS = {"x": "data", "bluesky": "followers", "mastodon": None, "discord": None}
+# Each platform's translator and page key, as its registry entry declares them.
+TRANSLATORS: Mapping[str, Callable[[dict[str, Any]], Profile]] = platforms.View(
+    lambda p: p.translate, only=lambda p: p.translate is not None and p.snapshot is not None)
+PAGE_KEYS: Mapping[str, str | None] = platforms.View(
+    lambda p: p.keys.page_key, only=lambda p: p.snapshot is not None)
 
 
 def _items(platform: str, document: Any) -> Iterable[dict[str, Any]]:
@@ -95,8 +94,9 @@ def _items(platform: str, document: Any) -> Iterable[dict[str, Any]]:
     if isinstance(document, dict):
         if key and key in document:
             return document[key] or []
-        if platform == "bluesky" and "follows" in document:
-            return document["follows"] or []
+        for other in platforms.get(platform).keys.other_page_keys:
+            if other in document:
+                return document[other] or []
         raise SnapshotError(
             f"expected a list of {platform} objects"
             + (f" or a page with {key!r}" if key else "")

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.events import NetworkImported, Profile
 from storage.models import Account, Owner
@@ -200,7 +200,7 @@ def check_owner_account(session: Session, *, owner_ref: str, archive: XArchive) 
     if not archive.account_id:
         return
     account = session.exec(
-        select(Account).join(Owner, Owner.id == Account.owner_id)
+        select(Account).join(Owner, col(Owner.id) == col(Account.owner_id))
         .where(Owner.external_ref == owner_ref, Account.platform == "x")
     ).first()
     if account is None or not account.external_id or account.external_id == archive.account_id:

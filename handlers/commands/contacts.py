@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 
+from bot import platforms
 from bot.context import Context
 from handlers import people
 from handlers.commands import CommandError, command
@@ -26,8 +27,7 @@ from storage.models import Contact, Handle
 TAG = re.compile(r"(?<![\w&#])#([^\W\d_][\w-]{0,49})", re.UNICODE)
 MAX_TEXT = 2_000
 FIND_LIMIT = 10
-PLATFORM_NAMES = {"x": "X", "mastodon": "Mastodon", "bluesky": "Bluesky",
-                  "discord": "Discord"}
+PLATFORM_NAMES = platforms.View(lambda p: p.name)
 
 
 def tags_in(text: str) -> list[str]:

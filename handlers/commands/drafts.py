@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot import platforms
 from bot.context import Context
 from handlers import drafting, sending
 from handlers.commands import CommandError, command
@@ -119,16 +120,17 @@ async def send(args: str, ctx: Context) -> None:
                            usage=usage)
     draft = draft_in(ctx, args, usage, sending.SENDABLE)
     via = words[1].lower() if len(words) == 2 else None
-    if via is not None and (draft.platform != "discord" or via not in ("dm", "channel")):
-        raise CommandError("`dm` or `channel` only applies to Discord welcomes.", usage=usage)
+    where = platforms.get(draft.platform)
+    if via is not None and via not in where.send_choices:
+        raise CommandError(choices_text(where), usage=usage)
     handle = ctx.session.get_one(Handle, draft.handle_id)
-    if draft.platform == "x":
+    if where.sends_by == "link":
         reply_with_link(ctx, draft, handle)
         return
     sender = ctx.senders.get(draft.platform)
-    problem = None if sender else f"{sending.platform_name(draft.platform)} isn't connected"
-    if draft.platform == "bluesky" and handle.accepts_dms is False:
-        problem = "they don't accept direct messages on Bluesky"
+    problem = None if sender else f"{where.name} isn't connected"
+    if where.respects_closed_dms and handle.accepts_dms is False:
+        problem = f"they don't accept direct messages on {where.name}"
     if problem:
         report_cannot_send(ctx, draft, handle, problem)
         return
@@ -138,16 +140,29 @@ async def send(args: str, ctx: Context) -> None:
     sending.deliver_after_commit(ctx, draft=draft, sender=sender, via=via)
 
 
+def choices_text(where: platforms.Platform) -> str:
+    """Why a ``send <draft> <choice>`` cannot be: the platform's choices, or none."""
+    with_choices = [p for p in platforms.registry().values() if p.send_choices]
+    if not where.send_choices:
+        names = " or ".join(p.name for p in with_choices) or "no platform"
+        words = sorted({f"`{c}`" for p in with_choices for c in p.send_choices})
+        return f"{' or '.join(words)} only applies to {names} welcomes."
+    return (f"{where.name} welcomes go by "
+            f"{' or '.join(f'`{c}`' for c in where.send_choices)}.")
+
+
 def reply_with_link(ctx: Context, draft: Draft, handle: Handle) -> None:
     """X forbids automated DMs: the owner sends it through a compose link, then confirms."""
-    link = drafting.compose_link(platform="x", external_id=handle.external_id, text=draft.text)
+    where = platforms.get(draft.platform)
+    link = where.compose_link(external_id=handle.external_id, text=draft.text)
     contact = contact_of(ctx, draft)
     ctx.send(
         "reply",
-        f"Open this link to send your welcome to {contact.name} on X (it opens X with the "
-        f"text filled in; I never send X messages myself):\n{link}\n"
+        f"Open this link to send your welcome to {contact.name} on {where.name} (it opens "
+        f"{where.name} with the text filled in; I never send {where.name} messages myself):"
+        f"\n{link}\n"
         f"When you have sent it, reply `sent {draft.id}` and I'll record it.",
-        draft_id=draft.id, send_url=link, platform="x",
+        draft_id=draft.id, send_url=link, platform=draft.platform,
     )
 
 
@@ -196,10 +211,10 @@ def check_length(text: str, platform: str, handle: Handle, usage: str) -> None:
     used = drafting.length(text, platform)
     limit = drafting.limit_for(platform, handle.display_handle or handle.handle)
     if used > limit:
-        unit = "graphemes" if platform == "bluesky" else "characters"
+        where = platforms.get(platform)
         raise CommandError(
-            f"That text is {used} {unit}; {sending.platform_name(platform)} allows {limit} here"
-            + (" (the @mention counts too)" if platform == "mastodon" else "") + ".",
+            f"That text is {used} {where.counts}; {where.name} allows {limit} here"
+            + (" (the @mention counts too)" if where.mention_counts else "") + ".",
             usage=usage)
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, select
 
-from bot.adapters import bluesky as bluesky_adapter
-from bot.adapters import mastodon as mastodon_adapter
-from bot.adapters.x import XSource
+from bot.adapters.bluesky import adapter as bluesky_adapter
+from bot.adapters.mastodon import adapter as mastodon_adapter
+from bot.adapters.x.adapter import XSource
 from storage.models import Connection
 from tests.conftest import make_settings
 from tests.support.chat import say_one

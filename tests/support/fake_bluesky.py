@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import regex
 from aiohttp import web
 
 from tests.support.servers import RunningFake, faulty_answer, take_fault
@@ -216,10 +217,29 @@ class FakeBluesky:
         if request.headers.get("atproto-proxy") != CHAT_PROXY:
             return _xrpc_error(400, "InvalidRequest", "chat calls need the bsky_chat proxy")
         body = await request.json()
+        problem = message_problem(body)
+        if problem:
+            return _xrpc_error(400, "InvalidRequest", problem)
         self.messages.append(body)
         return web.json_response({
             "id": f"msg{len(self.messages)}", "rev": "223", "text": body["message"]["text"],
             "sender": {"did": self.did}, "sentAt": "2026-11-02T09:00:00.000Z"})
+
+
+def message_problem(body: Any) -> str | None:
+    """What the sendMessage lexicon rejects: unknown or missing fields, an empty text, or
+    more than 1,000 graphemes (10,000 bytes)."""
+    if not isinstance(body, dict) or set(body) != {"convoId", "message"}:
+        return "Input must have the properties convoId and message only"
+    message = body["message"]
+    if not isinstance(message, dict) or not set(message) <= {"$type", "text", "facets", "embed"}:
+        return "Input/message has unknown properties"
+    text = message.get("text")
+    if not isinstance(text, str) or not text:
+        return "Input/message/text must be a non-empty string"
+    if len(regex.findall(r"\X", text)) > 1000 or len(text.encode()) > 10_000:
+        return "Input/message/text must not be longer than 1000 graphemes"
+    return None
 
 
 def _paged(request: web.Request, items: list, key: str, **extra) -> web.Response:

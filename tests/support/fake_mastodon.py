@@ -68,6 +68,15 @@ def make_account(username: str, *, domain: str | None = "school.social", display
     return account
 
 
+# What POST /api/v1/statuses takes (docs.joinmastodon.org/methods/statuses/#create)
+STATUS_PARAMETERS = {
+    "status", "media_ids[]", "poll[options][]", "poll[expires_in]", "poll[multiple]",
+    "poll[hide_totals]", "in_reply_to_id", "sensitive", "spoiler_text", "visibility",
+    "language", "scheduled_at", "quote_id", "quoted_status_id",
+}
+VISIBILITIES = {"public", "unlisted", "private", "direct"}
+
+
 @dataclass
 class FakeMastodon:
     """State of the fake instance; tests change it between polls."""
@@ -213,6 +222,16 @@ class FakeMastodon:
 
     async def _post_status(self, request: web.Request) -> web.Response:
         form = dict(await request.post())
+        unknown = sorted(set(form) - STATUS_PARAMETERS)
+        if unknown:  # stricter than Mastodon, which ignores them: a typo must show
+            return web.json_response({"error": f"Unknown parameter: {unknown[0]}"}, status=422)
+        if form.get("visibility", "public") not in VISIBILITIES:
+            return web.json_response(
+                {"error": "Validation failed: Visibility is not included in the list"},
+                status=422)
+        if not str(form.get("status", "")).strip():
+            return web.json_response({"error": "Validation failed: Text can't be blank"},
+                                     status=422)
         form["idempotency_key"] = request.headers.get("Idempotency-Key")
         status = recorded_json("test_status_post[None-direct]", "/api/v1/statuses", "POST")
         status.update(id=str(120_000_000_000_000_000 + len(self.statuses)),

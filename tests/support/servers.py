@@ -17,6 +17,9 @@ from aiohttp import web
 # What a fake platform can do instead of answering: besides an HTTP status code, the
 # faults a real server or proxy produces (``fake.fail(path, fault)``).
 MALFORMED, TRUNCATED, HANG = "malformed JSON", "truncated page", "no answer"
+# The request takes effect, then the connection drops before the answer (a welcome that
+# may or may not have gone out, as far as the client can tell).
+DROPPED = "dropped after the request took effect"
 HANG_SECONDS = 3.0  # longer than the request timeout the fault tests give the clients
 
 
@@ -111,6 +114,11 @@ async def faulty_answer(fault: int | str, request: web.Request,
     if fault == HANG:
         await asyncio.sleep(HANG_SECONDS)
         return await handler(request)
+    if fault == DROPPED:
+        await handler(request)
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError  # nothing is written: the client sees the drop
     if fault == TRUNCATED:
         page = await handler(request)
         body = page.body.decode() if isinstance(page.body, bytes) else str(page.text)

@@ -15,18 +15,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 
-from bot.adapters import discord as adapter
-from bot.adapters.discord import (
-    DiscordSurface,
-    DiscordWelcomeSender,
-    DraftButton,
-    EditDraftModal,
-    PlnbotClient,
-    draft_view,
-    member_profile,
-    nonce_for,
-    split_message,
-)
+import bot.adapters.discord.buttons as discord_buttons
+import bot.adapters.discord.client as discord_client
+import bot.adapters.discord.run as discord_run
+import bot.adapters.discord.slash as discord_slash
+import bot.adapters.discord.surface as discord_surface
+from bot.adapters.discord.buttons import DraftButton, EditDraftModal, draft_view
+from bot.adapters.discord.client import PlnbotClient
+from bot.adapters.discord.sender import DiscordWelcomeSender
+from bot.adapters.discord.surface import DiscordSurface
+from bot.adapters.discord.text import member_profile, nonce_for, split_message
 from bot.app import App, open_database
 from bot.context import OutgoingMessage, SendRefused
 from bot.events import CommandReceived
@@ -316,7 +314,7 @@ async def test_events_are_handled_one_at_a_time(db_url, clock):
             await gate.wait()
             self.sent.append(message.text)
 
-    app = adapter.SerialApp(settings=settings, engine=open_database(settings, db_url),
+    app = discord_client.SerialApp(settings=settings, engine=open_database(settings, db_url),
                             surface=SlowSurface(), clock=clock)
     first = asyncio.ensure_future(app.handle(CommandReceived(owner_ref="local", text="help")))
     await entered.wait()
@@ -334,7 +332,7 @@ async def test_strangers_get_one_polite_note_and_nothing_happens(client):
     first, second = mock_message(stranger, "help"), mock_message(stranger, "who ada")
     await client.on_message(first)
     await client.on_message(second)
-    first.channel.send.assert_awaited_once_with(adapter.NOT_OWNER)
+    first.channel.send.assert_awaited_once_with(discord_client.NOT_OWNER)
     second.channel.send.assert_not_awaited()
     assert lines == [] and client.app.surface.pop() == []
 
@@ -355,13 +353,13 @@ def test_there_is_one_slash_command_per_chat_command(client):
     assert commands.keys() == specs.keys()
     for name, spec in specs.items():
         payload = commands[name].to_dict(client.tree)
-        assert payload["description"] == adapter.clip(spec.summary or spec.usage)
+        assert payload["description"] == discord_slash.clip(spec.summary or spec.usage)
         assert payload["contexts"] == [1]  # the bot's DMs only
         if spec.usage.strip() == name:
             assert payload["options"] == []
         else:
             [option] = payload["options"]
-            assert option["description"] == adapter.clip(spec.usage)
+            assert option["description"] == discord_slash.clip(spec.usage)
             assert option["required"] == ("<" in spec.usage)
 
 
@@ -380,7 +378,8 @@ async def test_slash_commands_refuse_anyone_but_the_owner(client):
     lines = record_commands(client)
     interaction = mock_interaction(client, user_id=42)
     await client.tree.get_command("drafts").callback(interaction)
-    interaction.response.send_message.assert_awaited_once_with(adapter.NOT_OWNER, ephemeral=True)
+    interaction.response.send_message.assert_awaited_once_with(
+        discord_client.NOT_OWNER, ephemeral=True)
     assert lines == []
 
 
@@ -388,9 +387,9 @@ def test_slash_commands_sync_only_when_they_changed(client):
     local = [c.to_dict(client.tree) for c in client.tree.get_commands()]
     remote = [{**p, "id": "1", "application_id": "2", "options": [
         {**o, "type": 3} for o in p["options"]]} for p in local]
-    assert adapter.command_fingerprint(remote) == adapter.command_fingerprint(local)
+    assert discord_slash.command_fingerprint(remote) == discord_slash.command_fingerprint(local)
     remote[0]["description"] = "old text"
-    assert adapter.command_fingerprint(remote) != adapter.command_fingerprint(local)
+    assert discord_slash.command_fingerprint(remote) != discord_slash.command_fingerprint(local)
 
 
 # --- the Send / Edit / Skip buttons --------------------------------------------------------
@@ -467,7 +466,8 @@ async def test_only_the_owner_can_press_the_buttons(client):
     draft_id = await pending_draft(client)
     interaction = mock_interaction(client, user_id=42)
     assert await DraftButton("send", draft_id).interaction_check(interaction) is False
-    interaction.response.send_message.assert_awaited_once_with(adapter.NOT_OWNER, ephemeral=True)
+    interaction.response.send_message.assert_awaited_once_with(
+        discord_client.NOT_OWNER, ephemeral=True)
     assert await DraftButton("send", draft_id).interaction_check(mock_interaction(client))
 
 
@@ -494,7 +494,7 @@ def test_button_ids_fit_discord_and_carry_the_draft():
     for action in ("send", "senddm", "edit", "skip"):
         custom_id = DraftButton(action, 123456789).custom_id
         assert len(custom_id) <= 100
-        assert re.fullmatch(adapter.DRAFT_BUTTON, custom_id)["draft_id"] == "123456789"
+        assert re.fullmatch(discord_buttons.DRAFT_BUTTON, custom_id)["draft_id"] == "123456789"
 
 
 # --- the owner's chat surface ---------------------------------------------------------------
@@ -552,7 +552,7 @@ async def test_the_owners_dm_channel_is_opened_once(client):
 
 
 async def test_before_login_a_dm_waits_in_the_outbox(client):
-    with pytest.raises(adapter.DiscordUnavailable):
+    with pytest.raises(discord_surface.DiscordUnavailable):
         await DiscordSurface(client, OWNER_ID).send(outgoing())
 
 
@@ -560,7 +560,7 @@ async def test_a_dm_the_owner_cannot_receive_stays_in_the_outbox_and_is_retried(
         db_url, clock):
     settings = discord_settings()
     client = PlnbotClient(settings)
-    app = adapter.build_app(settings, open_database(settings, db_url), client)
+    app = discord_run.build_app(settings, open_database(settings, db_url), client)
     app.clock = clock
     app.surface.channel = channel = mock_dm_channel()
     channel.send.side_effect = http_error(discord.Forbidden, 403, 50007,
@@ -702,12 +702,12 @@ async def test_send_as_dm_to_a_member_with_closed_dms_posts_in_the_channel(membe
     (http_error(discord.DiscordServerError, 503), "Discord is having problems (HTTP 503"),
 ])
 def test_start_up_failures_name_what_to_fix(error, says):
-    problem = adapter.startup_error(error)
+    problem = discord_run.startup_error(error)
     assert says in str(problem) and "\n" not in str(problem)
 
 
 def test_a_bug_is_not_disguised_as_a_start_up_problem():
-    assert adapter.startup_error(KeyError("x")) is None
+    assert discord_run.startup_error(KeyError("x")) is None
 
 
 def run_cli(monkeypatch, tmp_path, env: dict):

@@ -13,7 +13,9 @@ from sqlalchemy import func, text
 from sqlmodel import Session, select
 
 from bot.adapters import discord_worker as adapter
-from bot.adapters.discord import DiscordSurface, DiscordUnavailable, DraftButton, nonce_for
+from bot.adapters.discord.buttons import DraftButton
+from bot.adapters.discord.surface import DiscordSurface, DiscordUnavailable
+from bot.adapters.discord.text import nonce_for
 from bot.adapters.discord_worker import WorkerDiscordClient, discord_route, hold_gateway
 from bot.context import utcnow
 from bot.owners import add_owner
@@ -138,7 +140,7 @@ async def test_a_dm_from_an_enrolled_owner_is_answered_to_that_owner_only(client
     [reply] = client.discord.said_to(ADA_ID)
     assert "water the plants" in reply
     assert client.discord.said_to(BEN_ID) == []
-    with Session(client.app.engine) as session:
+    with Session(client.engine) as session:
         [reminder] = session.exec(select(Reminder)).all()
         assert session.get(Owner, reminder.owner_id).external_ref == f"discord:{ADA_ID}"
 
@@ -377,8 +379,8 @@ async def test_a_fatal_gateway_error_stops_the_worker_with_one_line(engine):
 
 async def test_run_worker_once_dms_each_enrolled_owner(engine, db_url, monkeypatch):
     """The whole wiring: ``plnbot run --worker --once`` with DISCORD_TOKEN."""
+    import bot.adapters.discord.surface as single
     from bot import runner
-    from bot.adapters import discord as single
 
     enrol(engine, ADA_ID, BEN_ID)
     settings = make_settings(DISCORD_TOKEN="token-for-tests")

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import pytest
 from sqlmodel import Session, select
 
-from bot.adapters import mastodon as mastodon_adapter
-from bot.adapters.mastodon import MastodonSender, build_source, status_length
+from bot.adapters.mastodon import adapter as mastodon_adapter
+from bot.adapters.mastodon.adapter import MastodonSender, build_source, status_length
 from bot.app import App
 from bot.config import ConfigError
 from bot.context import SendRefused

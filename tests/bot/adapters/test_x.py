@@ -9,7 +9,7 @@ import pytest
 from aioresponses import aioresponses
 from sqlmodel import Session, select
 
-from bot.adapters.x import XSource, build_source
+from bot.adapters.x.adapter import XSource, build_source
 from bot.config import ConfigError
 from storage.models import Account, Connection, Draft, Handle, MassDrop
 from tests.conftest import make_settings
@@ -338,7 +338,7 @@ def test_configuration():
 
 
 def test_never_registers_a_welcome_sender():
-    import bot.adapters.x as x
+    import bot.adapters.x.adapter as x
 
     assert not hasattr(x, "XWelcomeSender") and not hasattr(XSource, "send_welcome")
 

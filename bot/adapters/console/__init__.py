@@ -13,6 +13,10 @@ from collections.abc import AsyncIterator
 from typing import TextIO
 
 from bot.context import OutgoingMessage
+from bot.platforms import Platform
+
+# Messages written here (``plnbot demo``'s simulated people) need no account.
+PLATFORM = Platform(id="console", name="here", order=9)
 
 LABELS = {
     "new_connection": "New connection",

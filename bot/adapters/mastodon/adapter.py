@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import requests
@@ -32,6 +32,7 @@ from mastodon.errors import (
     MastodonAPIError,
     MastodonError,
     MastodonIOError,
+    MastodonNetworkError,
     MastodonNotFoundError,
     MastodonRatelimitError,
     MastodonServerError,
@@ -41,17 +42,23 @@ from mastodon.errors import (
 from bot.adapters import state
 from bot.adapters.limits import Backoff, RateLimiter, Sleep
 from bot.adapters.translate import mastodon_profile
-from bot.config import ConfigError, Settings
-from bot.context import Clock, SendRefused, utcnow
+from bot.config import ConfigError, Settings, secret
+from bot.context import Clock, utcnow
 from bot.events import (
     ConnectionsSevered,
+    CursorMoved,
     Event,
     FollowRequested,
     NewConnection,
     Profile,
     SnapshotReceived,
     SourceChecked,
+    SourceCursor,
 )
+from bot.ports import SendRefused, SendUncertain
+
+if TYPE_CHECKING:
+    from storage.models import Handle
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +84,12 @@ class MastodonClient:
         http = http or requests.Session()
         http.hooks["response"].append(self._observe)
         self.api = Mastodon(
-            access_token=settings.mastodon_access_token.get_secret_value(),
+            access_token=secret(settings.mastodon_access_token),
             api_base_url=self.base_url, ratelimit_method="throw", session=http,
             request_timeout=REQUEST_TIMEOUT, version_check_mode="none", user_agent="plnbot",
         )
         self.me: dict[str, Any] | None = None
-        self.domain = urlparse(self.api.api_base_url).netloc
+        self.domain: str = urlparse(str(self.api.api_base_url)).netloc
         self._max_characters: int | None = None
 
     def _observe(self, response: requests.Response, *args, **kwargs) -> None:
@@ -242,7 +249,8 @@ class MastodonSource:
         current = state.load_state(app, PLATFORM)
         if current.cursor is None:
             newest = await self._newest_notification_id()
-            state.save_cursor(app, PLATFORM, newest or "0")
+            await app.handle(CursorMoved(owner_ref=app.settings.owner_ref,
+                                         cursor=SourceCursor(PLATFORM, newest or "0")))
         elif not self.streaming():
             await self._catch_up(app, current.cursor)
         every = timedelta(hours=self.settings.reconcile_hours)
@@ -289,24 +297,28 @@ class MastodonSource:
             for notification in notifications:
                 await self.handle_notification(app, notification)
             return
+        for notification in notifications:  # said again if the list below fails: keyed
+            if notification.get("type") != "follow":
+                for event in self.events_for(app, notification):
+                    await app.handle(event)
         me = self.client.me or {}
         await app.handle(SnapshotReceived(
             owner_ref=app.settings.owner_ref, platform=PLATFORM, complete=False,
             profiles=[self.client.profile(n["account"]) for n in follows],
             account_external_id=str(me.get("id", "")), account_handle=self.client.own_handle(),
+            cursor=SourceCursor(PLATFORM, str(notifications[-1]["id"])),
         ))
-        for notification in notifications:
-            if notification.get("type") != "follow":
-                await self.handle_notification(app, notification)
-        state.save_cursor(app, PLATFORM, str(notifications[-1]["id"]))
 
     async def handle_notification(self, app, notification: dict[str, Any]) -> None:
-        """Turn one notification into events, then move the cursor past it."""
-        for event in self.events_for(app, notification):
-            await app.handle(event)
+        """Turn one notification into events; the last one moves the cursor past it, in
+        its own transaction (a failed one leaves the notification to be fetched again)."""
+        events = self.events_for(app, notification) or [
+            CursorMoved(owner_ref=app.settings.owner_ref)]
         current = state.load_state(app, PLATFORM).cursor
         if newer(str(notification["id"]), current):
-            state.save_cursor(app, PLATFORM, str(notification["id"]))
+            events[-1].cursor = SourceCursor(PLATFORM, str(notification["id"]))
+        for event in events:
+            await app.handle(event)
 
     def events_for(self, app, notification: dict[str, Any]) -> list[Event]:
         owner_ref = app.settings.owner_ref
@@ -375,7 +387,8 @@ class MastodonSource:
             asyncio.run_coroutine_threadsafe(self._streamed(app, notification), loop)
 
         try:
-            self.stream = await asyncio.to_thread(
+            # with run_async=True it returns the stream's handle (its stubs say None)
+            self.stream = await asyncio.to_thread(  # type: ignore[func-returns-value]
                 self.client.api.stream_user, _Listener(deliver), run_async=True)
         except MastodonError as exc:
             log.warning("cannot open the Mastodon stream (%s); polling instead",
@@ -423,7 +436,10 @@ class MastodonSender:
     def __init__(self, client: MastodonClient) -> None:
         self.client = client
 
-    async def send_welcome(self, *, handle, text: str) -> str:
+    async def send_welcome(self, *, handle: Handle, text: str, via: str | None = None) -> str:
+        """Post ``text`` as a direct status mentioning the person (``via`` has no choices
+        here). Unreachable before sending is a refusal; a timeout or a connection dropped
+        once the request was out is ``SendUncertain``."""
         acct = (getattr(handle, "display_handle", "") or handle.handle).lstrip("@")
         status = f"@{acct} {text}"
         limit = await self.client.max_characters()
@@ -436,6 +452,11 @@ class MastodonSender:
         try:
             posted = await self.client.call(self.client.api.status_post, status,
                                             visibility="direct", idempotency_key=key)
+        except MastodonNetworkError as exc:
+            if may_have_arrived(exc):
+                raise SendUncertain(f"{type(exc.__context__).__name__} from "
+                                    f"{self.client.base_url}") from None
+            raise SendRefused(self._refusal(exc)) from None
         except MastodonError as exc:
             raise SendRefused(self._refusal(exc)) from None
         url = plain(posted).get("url") or ""
@@ -445,14 +466,28 @@ class MastodonSender:
         status = exc.args[1] if isinstance(exc, MastodonAPIError) and len(exc.args) > 1 else None
         if status in (401, 403) or isinstance(exc, MastodonUnauthorizedError):
             _, message = describe_failure(exc, self.client.base_url)
-            return f"Not sent: {message}"
+            return message
         if isinstance(exc, MastodonRatelimitError):
-            return "Not sent: Mastodon is rate limiting the bot. Try `send` again later."
+            return "Mastodon is rate limiting the bot. Try `send` again later."
         if status and 400 <= status < 500:
             detail = exc.args[3] if len(exc.args) > 3 and exc.args[3] else f"HTTP {status}"
-            return f"Not sent: Mastodon would not post it ({detail})."
-        return (f"Not sent: cannot reach your Mastodon instance at {self.client.base_url}. "
+            return f"Mastodon would not post it ({detail})."
+        return (f"I cannot reach your Mastodon instance at {self.client.base_url}. "
                 f"Try `send` again later.")
+
+
+def may_have_arrived(exc: MastodonNetworkError) -> bool:
+    """Whether a failed request may still have reached the instance: Mastodon.py wraps
+    the ``requests`` error, which says whether the connection was ever made."""
+    cause = exc.__context__
+    if isinstance(cause, requests.exceptions.ConnectTimeout):
+        return False
+    if isinstance(cause, requests.exceptions.ConnectionError):
+        reason = str(cause)
+        return not any(word in reason for word in (
+            "NewConnectionError", "Connection refused", "Name or service not known",
+            "Failed to resolve", "nodename nor servname"))
+    return isinstance(cause, requests.exceptions.Timeout | requests.exceptions.ChunkedEncodingError)
 
 
 def build_source(settings: Settings, *, clock: Clock = utcnow,

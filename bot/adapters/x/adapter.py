@@ -291,7 +291,8 @@ class XSource:
     async def poll(self, app) -> None:
         state = load_state(app)
         if self._holding_off(state):
-            log.info("X: not polling until %s (%s)", state.last_error_at + BLOCKED_RETRY,
+            log.info("X: not polling until %s (%s)",
+                     state.last_error_at and state.last_error_at + BLOCKED_RETRY,
                      state.problem)
             return
         self.polled = True
@@ -427,7 +428,7 @@ def load_state(app) -> AccountState:
             followers_count_seen=account.followers_count_seen,
             last_reconciled_at=account.last_reconciled_at, last_error=account.last_error,
             last_error_at=account.last_error_at,
-            recheck_due=store.recheck_due(session, owner=session.get(Owner, app.owner_id),
+            recheck_due=store.recheck_due(session, owner=session.get_one(Owner, app.owner_id),
                                           account=account, now=app.clock()),
         )
 
@@ -439,7 +440,7 @@ def known_followers(app, state: AccountState, ids: list[str]) -> set[str]:
     with Session(app.engine) as session:
         return set(session.exec(
             select(Handle.external_id)
-            .join(Connection, Connection.handle_id == Handle.id)
+            .join(Connection, col(Connection.handle_id) == col(Handle.id))
             .where(Connection.account_id == state.account_id, Connection.kind == "follower",
                    Connection.state == "active", col(Handle.external_id).in_(ids))
         ))

@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import regex
@@ -40,13 +40,25 @@ from atproto_core.exceptions import AtProtocolError
 from bot.adapters import state
 from bot.adapters.limits import Backoff, RateLimiter, Sleep
 from bot.adapters.translate import bluesky_profile
-from bot.config import ConfigError, Settings
-from bot.context import Clock, SendRefused, utcnow
-from bot.events import NewConnection, Profile, SnapshotReceived, SourceChecked
+from bot.config import ConfigError, Settings, secret
+from bot.context import Clock, utcnow
+from bot.events import (
+    CursorMoved,
+    NewConnection,
+    Profile,
+    SnapshotReceived,
+    SourceChecked,
+    SourceCursor,
+)
+from bot.ports import SendRefused, SendUncertain
+
+if TYPE_CHECKING:
+    from storage.models import Handle
 
 log = logging.getLogger(__name__)
 
 PLATFORM = "bluesky"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # sorts an undated notification first
 DEFAULT_BASE_URL = "https://bsky.social"
 NOTIFICATION_PAGE = 50
 FOLLOWER_PAGE = 100
@@ -94,7 +106,7 @@ class BlueskyClient:
     async def ensure_login(self) -> str:
         """Log in once (``createSession``); the client refreshes the session itself."""
         if self.did is None:
-            await self.call(self.api.login, self.login_handle, self._password.get_secret_value(),
+            await self.call(self.api.login, self.login_handle, secret(self._password),
                             fetch_bsky_profile=False)
             session = self.api._session
             self.did, self.handle = session.did, session.handle
@@ -185,7 +197,8 @@ class BlueskySource:
         current = state.load_state(app, PLATFORM)
         if current.cursor is None:
             newest = await self._newest_follow_time()
-            state.save_cursor(app, PLATFORM, newest or app.clock().isoformat())
+            await app.handle(CursorMoved(owner_ref=app.settings.owner_ref, cursor=SourceCursor(
+                PLATFORM, newest or app.clock().isoformat())))
         else:
             await self._catch_up(app, current.cursor)
         if current.reconcile_due(app.clock(), timedelta(hours=self.settings.reconcile_hours)):
@@ -225,7 +238,7 @@ class BlueskySource:
             if len(fresh) < len(page.notifications) or not page.cursor:
                 break
             page_cursor = page.cursor
-        return sorted(found, key=lambda n: parse_time(n.indexed_at))
+        return sorted(found, key=lambda n: parse_time(n.indexed_at) or EPOCH)
 
     async def _catch_up(self, app, seen: str) -> None:
         notifications = await self.fetch_since(seen)
@@ -234,17 +247,18 @@ class BlueskySource:
                 owner_ref=app.settings.owner_ref, platform=PLATFORM, complete=False,
                 profiles=[bluesky_profile(as_dict(n.author)) for n in notifications],
                 account_external_id=self.client.did or "", account_handle=self.client.handle,
+                cursor=SourceCursor(PLATFORM, notifications[-1].indexed_at),
             ))
-            state.save_cursor(app, PLATFORM, notifications[-1].indexed_at)
             return
         if not notifications:
             return
-        await app.handle_arrivals(  # written together; the cursor moves once they are
-            NewConnection(owner_ref=app.settings.owner_ref,
-                          profile=bluesky_profile(as_dict(notification.author)),
-                          at=parse_time(notification.indexed_at))
-            for notification in notifications)
-        state.save_cursor(app, PLATFORM, notifications[-1].indexed_at)
+        arrivals = [NewConnection(owner_ref=app.settings.owner_ref,
+                                  profile=bluesky_profile(as_dict(notification.author)),
+                                  at=parse_time(notification.indexed_at))
+                    for notification in notifications]
+        # written together; the cursor moves in the transaction that stores the last one
+        arrivals[-1].cursor = SourceCursor(PLATFORM, notifications[-1].indexed_at)
+        await app.handle_arrivals(arrivals)
 
     # -- reconciliation -----------------------------------------------------------------
     async def reconcile(self, app) -> None:
@@ -310,51 +324,78 @@ class BlueskySender:
     def __init__(self, client: BlueskyClient) -> None:
         self.client = client
 
-    async def send_welcome(self, *, handle, text: str) -> str:
+    async def send_welcome(self, *, handle: Handle, text: str, via: str | None = None) -> str:
+        """Send ``text`` as a chat message when the person's chat setting allows it
+        (``via`` has no choices here). Everything up to ``sendMessage`` is refused when it
+        fails (nothing went out); a timeout or dropped connection during ``sendMessage``
+        itself is ``SendUncertain``."""
         shown = f"@{(getattr(handle, 'display_handle', '') or handle.handle).lstrip('@')}"
         if grapheme_count(text) > MAX_GRAPHEMES:
             raise SendRefused(f"Bluesky chat messages hold at most {MAX_GRAPHEMES} characters; "
                               f"this welcome has {grapheme_count(text)}. Shorten it with `edit`.")
         try:
             await self.client.ensure_login()
-            await self._check_allowed(handle.external_id, shown, text)
+            await self._check_allowed(handle.external_id, shown)
             dm = self.client.api.with_bsky_chat_proxy()
             convo = await self.client.call(dm.chat.bsky.convo.get_convo_for_members,
                                            params={"members": [handle.external_id]})
+        except AtProtocolError as exc:
+            raise SendRefused(self._refusal(exc, shown)) from None
+        try:
             await self.client.call(dm.chat.bsky.convo.send_message, data={
                 "convo_id": convo.convo.id, "message": {"text": text}})
-        except UnauthorizedError:
-            raise SendRefused(
-                "Not sent: Bluesky refused the chat. The app password must allow direct "
-                "messages: create one with \"Allow access to your direct messages\" ticked and "
-                "set BLUESKY_APP_PASSWORD.") from None
-        except BadRequestError as exc:
-            raise SendRefused(self._by_hand(shown, text, f"Bluesky said: {exc}")) from None
+        except UnreadableAnswer as exc:  # it answered, but not as promised: it may have sent
+            raise SendUncertain(f"an unreadable answer from Bluesky's chat service ({exc})") \
+                from None
+        except httpx.TransportError as exc:  # atproto passes some (a dropped answer) as is
+            raise SendUncertain(f"{type(exc).__name__} from Bluesky's chat service") from None
+        except NetworkError as exc:
+            if may_have_arrived(exc):
+                raise SendUncertain(f"{type(exc.__cause__ or exc).__name__} from Bluesky's "
+                                    "chat service") from None
+            raise SendRefused(self._refusal(exc, shown)) from None
         except AtProtocolError as exc:
-            raise SendRefused(self._unreachable(exc)) from None
+            raise SendRefused(self._refusal(exc, shown)) from None
         return f"Sent to {shown} as a Bluesky chat message."
 
-    async def _check_allowed(self, did: str, shown: str, text: str) -> None:
+    async def _check_allowed(self, did: str, shown: str) -> None:
         profile = await self.client.call(self.client.api.app.bsky.actor.get_profile,
                                          params={"actor": did})
         allowed, setting = chat_allowed(as_dict(profile))
         if not allowed:
             reason = ("they accept chats from nobody" if setting == "none" else
                       "they accept chats only from people they follow")
-            raise SendRefused(self._by_hand(shown, text, reason))
+            raise SendRefused(self._closed(shown, reason))
+
+    def _refusal(self, exc: AtProtocolError, shown: str) -> str:
+        if isinstance(exc, UnauthorizedError):
+            return ("Bluesky refused the chat: the app password must allow direct messages. "
+                    "Create one with \"Allow access to your direct messages\" ticked and set "
+                    "BLUESKY_APP_PASSWORD")
+        if isinstance(exc, BadRequestError):
+            return self._closed(shown, f"Bluesky said: {exc}")
+        return self._unreachable(exc)
 
     @staticmethod
-    def _by_hand(shown: str, text: str, reason: str) -> str:
-        return (f"Not sent: {shown} cannot get a Bluesky chat from you ({reason}). Send it by "
-                f"hand instead (a reply or a mention):\n{text}")
+    def _closed(shown: str, reason: str) -> str:
+        return f"{shown} cannot get a Bluesky chat from you ({reason})."
 
     def _unreachable(self, exc: AtProtocolError) -> str:
         if isinstance(exc, RateLimitExceededError):
-            return "Not sent: Bluesky is rate limiting the bot. Try `send` again later."
+            return "Bluesky is rate limiting the bot. Try `send` again later."
         status = getattr(getattr(exc, "response", None), "status_code", None)
         detail = f"HTTP {status}" if isinstance(exc, RequestErrorBase) and status else \
             type(exc).__name__
-        return f"Not sent: cannot reach Bluesky ({detail}). Try `send` again later."
+        return f"I cannot reach Bluesky ({detail}). Try `send` again later."
+
+
+def may_have_arrived(exc: NetworkError) -> bool:
+    """Whether a failed ``sendMessage`` may still have reached the chat service: atproto
+    wraps the httpx error, which says whether a connection was ever made."""
+    cause = exc.__cause__
+    if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return False
+    return isinstance(cause, httpx.TransportError)
 
 
 def build_source(settings: Settings, *, clock: Clock = utcnow,

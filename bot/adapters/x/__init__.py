@@ -1,0 +1,23 @@
+"""X (Twitter): followers newest-first from the API or a data archive; welcomes are
+never sent by the bot (X forbids automated DMs) but through a compose link (tweepy, in
+``adapter``)."""
+
+from __future__ import annotations
+
+from bot.adapters.translate import x_profile
+from bot.platforms import Platform, Snapshot
+
+PLATFORM = Platform(
+    id="x",
+    name="X",
+    message_limit=10_000,
+    follow_request="Approve or deny it on X (Notifications → Follower requests).",
+    sends_by="link",
+    compose_url="https://x.com/messages/compose?recipient_id={external_id}&text={text}",
+    snapshot=Snapshot(id_key="id", page_key="data", checksum_keys=(
+        "username", "name", "description", "location", "url", "entities")),
+    translate=x_profile,
+    adapter="bot.adapters.x.adapter",
+    order=1,
+    secrets=("x_bearer_token", "x_user_access_token"),
+)

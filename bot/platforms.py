@@ -1,0 +1,192 @@
+"""The platform registry: what the rest of plnbot knows about each platform, declared once.
+
+Each platform declares one ``Platform`` as ``PLATFORM`` in its adapter package's
+``__init__`` (``bot/adapters/<id>/__init__.py``), which imports no platform SDK; the SDK
+code lives in that package's other modules and is imported only when a source or sender
+is built. This module finds the declarations by looking at the packages under
+``bot/adapters/``, so adding a platform is its package, its tests and its
+``config.example.env`` lines; nothing here or in ``handlers/`` names a platform.
+
+Handlers and storage read platforms through :func:`get` (an unknown id gets a plain
+default, so old rows of a removed platform still display).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.events import Profile
+    from bot.ports import Source, WelcomeSender
+
+Translator = Callable[[dict[str, Any]], "Profile"]
+ADAPTERS = "bot.adapters"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """How the platform's own follower-list JSON reads (``plnbot sync --snapshot``):
+    the key of a person's id, the key of a page's list (None: a plain list), other page
+    keys accepted, the key that wraps the person (Discord members wrap their user), and
+    the fields whose change means "their profile changed"."""
+
+    id_key: str
+    page_key: str | None = None
+    other_page_keys: tuple[str, ...] = ()
+    person_key: str | None = None
+    checksum_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Platform:
+    """One platform as the core sees it. Only ``id`` and ``name`` are required."""
+
+    id: str
+    name: str
+    # one direct message: its limit, what the limit counts, and whether the "@person "
+    # the sender puts in front of the text counts towards it (Mastodon)
+    message_limit: int = 2_000
+    counts: Literal["characters", "graphemes"] = "characters"
+    mention_counts: bool = False
+    # handles are shown as "@jane" unless the platform's handles are plain names (Discord)
+    at_handles: bool = True
+    # the person's side of the connection ("follower", or "member" of a server)
+    connection_kind: str | None = None
+    # how to send a welcome by hand, with {who} (their handle without "@") and
+    # {profile} (" (their profile URL)" or ""); and where to decide a follow request
+    by_hand: str = "Send it yourself to {who}"
+    follow_request: str = ""
+    # "api": a WelcomeSender delivers it; "link": the owner sends it through
+    # ``compose_url`` (X forbids automated DMs)
+    sends_by: Literal["api", "link"] = "api"
+    compose_url: str = ""  # with {external_id} and {text}, both URL-quoted
+    send_choices: tuple[str, ...] = ()  # ``send <draft> dm``: the sender's ``via``
+    # whether a person who said they take no DMs (``Handle.accepts_dms is False``) can
+    # be written to at all
+    respects_closed_dms: bool = False
+    snapshot: Snapshot | None = None
+    translate: Translator | None = None
+    # the module with ``build_source(settings)`` and/or ``build_sender(settings)``
+    adapter: str | None = None
+    # Settings fields holding this platform's secrets (tokens, passwords)
+    secrets: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+    order: int = 100  # where it comes in lists (the first platforms kept their order)
+
+    # -- what the core asks ---------------------------------------------------------------
+    @property
+    def keys(self) -> Snapshot:
+        """The snapshot keys (plain defaults for a platform without snapshots)."""
+        return self.snapshot or Snapshot(id_key="id")
+
+    def length(self, text: str) -> int:
+        """What the platform counts: graphemes or characters."""
+        if self.counts == "graphemes":
+            import regex
+
+            return len(regex.findall(r"\X", text))
+        return len(text)
+
+    def limit_for(self, handle: str) -> int:
+        """Room left for the welcome text to ``handle``."""
+        if self.mention_counts:
+            return self.message_limit - len(f"@{handle.lstrip('@')} ")
+        return self.message_limit
+
+    def shown_handle(self, handle: str) -> str:
+        handle = handle.lstrip("@")
+        return f"@{handle}" if self.at_handles else handle
+
+    def by_hand_hint(self, who: str, profile_url: str = "") -> str:
+        profile = f" ({profile_url})" if profile_url.startswith("http") else ""
+        return self.by_hand.format(who=who.lstrip("@"), profile=profile)
+
+    def compose_link(self, *, external_id: str, text: str) -> str | None:
+        if self.sends_by != "link" or not self.compose_url:
+            return None
+        return self.compose_url.format(external_id=quote(external_id, safe=""),
+                                       text=quote(text, safe=""))
+
+    def checksum(self, item: dict[str, Any]) -> int | None:
+        """A checksum of the profile fields that matter, straight from platform JSON
+        (None for a platform without snapshot keys)."""
+        if self.snapshot is None:
+            return None
+        values = "\x1f".join(str(item.get(key) or "") for key in self.snapshot.checksum_keys)
+        return zlib.crc32(values.encode())
+
+    def build_source(self, settings: Settings) -> Source | None:
+        """The configured source, or None when the platform is not configured."""
+        build = self._adapter_function("build_source")
+        return build(settings) if build is not None else None
+
+    def build_sender(self, settings: Settings) -> WelcomeSender | None:
+        """A welcome sender for a process that polls nothing (``plnbot console``)."""
+        build = self._adapter_function("build_sender")
+        return build(settings) if build is not None else None
+
+    def _adapter_function(self, name: str) -> Callable[..., Any] | None:
+        if self.adapter is None:
+            return None
+        return getattr(importlib.import_module(self.adapter), name, None)
+
+
+@cache
+def registry() -> dict[str, Platform]:
+    """Every declared platform by id, in a stable order (the packages' names)."""
+    found: dict[str, Platform] = {}
+    package = importlib.import_module(ADAPTERS)
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.ispkg:
+            continue
+        declared = getattr(importlib.import_module(f"{ADAPTERS}.{module.name}"), "PLATFORM",
+                           None)
+        if isinstance(declared, Platform):
+            found[declared.id] = declared
+    return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
+
+
+def get(platform_id: str) -> Platform:
+    """The platform ``platform_id``; an unknown one gets a plain default."""
+    return registry().get(platform_id) or Platform(id=platform_id, name=platform_id)
+
+
+def ids() -> tuple[str, ...]:
+    return tuple(registry())
+
+
+def name(platform_id: str) -> str:
+    return get(platform_id).name
+
+
+def all_secrets_fields() -> tuple[str, ...]:
+    return tuple(f for p in registry().values() for f in p.secrets)
+
+
+class View(Mapping[str, Any]):
+    """A read-only ``{platform id: something}`` computed from the registry when read
+    (``TRANSLATORS``, ``PAGE_KEYS``): old dict-shaped call sites keep working."""
+
+    def __init__(self, pick: Callable[[Platform], Any], *,
+                 only: Callable[[Platform], bool] = lambda p: True) -> None:
+        self._pick, self._only = pick, only
+
+    def _items(self) -> dict[str, Any]:
+        return {p.id: self._pick(p) for p in registry().values() if self._only(p)}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())

@@ -1,0 +1,71 @@
+"""What adapters may ask about an owner's stored state, so they read no tables themselves.
+
+The Discord client needs to know whether a server's first member list was recorded,
+which draft a button means, and when it last read the owner's DMs; these answer it
+from the database, each in its own short transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from handlers import periodic
+from storage.db import session_scope
+from storage.models import Account, Draft, Owner
+
+
+def baseline_done(engine: Engine, *, owner_id: int, platform: str) -> bool:
+    """Whether the owner's ``platform`` account has its first (quiet) sync behind it."""
+    with session_scope(engine) as session:
+        account = session.exec(select(Account).where(
+            Account.owner_id == owner_id, Account.platform == platform)).first()
+        return account is not None and account.baseline_done
+
+
+def draft_of(engine: Engine, *, owner_id: int, draft_id: int) -> Draft | None:
+    """Draft ``draft_id`` if it is ``owner_id``'s (detached, for reading), else None."""
+    with Session(engine, expire_on_commit=False) as session:
+        draft = session.get(Draft, draft_id)
+        return draft if draft is not None and draft.owner_id == owner_id else None
+
+
+def last_run(engine: Engine, *, owner_id: int, job: str) -> datetime | None:
+    """When ``job`` last ran for the owner (a JobRun row), or None."""
+    with session_scope(engine) as session:
+        owner = session.get(Owner, owner_id)
+        return periodic.last_run(session, owner=owner, job=job) if owner else None
+
+
+def mark_run(engine: Engine, *, owner_id: int, job: str, at: datetime) -> None:
+    """Record that ``job`` ran at ``at`` for the owner, unless a later run is recorded."""
+    with session_scope(engine) as session:
+        owner = session.get(Owner, owner_id)
+        if owner is None:
+            return
+        seen = periodic.last_run(session, owner=owner, job=job)
+        if seen is None or at > seen:
+            periodic.mark_run(session, owner=owner, job=job, at=at)
+
+
+def owner_id_of(engine: Engine, ref: str) -> int | None:
+    """The id of the owner enrolled as ``ref`` (``discord:<user id>``), or None."""
+    with Session(engine) as session:
+        return session.exec(select(Owner.id).where(Owner.external_ref == ref)).first()
+
+
+def owners_with_prefix(engine: Engine, prefix: str) -> list[tuple[int, str]]:
+    """``(id, external_ref)`` of every owner whose ref starts with ``prefix``, by id."""
+    with Session(engine) as session:
+        rows = session.exec(select(Owner.id, Owner.external_ref).where(
+            col(Owner.external_ref).startswith(prefix)).order_by(col(Owner.id))).all()
+    return [(owner_id, ref) for owner_id, ref in rows if owner_id is not None]
+
+
+def owner_since(engine: Engine, owner_id: int) -> datetime | None:
+    """When the owner was enrolled."""
+    with Session(engine) as session:
+        owner = session.get(Owner, owner_id)
+        return owner.created_at if owner is not None else None
