@@ -9,6 +9,7 @@ a plain one), so every extractor returns ``None`` unless its evidence is clear.
 from __future__ import annotations
 
 import json
+import logging
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
@@ -24,6 +25,7 @@ from bot.events import Profile
 from handlers import names
 from handlers.untrusted import CAPS, MAX_FIELDS
 
+log = logging.getLogger(__name__)
 RULES_PATH = Path(__file__).parent / "data" / "profile_rules.json"
 HASHTAG = regex.compile(r"(?<![\w&/])#(\w{2,50})")
 TAG_RE = regex.compile(r"<[^>]+>")
@@ -552,3 +554,21 @@ def understand(profile: Profile) -> Understanding:
                                   f"{field_text}"),
         is_organisation=name.organisation,
     )
+
+
+def understand_or_reason(profile: Profile) -> tuple[Understanding | None, str]:
+    """``(understanding, "")``, or ``(None, why)`` when this one profile cannot be read.
+
+    Arrivals come in batches; one stranger's profile must never cost anyone else theirs,
+    so a failure here is this person's alone (logged with its traceback for a fix)."""
+    try:
+        return understand(profile), ""
+    except Exception as exc:  # noqa: BLE001 - isolate one person; the log keeps the detail
+        log.exception("could not read the profile of %s on %s", profile.handle, profile.platform)
+        return None, f"{type(exc).__name__}: {exc}"[:120]
+
+
+def understand_safely(profile: Profile) -> Understanding:
+    """What the profile says, or nothing known when it cannot be read (syncs store the
+    person anyway: leaving them out would make them look gone)."""
+    return understand_or_reason(profile)[0] or Understanding()

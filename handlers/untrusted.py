@@ -50,8 +50,6 @@ ESCAPE_SEQUENCE = re.compile(
 _UNSAFE = r"\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
 UNSAFE_MULTILINE = re.compile(f"[{_UNSAFE}]")  # keeps newline and tab
 UNSAFE_ONE_LINE = re.compile(f"[{_UNSAFE}\\n\\t]")
-# A cell a spreadsheet would run as a formula (OWASP "CSV injection").
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def clean_text(value: Any, cap: int, *, multiline: bool = False) -> str:
@@ -125,9 +123,3 @@ def clean_profile(profile: Profile) -> Profile:
         raw=clean_raw(profile.raw) if isinstance(profile.raw, dict) else {},
     )
 
-
-def csv_cell(value: Any) -> Any:
-    """A CSV cell a spreadsheet shows as text: a leading ``'`` on formula-like text."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value

@@ -49,13 +49,34 @@ async def on_new_connection(event: NewConnection, ctx: Context) -> None:
     account = repo.get_or_create_account(
         ctx.session, owner=ctx.owner, platform=event.profile.platform
     )
+    person, reason = profiles.understand_or_reason(event.profile)
+    if person is None:
+        tell_skipped(ctx, [(event.profile, reason)])
+        return
     record_arrival(ctx, account=account, profile=event.profile, kind=event.kind, at=event.at,
-                   via="live")
+                   via="live", person=person)
+
+
+def tell_skipped(ctx: Context, skipped: list[tuple[Profile, str]]) -> None:
+    """One message for every profile of an arrival that could not be read: "1 profile
+    could not be read and was skipped: @ivy — ValueError: …". Everyone else was stored."""
+    if not skipped:
+        return
+    count = len(skipped)
+    people = "; ".join(f"@{p.handle.lstrip('@')} — {why}" for p, why in skipped[:10])
+    more = f"; and {count - 10} more" if count > 10 else ""
+    noun = "profile" if count == 1 else "profiles"
+    ctx.send("profiles_skipped",
+             f"{count} {noun} could not be read and {'was' if count == 1 else 'were'} "
+             f"skipped: {people}{more}",
+             key=f"skipped:{skipped[0][0].platform}:{skipped[0][0].external_id}:{count}",
+             count=count, handles=[p.handle for p, _ in skipped])
 
 
 def record_arrival(
     ctx: Context, *, account: Account, profile: Profile, kind: str = "follower",
     at: datetime | None = None, quiet: bool = False, via: str = "sync",
+    person: profiles.Understanding | None = None,
 ) -> str:
     """Store an arrival; returns "new", "returned", "restored" or "known".
 
@@ -68,7 +89,7 @@ def record_arrival(
         return "known"
     at = at or ctx.now()
     how_met = how_met_text(profile.platform, kind, at, ctx.owner.tz, via)
-    person = profiles.understand(profile)
+    person = person or profiles.understand_safely(profile)
     handle, contact, created = repo.upsert_handle(
         ctx.session, owner=ctx.owner, profile=profile, now=at, how_met=how_met,
         new_contact_values=understood_values(person, profile.bio, profile.bio),

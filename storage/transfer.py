@@ -37,6 +37,9 @@ from storage.models import (
     Reminder,
 )
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets;
+# names and bios come from strangers, so such cells get a leading ' (text).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 FORMAT = "plnbot-export"
 VERSION = 1
 OWNER_FIELDS = ("name", "tz", "quiet_start", "quiet_end", "tone", "signature", "field",
@@ -125,6 +128,8 @@ def _csv_value(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value  # OWASP "CSV injection": a spreadsheet shows it, never runs it
     return value
 
 
