@@ -279,6 +279,7 @@ def import_json(path: Path, db_url: str | None) -> None:
         raise UserError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
     except transfer.TransferError as exc:
         raise UserError(f"cannot import {path}: {exc}") from exc
+    check_owner_settings(path, data)
     try:
         with owner_session(settings, db_url) as (session, owner, _now):
             numbers = transfer.import_data(session, owner=owner, data=data)
@@ -286,6 +287,18 @@ def import_json(path: Path, db_url: str | None) -> None:
         raise UserError(f"cannot import {path}: {exc}; nothing was imported") from exc
     summary = ", ".join(f"{count} {name}" for name, count in numbers.items() if count)
     click.echo(f"plnbot: imported {summary or 'nothing (the export was empty)'}", err=True)
+
+
+def check_owner_settings(path: Path, data: dict) -> None:
+    """The export's settings pass the ``settings`` command's own rules, before any write."""
+    from handlers.commands import CommandError
+    from handlers.commands.settings import check_exported
+
+    try:
+        check_exported(data.get("owner"))
+    except CommandError as exc:
+        raise UserError(f"cannot import {path}: owner settings: {exc}; nothing was "
+                        "imported") from exc
 
 
 @contextmanager
