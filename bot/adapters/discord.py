@@ -37,6 +37,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.adapters.console import LABELS
+from bot.adapters.discord_markdown import escape_untrusted
 from bot.adapters.translate import discord_profile
 from bot.app import App
 from bot.cli import UserError
@@ -114,7 +115,7 @@ def nonce_for(key: str, part: int = 0) -> str:
 def surface_text(message: OutgoingMessage) -> str:
     """The owner's DM for one outbox message: its label in bold, then the text."""
     label = LABELS.get(message.kind)
-    text = message.text
+    text = escape_untrusted(message.text, message.fields)
     if label and message.kind != "new_connection":
         text = f"**{label}:** {text}"
     image = message.fields.get("image")
