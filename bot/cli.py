@@ -165,7 +165,7 @@ def sync(platform: str, snapshot: str, partial: bool, as_json: bool, db_url: str
     event = SnapshotReceived(
         owner_ref=settings.owner_ref, platform=platform, profiles=profiles, complete=not partial
     )
-    asyncio.run(app.handle(event))
+    asyncio.run(import_and_report(app, event, what="sync"))
 
 
 @main.group(name="import")
@@ -224,11 +224,13 @@ def mastodon_csv(path: Path, as_json: bool, db_url: str | None) -> None:
     asyncio.run(import_and_report(app, event))
 
 
-async def import_and_report(app, event) -> None:
-    """Dispatch an import; the dispatcher logs failures, so say plainly that it failed."""
-    await app.dispatcher.dispatch(event)
-    if not await app.flush():
-        raise UserError("the import failed and nothing was changed (the log above says why)")
+async def import_and_report(app, event, what: str = "import") -> None:
+    """Dispatch an import or sync; the dispatcher logs failures, so say plainly that it
+    failed (and exit non-zero: a failed command never looks like a success)."""
+    if not await app.dispatcher.dispatch(event):
+        await app.flush()
+        raise UserError(f"the {what} failed and nothing was changed (the log above says why)")
+    await app.flush()
 
 
 @main.command()
