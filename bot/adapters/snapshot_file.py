@@ -76,7 +76,7 @@ def is_bot(platform: str, item: dict) -> bool:
 def raw_checksum(platform: str, item: dict) -> int:
     """A checksum of the profile fields that matter, straight from platform JSON."""
     values = "\x1f".join(str(item.get(key) or "") for key in CHECKSUM_KEYS[platform])
-    return zlib.crc32(values.encode())
+    return zlib.crc32(values.encode("utf-8", "surrogatepass"))  # lone surrogates too
 
 
 class SnapshotFile:
@@ -183,8 +183,8 @@ class SnapshotFile:
             except (KeyError, AttributeError, TypeError):
                 external_id_of(self.platform, item)  # raises the clear SnapshotError
                 raise
-            checksums[external_id] = crc32(
-                "\x1f".join([str(item.get(key) or "") for key in keys]).encode())
+            checksums[external_id] = crc32("\x1f".join(
+                [str(item.get(key) or "") for key in keys]).encode("utf-8", "surrogatepass"))
             self._starts.append(start)
             self._indexes.append(index if paged else -1)
 
