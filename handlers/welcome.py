@@ -270,6 +270,7 @@ def welcome_message(
         "mutual": mutual,
         "spam": person.spam_reasons,
         "limit": drafting.limit_for(profile.platform, profile.handle),
+        "bio": shown_bio(profile),  # as the text quotes it (chat surfaces escape it)
     }
     if draft.send_url:
         fields["send_url"] = draft.send_url
@@ -347,6 +348,11 @@ def new_connection_text(
     return "\n".join(lines)
 
 
+def shown_bio(profile: Profile) -> str:
+    """The bio as the new-connection message quotes it: plain text, one line, 280 chars."""
+    return " ".join(profiles.plain_text(profile.bio).split())[:280]
+
+
 def limit_unit(platform: str) -> str:
     return "graphemes" if platform == "bluesky" else "characters"
 
@@ -364,9 +370,9 @@ def profile_lines(contact: Contact, person: profiles.Understanding, profile: Pro
         lines.append("Interests: " + ", ".join(sorted(interests.values(), key=str.casefold)))
     if contact.website:
         lines.append(f"{'Blog' if person.website_kind == 'blog' else 'Website'}: {contact.website}")
-    bio = profiles.plain_text(profile.bio)
+    bio = shown_bio(profile)
     if bio:
-        lines.append("Bio: " + " ".join(bio.split())[:280])
+        lines.append("Bio: " + bio)
     elif not person.known_details:
         lines.append("(Their profile says very little, so the draft keeps to the basics.)")
     return lines
