@@ -34,10 +34,11 @@ FILE_NAME = re.compile(r"^(follower|following|account)(?:-part(\d+))?\.js$")
 ASSIGNMENT = re.compile(r"^\s*window\.YTD\.(\w+)\.part(\d+)\s*=\s*")
 ACCOUNT_ID = re.compile(r"[0-9]{1,20}")  # fullmatch, ASCII only: "１２" or "12\n" is no id
 # Caps on what is read (README, "Hostile data"). One follower entry of X's indented
-# format is ~140 bytes, so one file holds up to ~1.9 million people; X splits bigger
-# lists into parts. A zip that inflates past these is refused before it fills memory.
-MAX_MEMBER_BYTES = 256 * 1024 * 1024
-MAX_TOTAL_BYTES = 1024 * 1024 * 1024
+# format is ~133 bytes, so one file of 128 MB holds about a million people, and reading
+# it peaks near the figure bench/bench_hostile.py reports; X splits bigger lists into
+# parts. A zip that inflates past these is refused before it fills memory.
+MAX_MEMBER_BYTES = 128 * 1024 * 1024
+MAX_TOTAL_BYTES = 192 * 1024 * 1024
 MAX_LINK = 2_048  # a userLink is ~60 characters; anything longer is not X's
 MAX_USERNAME = 50  # X usernames have at most 15 characters
 FOLDER_PATTERNS = ("data/*.js", "*.js", "*/data/*.js")  # where _preference looks
@@ -84,7 +85,7 @@ def read_archive(path: Path) -> XArchive:
         total += size
         if total > MAX_TOTAL_BYTES:
             raise ArchiveError(f"{path}: its follower, following and account files come to "
-                               f"more than {MAX_TOTAL_BYTES // 2**30} GB uncompressed, more "
+                               f"more than {MAX_TOTAL_BYTES // 2**20} MB uncompressed, more "
                                "than any X archive holds; nothing was imported")
         if item.kind == "account":
             archive.account_id, archive.username = _account(item, entries)

@@ -99,7 +99,7 @@ def test_a_zip_that_inflates_past_the_cap_is_refused_before_it_fills_memory(tmp_
             member.write(b"]")
     assert path.stat().st_size < 5 * 2**20
     result = run_plnbot("import", "x-archive", str(path), "--db", db_url)
-    refused(result, "larger than 256 MB uncompressed")
+    refused(result, f"larger than {MAX_MEMBER_BYTES // 2**20} MB uncompressed")
     assert handles(db_url) == []
 
 
