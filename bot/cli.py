@@ -178,7 +178,7 @@ def sync(platform: str, snapshot: str, partial: bool, as_json: bool, db_url: str
     event = SnapshotReceived(
         owner_ref=settings.owner_ref, platform=platform, profiles=profiles, complete=not partial
     )
-    asyncio.run(app.handle(event))
+    asyncio.run(import_and_report(app, event, what="sync"))
 
 
 @main.group(name="import")
@@ -237,11 +237,13 @@ def mastodon_csv(path: Path, as_json: bool, db_url: str | None) -> None:
     asyncio.run(import_and_report(app, event))
 
 
-async def import_and_report(app, event) -> None:
-    """Dispatch an import; the dispatcher logs failures, so say plainly that it failed."""
-    await app.dispatcher.dispatch(event)
-    if not await app.flush():
-        raise UserError("the import failed and nothing was changed (the log above says why)")
+async def import_and_report(app, event, what: str = "import") -> None:
+    """Dispatch an import or sync; the dispatcher logs failures, so say plainly that it
+    failed (and exit non-zero: a failed command never looks like a success)."""
+    if not await app.dispatcher.dispatch(event):
+        await app.flush()
+        raise UserError(f"the {what} failed and nothing was changed (the log above says why)")
+    await app.flush()
 
 
 @main.command()
@@ -292,6 +294,7 @@ def import_json(path: Path, db_url: str | None) -> None:
         raise UserError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from exc
     except transfer.TransferError as exc:
         raise UserError(f"cannot import {path}: {exc}") from exc
+    check_owner_settings(path, data)
     try:
         with owner_session(settings, db_url) as (session, owner, _now):
             numbers = transfer.import_data(session, owner=owner, data=data)
@@ -299,6 +302,18 @@ def import_json(path: Path, db_url: str | None) -> None:
         raise UserError(f"cannot import {path}: {exc}; nothing was imported") from exc
     summary = ", ".join(f"{count} {name}" for name, count in numbers.items() if count)
     click.echo(f"plnbot: imported {summary or 'nothing (the export was empty)'}", err=True)
+
+
+def check_owner_settings(path: Path, data: dict) -> None:
+    """The export's settings pass the ``settings`` command's own rules, before any write."""
+    from handlers.commands import CommandError
+    from handlers.commands.settings import check_exported
+
+    try:
+        check_exported(data.get("owner"))
+    except CommandError as exc:
+        raise UserError(f"cannot import {path}: owner settings: {exc}; nothing was "
+                        "imported") from exc
 
 
 @contextmanager

@@ -121,7 +121,7 @@ class Platform:
         if self.snapshot is None:
             return None
         values = "\x1f".join(str(item.get(key) or "") for key in self.snapshot.checksum_keys)
-        return zlib.crc32(values.encode())
+        return zlib.crc32(values.encode("utf-8", "surrogatepass"))  # lone surrogates too
 
     def build_source(self, settings: Settings) -> Source | None:
         """The configured source, or None when the platform is not configured."""

@@ -50,11 +50,31 @@ async def on_arrivals(event: ArrivalsReceived, ctx: Context) -> None:
     for (platform, kind), run in groupby(event.arrivals,
                                          key=lambda a: (a.profile.platform, a.kind)):
         account = repo.get_or_create_account(ctx.session, owner=ctx.owner, platform=platform)
-        fresh, known = split_fresh(ctx, platform=platform, arrivals=list(run))
-        welcome_newcomers(ctx, account=account, kind=kind, arrivals=fresh)
+        batch = list(run)
+        people, skipped = understood(batch)
+        readable = [a for a in batch if id(a) in people]
+        fresh, known = split_fresh(ctx, platform=platform, arrivals=readable)
+        welcome_newcomers(ctx, account=account, kind=kind, arrivals=fresh, people=people)
         for arrival in known:
             welcome.record_arrival(ctx, account=account, profile=arrival.profile, kind=kind,
-                                   at=arrival.at, via="live")
+                                   at=arrival.at, via="live", person=people[id(arrival)])
+        welcome.tell_skipped(ctx, skipped)
+
+
+def understood(arrivals: list[NewConnection],
+               ) -> tuple[dict[int, profiles.Understanding], list[tuple[Profile, str]]]:
+    """Each arrival's profile read once (by ``id`` of the arrival); those that cannot be
+    read are set aside (and told about), so one stranger's profile never costs the rest
+    of the batch their welcome."""
+    readable: dict[int, profiles.Understanding] = {}
+    skipped: list[tuple[Profile, str]] = []
+    for arrival in arrivals:
+        person, reason = profiles.understand_or_reason(arrival.profile)
+        if person is None:
+            skipped.append((arrival.profile, reason))
+        else:
+            readable[id(arrival)] = person
+    return readable, skipped
 
 
 def split_fresh(ctx: Context, *, platform: str, arrivals: list[NewConnection],
@@ -78,23 +98,25 @@ def split_fresh(ctx: Context, *, platform: str, arrivals: list[NewConnection],
 
 
 def welcome_newcomers(ctx: Context, *, account: Account, kind: str,
-                      arrivals: list[NewConnection]) -> None:
+                      arrivals: list[NewConnection],
+                      people: dict[int, profiles.Understanding]) -> None:
     if not arrivals:
         return
-    newcomers = insert_contacts(ctx, kind=kind, arrivals=arrivals)
+    newcomers = insert_contacts(ctx, kind=kind, arrivals=arrivals, people=people)
     insert_handles(ctx, newcomers)
     insert_connections(ctx, account=account, kind=kind, newcomers=newcomers)
     insert_drafts(ctx, newcomers)
     tell_owner(ctx, newcomers)
 
 
-def insert_contacts(ctx: Context, *, kind: str, arrivals: list[NewConnection]) -> list[Newcomer]:
+def insert_contacts(ctx: Context, *, kind: str, arrivals: list[NewConnection],
+                    people: dict[int, profiles.Understanding]) -> list[Newcomer]:
     defaults = Contact(owner_id=ctx.owner.id, how_met="",
                        created_at=ctx.now()).model_dump(exclude={"id"})
     newcomers, rows = [], []
     for arrival in arrivals:
         profile, at = arrival.profile, arrival.at or ctx.now()
-        person = profiles.understand(profile)
+        person = people[id(arrival)]
         how_met = welcome.how_met_text(profile.platform, kind, at, ctx.owner.tz, "live")
         rows.append({**defaults, **repo.new_contact_values_for(
             owner_id=ctx.owner.id, profile=profile, now=at, how_met=how_met,

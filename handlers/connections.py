@@ -278,7 +278,7 @@ def contact_row(defaults: dict, profile: Profile) -> dict:
     row = {**defaults, "name": profile.name or profile.handle,
            "location": profile.location or None, "website": profile.url or None}
     if profile.bio or profile.fields:
-        row.update(welcome.understood_values(profiles.understand(profile), profile.bio))
+        row.update(welcome.understood_values(profiles.understand_safely(profile), profile.bio))
     return row
 
 

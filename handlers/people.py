@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from handlers.commands import CommandError
 from handlers.present import describe_contact
-from storage import search
+from storage import repo, search
 from storage.models import Contact, Handle, Owner
 
 MAX_CANDIDATES = 10
@@ -69,7 +69,7 @@ def _live(session: Session, contact: Contact | None) -> Contact | None:
 
 
 def _by_id(session: Session, *, owner: Owner, contact_id: int) -> Contact:
-    contact = session.get(Contact, contact_id)
+    contact = session.get(Contact, contact_id) if contact_id <= repo.MAX_ROW_ID else None
     if contact is None or contact.owner_id != owner.id:
         raise CommandError(f"There is nobody with id #{contact_id}. Try `find <text>`.")
     live = _live(session, contact)

@@ -9,19 +9,23 @@ a plain one), so every extractor returns ``None`` unless its evidence is clear.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import logging
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
 from functools import cache
 from html import unescape
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import emoji
 import regex
 
 from bot.events import Profile
 from handlers import names
+from handlers.untrusted import CAPS, MAX_FIELDS
 
+log = logging.getLogger(__name__)
 RULES_PATH = Path(__file__).parent / "data" / "profile_rules.json"
 HASHTAG = regex.compile(r"(?<![\w&/])#(\w{2,50})")
 TAG_RE = regex.compile(r"<[^>]+>")
@@ -46,6 +50,8 @@ HANDLE_SEPARATORS = regex.compile(r"[_.\-]+")
 MENTION_OR_HASHTAG_LINK = regex.compile(r"class\s*=\s*[\"'][^\"']*(?:mention|hashtag)", regex.I)
 HEAD_OF = regex.compile(r"(?i)(head|director) of ")
 SUBJECT_ROLE = regex.compile(r"(?i)(professor|lecturer|teacher) (of|in) ")
+MAX_LINKS = 16  # X link entities of one bio (160 characters hold a handful)
+FORMER_REACH = 60  # how far before a role "Ex-", "former", "retired" may stand
 PIN = regex.compile(r"📍\s*([^\n|•·;]+)")
 
 
@@ -177,24 +183,36 @@ def former_marker() -> regex.Pattern:
     return regex.compile(rf"(?<!\p{{L}})(?:{markers})(?!\p{{L}})", regex.I)
 
 
-def is_former(text: str, start: int) -> bool:
-    """True when the clause before ``start`` says the role is in the past ("Ex-", "former")."""
-    breaks = [m.end() for m in CLAUSE_BREAK.finditer(text, 0, start)]
-    clause = text[breaks[-1] if breaks else 0 : start]
-    return former_marker().search(clause) is not None
+def clause_breaks(text: str) -> list[int]:
+    """Where each clause of ``text`` starts (after a full stop, comma, line break…)."""
+    return [m.end() for m in CLAUSE_BREAK.finditer(text)]
+
+
+def is_former(text: str, start: int, breaks: list[int] | None = None) -> bool:
+    """True when the clause before ``start`` says the role is in the past ("Ex-", "former").
+
+    Only the last ``FORMER_REACH`` characters of the clause are read: a marker stands
+    right before its role, and reading whole clauses for every role made a long bio of
+    roles quadratic."""
+    breaks = clause_breaks(text[:start]) if breaks is None else breaks
+    index = bisect_right(breaks, start) - 1
+    clause_start = max(breaks[index] if index >= 0 else 0, start - FORMER_REACH)
+    return former_marker().search(text, clause_start, start) is not None
 
 
 def role_mentions(text: str) -> list[RoleMention]:
     """Every role the text names, longest wins where two overlap, in reading order."""
     found = []
+    breaks = clause_breaks(text)
     for rank, (pattern, field) in enumerate(role_patterns()):
         for match in pattern.finditer(text):
             found.append(RoleMention(match.start(), match.end(), match.group(0), field, rank,
-                                     is_former(text, match.start())))
+                                     is_former(text, match.start(), breaks)))
     found.sort(key=lambda m: (m.start, -(m.end - m.start), m.rank))
     kept: list[RoleMention] = []
     for mention in found:
-        if not any(mention.start < k.end and k.start < mention.end for k in kept):
+        # kept mentions are in order and apart, so only the last one can overlap
+        if not kept or mention.start >= kept[-1].end:
             kept.append(mention)
     return kept
 
@@ -272,12 +290,19 @@ def organisation_after(text: str, role: RoleMention | None) -> str | None:
 
 def organisation_named(text: str, mentions: list[RoleMention]) -> str | None:
     """A capitalised phrase with a school/hospital/museum word in it, outside role names."""
+    starts = [m.start for m in mentions]  # in reading order and apart (role_mentions)
     for match in phrase_regex().finditer(text):
         phrase = trim_phrase(match.group(0))
-        overlaps_role = any(match.start() < m.end and m.start < match.end() for m in mentions)
-        if len(phrase.split()) >= 2 and has_organisation_word(phrase) and not overlaps_role:
+        if len(phrase.split()) >= 2 and has_organisation_word(phrase) and not overlaps_any(
+                mentions, starts, match.start(), match.end()):
             return phrase
     return None
+
+
+def overlaps_any(mentions: list[RoleMention], starts: list[int], start: int, end: int) -> bool:
+    """Does [start, end) overlap one of ``mentions`` (ordered, apart)? Two looks, not all."""
+    index = bisect_left(starts, end) - 1  # the last mention starting before ``end``
+    return index >= 0 and mentions[index].end > start
 
 
 def clean_place(value: str | None) -> str | None:
@@ -332,8 +357,16 @@ def urls_in(value: str) -> list[str]:
     return [u.rstrip(".,;:!?") for u in found]
 
 
+def split_url(url: str) -> SplitResult:
+    """``urlsplit`` that never raises: "https://[fe80::1" in a bio is just not a link."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return SplitResult("", "", "", "", "")
+
+
 def is_social_profile(url: str) -> bool:
-    parts = urlsplit(url)
+    parts = split_url(url)
     host = parts.netloc.casefold().removeprefix("www.")
     social = any(host == s or f"{host}{parts.path}".startswith(s) for s in rules()["social_hosts"])
     return social or parts.path.startswith("/@")
@@ -352,13 +385,13 @@ def website_of(profile: Profile) -> tuple[str | None, str]:
                        key=lambda link: host_of(link[0]) not in own_domain)
     profile_url = [(profile.url, "")] if profile.url else []
     for url, label in labelled + profile_url + other + bio_links:
-        if not is_social_profile(url):
+        if split_url(url).netloc and not is_social_profile(url):
             return url, website_kind(url, label)
     return None, "website"
 
 
 def host_of(url: str) -> str:
-    return urlsplit(url).netloc.casefold().removeprefix("www.") or "\0"
+    return split_url(url).netloc.casefold().removeprefix("www.") or "\0"
 
 
 def website_kind(url: str, label: str) -> str:
@@ -368,7 +401,7 @@ def website_kind(url: str, label: str) -> str:
 
 def display_url(url: str) -> str:
     """ "https://www.amarateaches.blog/" → "amarateaches.blog" (for a sentence)."""
-    parts = urlsplit(url)
+    parts = split_url(url)
     host = parts.netloc.removeprefix("www.")
     path = parts.path.rstrip("/")
     return f"{host}{path}" if len(path) <= 30 else host
@@ -448,11 +481,18 @@ def has_word_character(phrase: str) -> bool:
 def bio_text(profile: Profile) -> str:
     """The bio as plain text, with X's t.co links replaced by where they point."""
     text = plain_text(profile.bio)
-    entities = ((profile.raw or {}).get("entities") or {}).get("description") or {}
-    for link in entities.get("urls") or []:
-        if link.get("url") and link.get("expanded_url"):
-            text = text.replace(link["url"], link["expanded_url"])
+    entities = _mapping(_mapping(_mapping(profile.raw).get("entities")).get("description"))
+    links = entities.get("urls")
+    for link in links[:MAX_LINKS] if isinstance(links, list) else []:
+        short, full = _mapping(link).get("url"), _mapping(link).get("expanded_url")
+        if isinstance(short, str) and isinstance(full, str) and short and full:
+            text = text.replace(short, full[: CAPS["url"]])[: CAPS["bio"] * 2]
     return normalise_abbreviations(text)
+
+
+def _mapping(value: object) -> dict:
+    """Platform JSON read defensively: anything but an object reads as an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 def handle_words(handle: str) -> str:
@@ -471,7 +511,21 @@ def field_value(profile: Profile, names_key: str) -> str | None:
     return None
 
 
+def bounded(profile: Profile) -> Profile:
+    """The profile cut to the documented caps before it is read (``handlers.untrusted``):
+    profiles from the adapters already are; this keeps any other caller's linear too."""
+    if len(profile.bio) <= CAPS["bio"] and len(profile.fields) <= MAX_FIELDS and all(
+            len(k) <= CAPS["field_name"] and len(v) <= CAPS["field_value"]
+            for k, v in profile.fields):
+        return profile
+    return replace(profile, bio=profile.bio[: CAPS["bio"]], fields=tuple(
+        (k[: CAPS["field_name"]], v[: CAPS["field_value"]])
+        for k, v in profile.fields[:MAX_FIELDS]))
+
+
 def understand(profile: Profile) -> Understanding:
+    """What ``profile`` says, in time linear in its (capped) length; never raises on text."""
+    profile = bounded(profile)
     bio = bio_text(profile)
     field_text = " ".join(f"{plain_text(k)}: {plain_text(v)}." for k, v in profile.fields)
     name = names.parse(profile.name, handle=profile.handle, bio=bio, rules=rules())
@@ -501,3 +555,21 @@ def understand(profile: Profile) -> Understanding:
                                   f"{field_text}"),
         is_organisation=name.organisation,
     )
+
+
+def understand_or_reason(profile: Profile) -> tuple[Understanding | None, str]:
+    """``(understanding, "")``, or ``(None, why)`` when this one profile cannot be read.
+
+    Arrivals come in batches; one stranger's profile must never cost anyone else theirs,
+    so a failure here is this person's alone (logged with its traceback for a fix)."""
+    try:
+        return understand(profile), ""
+    except Exception as exc:  # noqa: BLE001 - isolate one person; the log keeps the detail
+        log.exception("could not read the profile of %s on %s", profile.handle, profile.platform)
+        return None, f"{type(exc).__name__}: {exc}"[:120]
+
+
+def understand_safely(profile: Profile) -> Understanding:
+    """What the profile says, or nothing known when it cannot be read (syncs store the
+    person anyway: leaving them out would make them look gone)."""
+    return understand_or_reason(profile)[0] or Understanding()

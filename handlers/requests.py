@@ -32,7 +32,7 @@ def request_text(profile: Profile) -> str:
     name = profile.name or profile.handle
     lines = [f"{name} ({at_handle(profile.platform, profile.handle)}) asked to follow you "
              f"on {where}."]
-    person = profiles.understand(profile)
+    person = profiles.understand_safely(profile)
     details = [("Role", person.role), ("Works at", person.organisation),
                ("Location", person.location), ("Field", person.field),
                ("Interests", ", ".join(f"#{i}" for i in person.interests)),
@@ -49,7 +49,7 @@ def request_text(profile: Profile) -> str:
 
 
 def request_summary(profile: Profile) -> dict:
-    person = profiles.understand(profile)
+    person = profiles.understand_safely(profile)
     return {"handle": profile.handle, "name": profile.name or profile.handle,
             "external_id": profile.external_id, "role": person.role,
             "organisation": person.organisation, "field": person.field,

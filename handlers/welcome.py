@@ -50,13 +50,34 @@ async def on_new_connection(event: NewConnection, ctx: Context) -> None:
     account = repo.get_or_create_account(
         ctx.session, owner=ctx.owner, platform=event.profile.platform
     )
+    person, reason = profiles.understand_or_reason(event.profile)
+    if person is None:
+        tell_skipped(ctx, [(event.profile, reason)])
+        return
     record_arrival(ctx, account=account, profile=event.profile, kind=event.kind, at=event.at,
-                   via="live")
+                   via="live", person=person)
+
+
+def tell_skipped(ctx: Context, skipped: list[tuple[Profile, str]]) -> None:
+    """One message for every profile of an arrival that could not be read: "1 profile
+    could not be read and was skipped: @ivy — ValueError: …". Everyone else was stored."""
+    if not skipped:
+        return
+    count = len(skipped)
+    people = "; ".join(f"@{p.handle.lstrip('@')} — {why}" for p, why in skipped[:10])
+    more = f"; and {count - 10} more" if count > 10 else ""
+    noun = "profile" if count == 1 else "profiles"
+    ctx.send("profiles_skipped",
+             f"{count} {noun} could not be read and {'was' if count == 1 else 'were'} "
+             f"skipped: {people}{more}",
+             key=f"skipped:{skipped[0][0].platform}:{skipped[0][0].external_id}:{count}",
+             count=count, handles=[p.handle for p, _ in skipped])
 
 
 def record_arrival(
     ctx: Context, *, account: Account, profile: Profile, kind: str = "follower",
     at: datetime | None = None, quiet: bool = False, via: str = "sync",
+    person: profiles.Understanding | None = None,
 ) -> str:
     """Store an arrival; returns "new", "returned", "restored" or "known".
 
@@ -69,7 +90,7 @@ def record_arrival(
         return "known"
     at = at or ctx.now()
     how_met = how_met_text(profile.platform, kind, at, ctx.owner.tz, via)
-    person = profiles.understand(profile)
+    person = person or profiles.understand_safely(profile)
     handle, contact, created = repo.upsert_handle(
         ctx.session, owner=ctx.owner, profile=profile, now=at, how_met=how_met,
         new_contact_values=understood_values(person, profile.bio, profile.bio),
@@ -250,6 +271,7 @@ def welcome_message(
         "mutual": mutual,
         "spam": person.spam_reasons,
         "limit": drafting.limit_for(profile.platform, profile.handle),
+        "bio": shown_bio(profile),  # as the text quotes it (chat surfaces escape it)
     }
     if draft.send_url:
         fields["send_url"] = draft.send_url
@@ -328,6 +350,11 @@ def new_connection_text(
     return "\n".join(lines)
 
 
+def shown_bio(profile: Profile) -> str:
+    """The bio as the new-connection message quotes it: plain text, one line, 280 chars."""
+    return " ".join(profiles.plain_text(profile.bio).split())[:280]
+
+
 def limit_unit(platform: str) -> str:
     return platforms.get(platform).counts
 
@@ -345,9 +372,9 @@ def profile_lines(contact: Contact, person: profiles.Understanding, profile: Pro
         lines.append("Interests: " + ", ".join(sorted(interests.values(), key=str.casefold)))
     if contact.website:
         lines.append(f"{'Blog' if person.website_kind == 'blog' else 'Website'}: {contact.website}")
-    bio = profiles.plain_text(profile.bio)
+    bio = shown_bio(profile)
     if bio:
-        lines.append("Bio: " + " ".join(bio.split())[:280])
+        lines.append("Bio: " + bio)
     elif not person.known_details:
         lines.append("(Their profile says very little, so the draft keeps to the basics.)")
     return lines

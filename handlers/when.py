@@ -187,7 +187,7 @@ def time_suffix(rest: str) -> re.Match | None | Literal[False]:
 
 
 def count_of(word: str) -> int:
-    return int(word) if word.isdigit() else NUMBER_WORDS[word]
+    return int(word) if word.isdecimal() else NUMBER_WORDS[word]
 
 
 def read_in(phrase: str, zone: ZoneInfo, now: datetime) -> When | None:
@@ -361,7 +361,7 @@ def parse_recurrence(recurrence: str) -> tuple[str, int]:
 def month_day(recurrence: str) -> int | None:
     """The day of the month a monthly repeat keeps ("months:1:31" → 31), if it says."""
     parts = recurrence.split(":")
-    return int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else None
+    return int(parts[2]) if len(parts) > 2 and parts[2].isdecimal() else None
 
 
 def next_occurrence(due_at: datetime, recurrence: str, *, tz: str, after: datetime) -> datetime:

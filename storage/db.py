@@ -9,6 +9,7 @@ revision, and ``demo``/``console``/``run`` call it on start.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,21 +65,27 @@ def checkpoint(engine: Engine) -> None:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
+# "user:password@" after the scheme's "//" (or anywhere, for a URL missing its "://")
+PASSWORD_IN_URL = re.compile(r"((?:^|/)[^/@:]*:)[^/]*@")
+
+
 def describe_url(url: str) -> str:
-    """The URL with any password hidden, safe for messages and logs."""
+    """The URL with any password hidden, safe for messages and logs; a URL SQLAlchemy
+    cannot read still has whatever sits between "user:" and "@" masked."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unreadable URL>"
+    except (ArgumentError, ValueError):
+        return PASSWORD_IN_URL.sub(r"\1***@", str(url))
 
 
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url``; raise DatabaseError with a readable reason."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+        parsed.port  # noqa: B018 - a port like "abc" only fails when read
+    except (ArgumentError, ValueError) as exc:
         raise DatabaseError(
-            f"database URL {url!r} is not a valid SQLAlchemy URL "
+            f"database URL {describe_url(url)!r} is not a valid SQLAlchemy URL "
             "(expected e.g. sqlite:///path/to/plnbot.sqlite3 or postgresql+psycopg://user@host/db)"
         ) from exc
     if parsed.drivername.startswith("postgresql") and parsed.drivername == "postgresql":

@@ -59,6 +59,9 @@ class Profile(Protocol):
     def raw(self) -> dict[str, Any]: ...
 
 
+# The largest id any row can have (PostgreSQL INTEGER); a bigger number names no row.
+MAX_ROW_ID = 2**31 - 1
+
 def get_or_create_owner(
     session: Session, *, external_ref: str, settings: OwnerDefaults, now: datetime
 ) -> Owner:
@@ -283,6 +286,8 @@ def pending_drafts(session: Session, *, owner: Owner) -> list[Draft]:
 
 
 def get_draft(session: Session, *, owner: Owner, draft_id: int) -> Draft | None:
+    if not 0 < draft_id <= MAX_ROW_ID:  # "#99999999999999999999" names no row, on any database
+        return None
     draft = session.get(Draft, draft_id)
     if draft is None or draft.owner_id != owner.id:
         return None

@@ -38,6 +38,9 @@ from storage.models import (
     table_of,
 )
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets;
+# names and bios come from strangers, so such cells get a leading ' (text).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 FORMAT = "plnbot-export"
 VERSION = 1
 OWNER_FIELDS = ("name", "tz", "quiet_start", "quiet_end", "tone", "signature", "field",
@@ -56,6 +59,26 @@ TABLES: tuple[tuple[str, type[SQLModel], dict[str, str]], ...] = (
     ("cadences", Cadence, {"contact_id": "contacts"}),
     ("goals", Goal, {}),
 )
+
+
+# The values each state or kind column may hold: anything else makes a row vanish from
+# every view (the code reads only these), so an import refuses it.
+PLATFORM_NAMES = frozenset({"x", "mastodon", "bluesky", "discord", "console"})
+ENUMS: dict[tuple[str, str], frozenset[str]] = {
+    ("accounts", "platform"): PLATFORM_NAMES,
+    ("handles", "platform"): PLATFORM_NAMES,
+    ("drafts", "platform"): PLATFORM_NAMES,
+    ("connections", "kind"): frozenset({"follower", "following", "member"}),
+    ("connections", "state"): frozenset({"active", "lost", "vanished"}),
+    ("interactions", "kind"): frozenset({"conversation", "note", "welcome"}),
+    ("drafts", "status"): frozenset({"pending", "sending", "sent", "skipped", "expired",
+                                     "uncertain"}),
+    ("reminders", "kind"): frozenset({"reminder", "followup"}),
+    ("reminders", "status"): frozenset({"open", "delivered", "done", "cancelled"}),
+    ("goals", "kind"): frozenset({"conversations", "connections", "outside"}),
+}
+INT_RANGE = (-(2**63), 2**63 - 1)  # what every database here stores in an integer column
+INT32_RANGE = (-(2**31), 2**31 - 1)  # PostgreSQL INTEGER (the id columns)
 
 
 class TransferError(Exception):
@@ -126,6 +149,8 @@ def _csv_value(value: Any) -> Any:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value  # OWASP "CSV injection": a spreadsheet shows it, never runs it
     return value
 
 
@@ -137,6 +162,8 @@ def load_json(raw: str) -> dict[str, Any]:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise TransferError(f"it is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except RecursionError as exc:
+        raise TransferError("it is nested far deeper than any plnbot export") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise TransferError("it is not a plnbot export (no \"format\": \"plnbot-export\")")
     if data.get("version") != VERSION:
@@ -160,15 +187,17 @@ def import_data(session: Session, *, owner: Owner, data: dict[str, Any]) -> dict
                             "empty database (e.g. --db sqlite:///new.sqlite3) to avoid "
                             "duplicate people")
     _apply_owner(owner, data.get("owner"))
-    session.add(owner)
-    session.flush()
     conn = session.connection()
     offsets = {name: _offset(conn, model) for name, model, _refs in TABLES}
+    tables = {name: [_row(model, record, name, n, owner, offsets, refs)
+                     for n, record in enumerate(_records(data, name), 1)]
+              for name, model, refs in TABLES}
+    _check_references(data, tables, offsets)
+    session.add(owner)
+    session.flush()
     try:
-        for name, model, refs in TABLES:
-            rows = [_row(model, record, name, n, owner, offsets, refs)
-                    for n, record in enumerate(_records(data, name), 1)]
-            _insert(conn, model, rows)
+        for name, model, _refs in TABLES:
+            _insert(conn, model, tables[name])
     except IntegrityError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise TransferError(f"its rows conflict with each other or with the database "
@@ -226,10 +255,52 @@ def _row(model, record, name, number, owner, offsets, refs) -> dict[str, Any]:
         if column not in record and not table_of(model).c[column].nullable:
             raise TransferError(f"{where} has no {column!r}")
         value = _coerce(model, column, record.get(column), f"{where}.{column}")
+        allowed = ENUMS.get((name, column))
+        if allowed is not None and value is not None and value not in allowed:
+            raise TransferError(f"{where}.{column} is {str(value)[:30]!r}, not one of "
+                                f"{', '.join(sorted(allowed))}")
         if value is not None and (column == "id" or column in refs):
+            _check_id(value, f"{where}.{column}")
             value += offsets[name if column == "id" else refs[column]]
+            _check_range(value, INT32_RANGE, f"{where}.{column}")
         row[column] = value
     return row
+
+
+def _check_id(value: int, where: str) -> None:
+    if value <= 0:
+        raise TransferError(f"{where} is {value}; ids in an export are whole numbers from 1")
+
+
+def _check_references(data: dict[str, Any], tables: dict[str, list[dict[str, Any]]],
+                      offsets: dict[str, int]) -> None:
+    """Every id unique in its table and every reference to a row of the same file.
+
+    Ids are shifted past those in use, so a reference that pointed outside the file
+    could land on another owner's row: such a file is refused before anything is written.
+    """
+    ids = {}
+    for name, _model, _refs in TABLES:
+        seen: set[int] = set()
+        for number, row in enumerate(tables[name], 1):
+            if row["id"] in seen:
+                raise TransferError(f"{name}[{number}].id {row['id'] - offsets[name]} appears "
+                                    "twice in the file")
+            seen.add(row["id"])
+        ids[name] = seen
+    for name, _model, refs in TABLES:
+        for number, row in enumerate(tables[name], 1):
+            for column, target in refs.items():
+                value = row.get(column)
+                if value is not None and value not in ids[target]:
+                    raise TransferError(
+                        f"{name}[{number}].{column} {value - offsets[target]} is not the id of "
+                        f"any of the file's {target}; every reference must point inside the file")
+
+
+def _check_range(value: int, bounds: tuple[int, int], where: str) -> None:
+    if not bounds[0] <= value <= bounds[1]:
+        raise TransferError(f"{where} {value} is out of range")
 
 
 def _coerce(model, column: str, value: Any, where: str) -> Any:
@@ -241,6 +312,8 @@ def _coerce(model, column: str, value: Any, where: str) -> Any:
     kind = _python_type(col)
     try:
         if kind is datetime:
+            if not isinstance(value, str) or len(value) > 64:
+                raise ValueError("not an ISO 8601 date and time")
             parsed = datetime.fromisoformat(value)
             if parsed.tzinfo is None:
                 raise ValueError("no time zone")
@@ -248,12 +321,30 @@ def _coerce(model, column: str, value: Any, where: str) -> Any:
         if kind is bool and isinstance(value, bool):
             return value
         if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            _check_range(value, INT_RANGE, where)
             return value
         if kind is str and isinstance(value, str):
-            return value
+            return _checked_text(col, value, where)
     except (TypeError, ValueError) as exc:
         raise TransferError(f"{where} is not a valid date and time ({exc})") from exc
+    except OverflowError as exc:
+        raise TransferError(f"{where} is out of range") from exc
     raise TransferError(f"{where} should be {kind.__name__}, not {type(value).__name__}")
+
+
+def _checked_text(col, value: str, where: str) -> str:
+    """Text a column can hold on every database: within its length, no NUL, no lone
+    surrogate (PostgreSQL refuses both, SQLite would store what no view can show)."""
+    length = getattr(col.type, "length", None)
+    if length is not None and len(value) > length:
+        raise TransferError(f"{where} is {len(value):,} characters; the limit is {length:,}")
+    if "\x00" in value:
+        raise TransferError(f"{where} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TransferError(f"{where} contains a lone surrogate (broken text)") from None
+    return value
 
 
 def _python_type(col) -> type:

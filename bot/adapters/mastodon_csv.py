@@ -19,13 +19,22 @@ HEADER = "Account address"
 ADDRESS = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 
 
+MAX_ADDRESS = 320  # a 64-character user part, "@" and a 253-character domain
+# Mastodon lets most people follow at most 7,500 accounts; 32 MB holds over 300,000
+# addresses, so a bigger file is not this export and is refused before it is read.
+MAX_FILE_BYTES = 32 * 1024 * 1024
+
+
 class ExportFileError(Exception):
     """The file is missing, unreadable or not a following_accounts.csv; names file and line."""
 
 
 def read_following(path: Path) -> list[str]:
     """The account addresses (``user@instance``) in the export, in file order."""
-    rows = list(csv.reader(io.StringIO(_text(path))))
+    try:
+        rows = list(csv.reader(io.StringIO(_text(path))))
+    except csv.Error as exc:  # a field past the csv module's 128 KB limit, a NUL…
+        raise ExportFileError(f"{path}: not a following_accounts.csv ({exc})") from None
     has_header = bool(rows) and rows[0] and rows[0][0].strip().lstrip("\ufeff") == HEADER
     addresses = []
     for number, row in enumerate(rows, start=1):
@@ -35,7 +44,7 @@ def read_following(path: Path) -> list[str]:
         if not cell:
             continue
         address = cell.lstrip("@")
-        if not ADDRESS.match(address):
+        if len(address) > MAX_ADDRESS or not ADDRESS.match(address):
             raise ExportFileError(
                 f"{path}: line {number}: {cell[:60]!r} is not an account address like "
                 f"user@example.social (is this Mastodon's following_accounts.csv?)")
@@ -60,14 +69,19 @@ def following_profiles(path: Path) -> list[Profile]:
 
 def _text(path: Path) -> str:
     try:
-        return Path(path).read_bytes().decode("utf-8-sig")
+        with Path(path).open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ExportFileError(f"{path}: larger than {MAX_FILE_BYTES // 2**20} MB, far more "
+                                  "than any following_accounts.csv (is it the right file?)")
+        return data.decode("utf-8-sig")
     except FileNotFoundError:
         raise ExportFileError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ExportFileError(f"{path}: is a folder; give the following_accounts.csv file "
                               f"inside it") from None
     except UnicodeDecodeError as exc:
-        line = Path(path).read_bytes()[: exc.start].count(b"\n") + 1
+        line = data[: exc.start].count(b"\n") + 1
         raise ExportFileError(f"{path}: line {line}: not UTF-8 text (is this the CSV "
                               f"export?)") from None
     except OSError as exc:

@@ -23,6 +23,7 @@ from typing import Any
 from bot import platforms
 from bot.adapters.translate import PAGE_KEYS, TRANSLATORS, SnapshotError, profiles_from_document
 from bot.events import Profile
+from handlers.untrusted import CAPS, clean_id
 
 DECODER = json.JSONDecoder()
 WHITESPACE = " \t\r\n"
@@ -48,7 +49,23 @@ def external_id_of(platform: str, item: Any) -> str:
     value = person_of(platform, item).get(ID_KEYS[platform])
     if value is None or value == "":
         raise SnapshotError(f"an entry has no {ID_KEYS[platform]!r} field")
-    return str(value)
+    external_id = clean_id(value)
+    if external_id is None:
+        raise SnapshotError(f"an entry's {ID_KEYS[platform]!r} is not an id (a string or a "
+                            f"whole number): {str(value)[:40]!r}")
+    return external_id
+
+
+def plain_id(value: Any) -> str:
+    """The id as ``clean_id`` gives it, fast for the usual short printable text or number;
+    anything else is a KeyError, which the scan turns into the clear message."""
+    kind = type(value)
+    if kind is str and 0 < len(value) <= CAPS["id"] and value.isprintable() and value.strip():
+        return value.strip()
+    cleaned = clean_id(value)
+    if cleaned is None:
+        raise KeyError(value)
+    return cleaned
 
 
 def is_bot(platform: str, item: dict) -> bool:
@@ -160,7 +177,7 @@ class SnapshotFile:
         for index, item in enumerate(items):
             try:
                 person = (item.get("user") or item) if wrapped else item
-                external_id = str(person[id_key])
+                external_id = plain_id(person[id_key])
                 if person.get("bot") or external_id in checksums or not external_id:
                     if not external_id:
                         raise KeyError(id_key)
@@ -168,8 +185,8 @@ class SnapshotFile:
             except (KeyError, AttributeError, TypeError):
                 external_id_of(self.platform, item)  # raises the clear SnapshotError
                 raise
-            checksums[external_id] = crc32(
-                "\x1f".join([str(item.get(key) or "") for key in keys]).encode())
+            checksums[external_id] = crc32("\x1f".join(
+                [str(item.get(key) or "") for key in keys]).encode("utf-8", "surrogatepass"))
             self._starts.append(start)
             self._indexes.append(index if paged else -1)
 

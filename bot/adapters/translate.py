@@ -14,71 +14,99 @@ from typing import Any
 
 from bot import platforms
 from bot.events import Profile
+from handlers.untrusted import clean_id, clean_profile
 
 
 class SnapshotError(Exception):
     """A snapshot file is unreadable or not in the platform's format."""
 
 
+def _text(value: Any) -> str:
+    """A text field as the platform should have sent it: anything but text is empty."""
+    return value if isinstance(value, str) else ""
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _id(value: Any, key: str) -> str:
+    """The person's id; a missing one is a KeyError, one of the wrong type a SnapshotError."""
+    if value is None or value == "":
+        raise KeyError(key)
+    external_id = clean_id(value)
+    if external_id is None:
+        raise SnapshotError(f"its {key!r} is not an id (a string or a whole number)")
+    return external_id
+
+
 def x_profile(user: dict[str, Any]) -> Profile:
-    url = user.get("url") or ""
-    expanded = (((user.get("entities") or {}).get("url") or {}).get("urls") or [{}])[0]
-    url = expanded.get("expanded_url") or url
-    return Profile(
+    expanded = _dict((_list(_dict(_dict(user.get("entities")).get("url")).get("urls"))
+                      or [{}])[0])
+    external_id = _id(user.get("id"), "id")
+    return clean_profile(Profile(
         platform="x",
-        external_id=str(user["id"]),
-        handle=user.get("username") or str(user["id"]),
-        name=user.get("name") or "",
-        bio=user.get("description") or "",
-        location=user.get("location") or "",
-        url=url,
+        external_id=external_id,
+        handle=_text(user.get("username")) or external_id,
+        name=_text(user.get("name")),
+        bio=_text(user.get("description")),
+        location=_text(user.get("location")),
+        url=_text(expanded.get("expanded_url")) or _text(user.get("url")),
         raw=user,
-    )
+    ))
 
 
 def mastodon_profile(account: dict[str, Any]) -> Profile:
-    fields = tuple(
-        (str(f.get("name", "")), str(f.get("value", ""))) for f in account.get("fields") or []
-    )
-    return Profile(
+    fields = tuple((_text(f.get("name")), _text(f.get("value")))
+                   for f in _list(account.get("fields")) if isinstance(f, dict))
+    external_id = _id(account.get("id"), "id")
+    return clean_profile(Profile(
         platform="mastodon",
-        external_id=str(account["id"]),
-        handle=account.get("acct") or account.get("username") or str(account["id"]),
-        name=account.get("display_name") or account.get("username") or "",
-        bio=account.get("note") or "",
+        external_id=external_id,
+        handle=_text(account.get("acct")) or _text(account.get("username")) or external_id,
+        name=_text(account.get("display_name")) or _text(account.get("username")),
+        bio=_text(account.get("note")),
         fields=fields,
         is_bot=bool(account.get("bot")),
         raw=account,
-    )
+    ))
 
 
 def bluesky_profile(view: dict[str, Any]) -> Profile:
-    chat = ((view.get("associated") or {}).get("chat") or {}).get("allowIncoming")
-    return Profile(
+    chat = _dict(_dict(view.get("associated")).get("chat")).get("allowIncoming")
+    external_id = _id(view.get("did"), "did")
+    return clean_profile(Profile(
         platform="bluesky",
-        external_id=str(view["did"]),
-        handle=view.get("handle") or str(view["did"]),
-        name=view.get("displayName") or "",
-        bio=view.get("description") or "",
+        external_id=external_id,
+        handle=_text(view.get("handle")) or external_id,
+        name=_text(view.get("displayName")),
+        bio=_text(view.get("description")),
         accepts_dms=None if chat is None else chat != "none",
         raw=view,
-    )
+    ))
 
 
 def discord_profile(member: dict[str, Any]) -> Profile:
-    user = member.get("user") or member
-    name = member.get("nick") or user.get("global_name") or user.get("username") or ""
-    roles = [r if isinstance(r, str) else str(r.get("name", "")) for r in member.get("roles") or []]
+    user = _dict(member.get("user")) or member
+    name = (_text(member.get("nick")) or _text(user.get("global_name"))
+            or _text(user.get("username")))
+    roles = [r if isinstance(r, str) else _text(_dict(r).get("name"))
+             for r in _list(member.get("roles"))]
     roles = [r for r in roles if r and not r.isdigit() and r != "@everyone"]
-    return Profile(
+    external_id = _id(user.get("id"), "id")
+    return clean_profile(Profile(
         platform="discord",
-        external_id=str(user["id"]),
-        handle=user.get("username") or str(user["id"]),
+        external_id=external_id,
+        handle=_text(user.get("username")) or external_id,
         name=name,
         bio=f"Roles: {', '.join(roles)}" if roles else "",
         is_bot=bool(user.get("bot")),
         raw=member,
-    )
+    ))
 
 
 # Each platform's translator and page key, as its registry entry declares them.
@@ -122,6 +150,8 @@ def profiles_from_document(platform: str, document: Any) -> list[Profile]:
             profiles.append(translate(item))
         except KeyError as exc:
             raise SnapshotError(f"entry {index} has no {exc.args[0]!r} field") from None
+        except SnapshotError as exc:
+            raise SnapshotError(f"entry {index}: {exc}") from None
     return profiles
 
 

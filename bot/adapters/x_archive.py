@@ -26,12 +26,21 @@ from urllib.parse import parse_qs, urlsplit
 from sqlmodel import Session, col, select
 
 from bot.events import NetworkImported, Profile
+from handlers.untrusted import clean_text
 from storage.models import Account, Owner
 
 KINDS = ("follower", "following", "account")
 FILE_NAME = re.compile(r"^(follower|following|account)(?:-part(\d+))?\.js$")
 ASSIGNMENT = re.compile(r"^\s*window\.YTD\.(\w+)\.part(\d+)\s*=\s*")
-ACCOUNT_ID = re.compile(r"^\d{1,20}$")
+ACCOUNT_ID = re.compile(r"[0-9]{1,20}")  # fullmatch, ASCII only: "１２" or "12\n" is no id
+# Caps on what is read (README, "Hostile data"). One follower entry of X's indented
+# format is ~133 bytes, so one file of 128 MB holds about a million people, and reading
+# it peaks near the figure bench/bench_hostile.py reports; X splits bigger lists into
+# parts. A zip that inflates past these is refused before it fills memory.
+MAX_MEMBER_BYTES = 128 * 1024 * 1024
+MAX_TOTAL_BYTES = 192 * 1024 * 1024
+MAX_LINK = 2_048  # a userLink is ~60 characters; anything longer is not X's
+MAX_USERNAME = 50  # X usernames have at most 15 characters
 FOLDER_PATTERNS = ("data/*.js", "*.js", "*/data/*.js")  # where _preference looks
 
 
@@ -70,9 +79,14 @@ def read_archive(path: Path) -> XArchive:
             f"{path}: no data/follower.js or data/following.js in it. Is this the archive "
             "from X's \"Download an archive of your data\" (the zip, or its unpacked folder)?"
         )
-    archive = XArchive()
+    archive, total = XArchive(), 0
     for item in sorted(files, key=lambda f: (f.kind, f.part)):
-        entries = parse_file(item)
+        entries, size = parse_file(item)
+        total += size
+        if total > MAX_TOTAL_BYTES:
+            raise ArchiveError(f"{path}: its follower, following and account files come to "
+                               f"more than {MAX_TOTAL_BYTES // 2**20} MB uncompressed, more "
+                               "than any X archive holds; nothing was imported")
         if item.kind == "account":
             archive.account_id, archive.username = _account(item, entries)
         else:
@@ -84,7 +98,7 @@ def read_archive(path: Path) -> XArchive:
 def _archive_files(path: Path) -> list[ArchiveFile]:
     if path.is_dir():
         found = {p for pattern in FOLDER_PATTERNS for p in path.glob(pattern) if p.is_file()}
-        return _pick([(p.relative_to(path).as_posix(), str(p), p.read_bytes) for p in found])
+        return _pick([(p.relative_to(path).as_posix(), str(p), _file_reader(p)) for p in found])
     if not path.exists():
         raise ArchiveError(f"{path}: no such file or folder")
     try:
@@ -100,12 +114,32 @@ def _archive_files(path: Path) -> list[ArchiveFile]:
 def _zip_reader(path: Path, member: str) -> Callable[[], bytes]:
     def read() -> bytes:
         try:
-            with zipfile.ZipFile(path) as archive:
-                return archive.read(member)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            with zipfile.ZipFile(path) as archive, archive.open(member) as stream:
+                return _bounded(stream.read(MAX_MEMBER_BYTES + 1), f"{path}: {member}")
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError,
+                NotImplementedError, ValueError, RuntimeError) as exc:
             raise ArchiveError(f"{path}: {member}: cannot read it ({exc})") from None
 
     return read
+
+
+def _file_reader(path: Path) -> Callable[[], bytes]:
+    def read() -> bytes:
+        try:
+            with path.open("rb") as stream:
+                return _bounded(stream.read(MAX_MEMBER_BYTES + 1), str(path))
+        except OSError as exc:
+            raise ArchiveError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+
+    return read
+
+
+def _bounded(data: bytes, name: str) -> bytes:
+    """``data`` unless it passed the per-file cap (it was read at most one byte past it)."""
+    if len(data) > MAX_MEMBER_BYTES:
+        raise ArchiveError(f"{name}: larger than {MAX_MEMBER_BYTES // 2**20} MB uncompressed, "
+                           "more than any X archive file holds; is it really from X?")
+    return data
 
 
 def _pick(candidates: list[tuple[str, str, Callable[[], bytes]]]) -> list[ArchiveFile]:
@@ -133,10 +167,11 @@ def _preference(relative: str) -> int:
     return 2
 
 
-def parse_file(item: ArchiveFile) -> list[Any]:
-    """The JSON list assigned in ``window.YTD.<kind>.partN = [...]``."""
+def parse_file(item: ArchiveFile) -> tuple[list[Any], int]:
+    """The JSON list assigned in ``window.YTD.<kind>.partN = [...]``, and the file's size."""
+    data = item.read()
     try:
-        text = item.read().decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ArchiveError(f"{item.name}: not UTF-8 text, so not an X archive file") from None
     match = ASSIGNMENT.match(text)
@@ -145,8 +180,11 @@ def parse_file(item: ArchiveFile) -> list[Any]:
             f"{item.name}: does not start with \"window.YTD.{item.kind}.part{item.part} = \" "
             "as the files of an X archive do"
         )
+    del data  # the text is all that is needed now
     try:
         entries = json.loads(text[match.end():])
+    except RecursionError:
+        raise ArchiveError(f"{item.name}: nested too deeply to be an X archive file") from None
     except json.JSONDecodeError as exc:
         raise ArchiveError(
             f"{item.name}: broken JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
@@ -155,7 +193,7 @@ def parse_file(item: ArchiveFile) -> list[Any]:
     if not isinstance(entries, list):
         raise ArchiveError(f"{item.name}: expected a list after the \"=\", found "
                            f"{type(entries).__name__}")
-    return entries
+    return entries, len(text)
 
 
 def _inner(item: ArchiveFile, index: int, entry: Any) -> dict[str, Any]:
@@ -169,11 +207,15 @@ def _inner(item: ArchiveFile, index: int, entry: Any) -> dict[str, Any]:
 
 def _person(item: ArchiveFile, index: int, entry: Any) -> Profile:
     inner = _inner(item, index, entry)
-    link = str(inner.get("userLink") or "")
-    account_id = str(inner.get("accountId") or _id_from_link(link) or "")
-    if not ACCOUNT_ID.match(account_id):
+    link = _text(inner.get("userLink"))
+    if len(link) > MAX_LINK:
+        raise ArchiveError(f"{item.name}: entry {index}: its userLink is longer than "
+                           f"{MAX_LINK:,} characters, which no X archive writes")
+    account_id = _text(inner.get("accountId")) or _id_from_link(link) or ""
+    if not ACCOUNT_ID.fullmatch(account_id):
         raise ArchiveError(
-            f"{item.name}: entry {index} has no numeric accountId (found {account_id!r})"
+            f"{item.name}: entry {index} has no numeric accountId (ASCII digits; found "
+            f"{account_id[:40]!r})"
         )
     return Profile(platform="x", external_id=account_id, handle=account_id,
                    raw={"accountId": account_id, "userLink": link})
@@ -181,18 +223,27 @@ def _person(item: ArchiveFile, index: int, entry: Any) -> Profile:
 
 def _id_from_link(link: str) -> str | None:
     """``https://twitter.com/intent/user?user_id=12`` (or x.com) → ``12``."""
-    values = parse_qs(urlsplit(link).query).get("user_id")
+    try:
+        values = parse_qs(urlsplit(link).query).get("user_id")
+    except ValueError:
+        return None
     return values[0] if values else None
+
+
+def _text(value: Any) -> str:
+    """A text field of the archive: X writes strings; anything else counts as missing."""
+    return value if isinstance(value, str) else ""
 
 
 def _account(item: ArchiveFile, entries: list[Any]) -> tuple[str, str]:
     if not entries:
         return "", ""
     inner = _inner(item, 0, entries[0])
-    account_id = str(inner.get("accountId") or "")
-    if not ACCOUNT_ID.match(account_id):
-        raise ArchiveError(f"{item.name}: the account has no numeric accountId")
-    return account_id, str(inner.get("username") or "")
+    account_id = _text(inner.get("accountId"))
+    if not ACCOUNT_ID.fullmatch(account_id):
+        raise ArchiveError(f"{item.name}: the account has no numeric accountId (ASCII digits)")
+    username = clean_text(inner.get("username"), MAX_USERNAME)
+    return account_id, username
 
 
 def check_owner_account(session: Session, *, owner_ref: str, archive: XArchive) -> None:

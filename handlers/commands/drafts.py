@@ -29,7 +29,7 @@ STATUS_WORDS = {
 
 def parse_draft_id(token: str, usage: str) -> int:
     token = token.strip().lstrip("#")
-    if not token.isdigit():
+    if not token.isdecimal():
         raise CommandError("Give the draft's number, as shown in `drafts`.", usage=usage)
     return int(token)
 

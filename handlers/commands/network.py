@@ -68,7 +68,7 @@ def lost_days(args: str) -> int:
     text = args.strip()
     if not text:
         return LOST_DEFAULT_DAYS
-    if not text.isdigit() or not 1 <= int(text) <= LOST_MAX_DAYS:
+    if not text.isdecimal() or not 1 <= int(text) <= LOST_MAX_DAYS:
         raise CommandError(
             f"{text[:40]!r} is not a number of days; write e.g. `lost 7` "
             f"(1 to {LOST_MAX_DAYS}) or just `lost` for the last {LOST_DEFAULT_DAYS} days.",

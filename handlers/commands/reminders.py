@@ -35,6 +35,7 @@ from handlers.when import (
     show_time,
     split_when,
 )
+from storage import repo
 from storage.models import Cadence, Contact, Goal, Reminder
 
 REMIND_USAGE = "remind <person|me> <when> [text…]"
@@ -136,9 +137,10 @@ def listing_line(ctx: Context, reminder: Reminder) -> str:
 def owned_reminder(ctx: Context, token: str, usage: str) -> Reminder:
     """The owner's reminder named by ``token`` ("5" or "#5"), still open or delivered."""
     token = token.strip().lstrip("#")
-    if not token.isdigit():
+    if not token.isdecimal():
         raise CommandError("Give the reminder's number, as shown in `reminders`.", usage=usage)
-    reminder = ctx.session.get(Reminder, int(token))
+    number = int(token)
+    reminder = ctx.session.get(Reminder, number) if number <= repo.MAX_ROW_ID else None
     if reminder is None or reminder.owner_id != ctx.owner.id:
         raise CommandError(f"There is no reminder #{token}. `reminders` lists them.",
                            usage=usage)
@@ -276,7 +278,7 @@ def cadence_days(rule: str) -> int:
         raise CommandError(f"I can't read {rule[:40]!r} as a period. Write `every N days`, "
                            "`every N weeks`, `every N months`, or `off`.", usage=CADENCE_USAGE)
     words = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "six": 6}
-    count = int(match[1]) if (match[1] or "").isdigit() else words.get(match[1] or "one", 1)
+    count = int(match[1]) if (match[1] or "").isdecimal() else words.get(match[1] or "one", 1)
     days = count * UNIT_DAYS[match[2]]
     if not 1 <= days <= MAX_CADENCE_DAYS:
         raise CommandError("Choose a period between one day and ten years.",
@@ -399,7 +401,7 @@ async def goal(args: str, ctx: Context) -> None:
 
 
 def goal_number(words: list[str]) -> int:
-    if not words or not words[0].isdigit() or words[1:] not in ([], ["per", "week"],
+    if not words or not words[0].isdecimal() or words[1:] not in ([], ["per", "week"],
                                                                    ["a", "week"], ["/week"]):
         raise CommandError("Say how many per week, e.g. `3 per week`.", usage=GOAL_USAGE)
     number = int(words[0])

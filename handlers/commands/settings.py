@@ -190,3 +190,29 @@ APPLY = {
     "digest": _set_digest,
     "losses": lambda owner, value: setattr(owner, "report_losses", value),
 }
+
+
+def check_exported(values: object) -> None:
+    """An export's owner settings pass the same rules as the ``settings`` command
+    (``plnbot import json``): "99:99" quiet hours or an unknown tone are refused, since
+    every later nudge, digest and draft would read them. Raises ``CommandError``."""
+    if not isinstance(values, dict):
+        return  # the import itself says that "owner" must be an object
+    text = {k: v for k, v in values.items() if isinstance(v, str)}
+    if "tz" in text:
+        valid_tz(text["tz"])
+    start, end = values.get("quiet_start"), values.get("quiet_end")
+    if start is not None or end is not None:
+        valid_quiet(f"{start}-{end}")
+    if "tone" in text:
+        valid_tone(text["tone"])
+    if "report_losses" in text:
+        valid_losses(text["report_losses"])
+    if "signature" in text:
+        valid_signature(text["signature"])
+    weekday = values.get("digest_weekday", 0)
+    if weekday not in range(7) or isinstance(weekday, bool):
+        raise CommandError(f"The digest weekday {str(weekday)[:20]!r} is not 0 (Monday) to "
+                           "6 (Sunday).")
+    if "digest_time" in values and not CLOCK.fullmatch(str(values["digest_time"])):
+        raise CommandError(f"The digest time {str(values['digest_time'])[:20]!r} is not HH:MM.")

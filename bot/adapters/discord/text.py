@@ -11,6 +11,7 @@ from typing import Any
 import discord
 
 from bot.adapters.console import LABELS
+from bot.adapters.discord.markdown import escape_untrusted
 from bot.adapters.translate import discord_profile
 from bot.context import OutgoingMessage
 from bot.events import (
@@ -68,7 +69,7 @@ def nonce_for(key: str, part: int = 0) -> str:
 def surface_text(message: OutgoingMessage) -> str:
     """The owner's DM for one outbox message: its label in bold, then the text."""
     label = LABELS.get(message.kind)
-    text = message.text
+    text = escape_untrusted(message.text, message.fields)
     if label and message.kind != "new_connection":
         text = f"**{label}:** {text}"
     image = message.fields.get("image")
