@@ -170,8 +170,17 @@ async def sent(args: str, ctx: Context) -> None:
 
 @command("edit", "edit <draft> <text…>", group="drafts")
 async def edit(args: str, ctx: Context) -> None:
-    """Replace a draft's text with yours; then `send <draft>` sends it as written."""
+    """Replace a draft's text with yours; then `send <draft>` sends it as written.
+
+    `edit log <n> <text…>` (or `edit note <n> <text…>`) rewrites a log entry or note
+    instead; `history <person>` shows their numbers.
+    """
     usage = "edit <draft> <text…>"
+    if args.split(maxsplit=1)[:1] and args.split()[0].lower() in ("log", "note", "entry"):
+        from handlers.commands.book import edit_entry
+
+        await edit_entry(args, ctx)
+        return
     parts = args.split(maxsplit=1)
     if len(parts) < 2 or not parts[1].strip():
         raise CommandError("Give the draft number and the new text.", usage=usage)

@@ -42,12 +42,12 @@ def test_every_contact_command_through_the_console(setup):
         setup,
         "help", "help link", "who zoe", "who amara", "find teacher",
         "log @amara talked about #outdoors learning", "note ANGSTROM loves #physics",
-        "find #physics", "link amara@mastodon.education @asmith", "who #3",
+        "find #physics", "link amara@mastodon.education @asmith", "yes", "who #3",
         "settings tz Europe/London tone brief", "settings", "settings tz Mars/Base",
         "export", "who", "log nobody hello", "",
     )
     kinds = [m["kind"] for m in replies]
-    assert kinds == ["reply"] * 3 + ["error"] + ["reply"] * 8 + ["error", "reply"] + [
+    assert kinds == ["reply"] * 3 + ["error"] + ["reply"] * 9 + ["error", "reply"] + [
         "error"] * 2
     assert "People:" in replies[0]["text"] and replies[1]["usage"] == "link <person> <person>"
     assert replies[2]["contact"]["name"] == "Zoë Ångström"
@@ -55,12 +55,12 @@ def test_every_contact_command_through_the_console(setup):
     assert [c["name"] for c in replies[4]["contacts"]] == ["Zoë Ångström", "Amara Okafor"]
     assert replies[5]["tags"] == ["outdoors"]
     assert [c["name"] for c in replies[7]["contacts"]] == ["Zoë Ångström"]
-    assert replies[8]["merged_id"] == 3 and replies[9]["text"].startswith("Amara Okafor (#1)")
-    assert replies[11]["settings"]["tz"] == "Europe/London"
-    assert "Area/City" in replies[12]["text"]
-    exported = json.loads(open(replies[13]["path"], encoding="utf-8").read())
+    assert replies[9]["merged_id"] == 3 and replies[10]["text"].startswith("Amara Okafor (#1)")
+    assert replies[12]["settings"]["tz"] == "Europe/London"
+    assert "Area/City" in replies[13]["text"]
+    exported = json.loads(open(replies[14]["path"], encoding="utf-8").read())
     assert len(exported["contacts"]) == 3 and len(exported["interactions"]) == 2
-    assert "find" in replies[15]["text"]
+    assert "find" in replies[16]["text"]
 
 
 def test_export_json_and_csv_and_import_round_trip(setup):
