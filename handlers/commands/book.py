@@ -205,14 +205,14 @@ def moved_by_link(ctx: Context, merged_id: int) -> dict[str, list[int]]:
 
 # --- people --------------------------------------------------------------------------------
 
-PEOPLE_USAGE = "people [#tag | never | field <f> | lost] [page]"
+PEOPLE_USAGE = "people [#tag | never | field <f> | lost] [page <n>]"
 
 
 @command("people", PEOPLE_USAGE, group="people")
 async def people_command(args: str, ctx: Context) -> None:
     """List everyone, or everyone with a #tag, never talked to, in a field, or lost.
 
-    Twenty at a time, by name; add a page number for more: `people never 2`.
+    Twenty at a time, by name; `page <n>` shows more: `people never page 2`.
     Fields: education, technology, research, health, arts & culture, business,
     public sector, other.
     Example: people #mathchat   or   people field technology
@@ -231,18 +231,18 @@ async def people_command(args: str, ctx: Context) -> None:
              + (f" (page {page} of {-(-total // PAGE)})" if total > PAGE else "") + ":"]
     lines += [f"  {describe_contact(c, handles.get(c.id))}" for c in shown]
     if page * PAGE < total:
-        lines.append(f"More: `people {(text + ' ') if text else ''}{page + 1}`.")
+        lines.append(f"More: `people {(text + ' ') if text else ''}page {page + 1}`.")
     ctx.send("reply", "\n".join(lines), total=total, page=page,
              contacts=[{"id": c.id, "name": c.name} for c in shown])
 
 
-def page_of(args: str) -> tuple[str, int]:
+def page_of(args: str, usage: str = PEOPLE_USAGE) -> tuple[str, int]:
+    """``… page 3`` → ("…", 3); no ``page`` → page 1."""
     words = args.split()
-    if words and words[-1].isdigit():
-        page = int(words[-1])
-        if not 1 <= page <= 100_000:
-            raise CommandError("Pages start at 1.", usage=PEOPLE_USAGE)
-        return " ".join(words[:-1]), page
+    if len(words) >= 2 and words[-2].lower() == "page":
+        if not words[-1].isdigit() or not 1 <= int(words[-1]) <= 100_000:
+            raise CommandError("Pages are numbered from 1: `page 2`.", usage=usage)
+        return " ".join(words[:-2]), int(words[-1])
     return " ".join(words), 1
 
 
@@ -290,7 +290,7 @@ def first_handles(ctx: Context, ids: list[int]) -> dict[int, Handle]:
 
 # --- history and single entries ------------------------------------------------------------
 
-HISTORY_USAGE = "history <person> [page]"
+HISTORY_USAGE = "history <person> [page <n>]"
 
 
 @command("history", HISTORY_USAGE, group="people")
@@ -298,14 +298,14 @@ async def history(args: str, ctx: Context) -> None:
     """Everything logged about someone, oldest first, each entry with its number.
 
     The numbers are what `edit log <n> <text…>` and `delete log <n>` take.
-    Fifty at a time; `history <person> 2` shows the next fifty.
+    Fifty at a time; `history <person> page 2` shows the next fifty.
     """
-    contact, rest = people.split_known(ctx.session, owner=ctx.owner, args=args,
+    person, page = page_of(args, HISTORY_USAGE)
+    contact, rest = people.split_known(ctx.session, owner=ctx.owner, args=person,
                                        usage=HISTORY_USAGE)
-    if rest and not rest.isdigit():
-        raise CommandError(f"After the person, only a page number fits, not {rest[:40]!r}.",
+    if rest:
+        raise CommandError(f"After the person, only `page <n>` fits, not {rest[:40]!r}.",
                            usage=HISTORY_USAGE)
-    page = int(rest) if rest else 1
     base = select(Interaction).where(Interaction.owner_id == ctx.owner.id,
                                      Interaction.contact_id == contact.id)
     total = ctx.session.exec(select(func.count()).select_from(base.subquery())).one()
@@ -320,7 +320,7 @@ async def history(args: str, ctx: Context) -> None:
              f"{'y' if total == 1 else 'ies'}:"]
     lines += [f"  {i.id}. {local_day(ctx, i.at)} {i.kind}: {i.text}" for i in rows]
     if page * HISTORY_PAGE < total:
-        lines.append(f"More: `history #{contact.id} {page + 1}`.")
+        lines.append(f"More: `history #{contact.id} page {page + 1}`.")
     lines.append("`edit log <n> <text…>` or `delete log <n>` changes an entry.")
     ctx.send("reply", "\n".join(lines), contact_id=contact.id, total=total,
              entries=[{"id": i.id, "kind": i.kind, "text": i.text, "at": i.at.isoformat()}
@@ -377,7 +377,7 @@ async def edit_entry(args: str, ctx: Context) -> None:
     ctx.session.add(entry)
     contact = ctx.session.get(Contact, entry.contact_id)
     ctx.send("reply", f"Entry {entry.id} about {contact.name} (#{contact.id}) now reads: "
-             f"\u201c{text}\u201d", entry_id=entry.id, text=text)
+             f"\u201c{text}\u201d", entry_id=entry.id, new_text=text)
 
 
 def refresh_last_conversation(ctx: Context, contact: Contact) -> None:
@@ -531,10 +531,19 @@ def parse_add(args: str) -> tuple[str, list[tuple[str, str]], str]:
     name = " ".join(name_words)
     if not name:
         raise CommandError("Say the person's name first.", usage=ADD_USAGE)
+    check_name(name, ADD_USAGE)
     if len(name) > MAX_NAME or len(how_met) > 300:
         raise CommandError("That name or how-you-met is too long (300 characters at most).",
                            usage=ADD_USAGE)
     return name, handles, how_met
+
+
+def check_name(name: str, usage: str) -> None:
+    """A name starts with a letter, so it can never be read as an #id, a number or a
+    handle later."""
+    if not name[0].isalpha():
+        raise CommandError(f"A name starts with a letter; {name[:40]!r} does not.",
+                           usage=usage)
 
 
 @command("add", ADD_USAGE, group="people")
@@ -583,6 +592,7 @@ async def rename(args: str, ctx: Context) -> None:
                                        usage=RENAME_USAGE)
     if not name:
         raise CommandError("Say the new name after the person.", usage=RENAME_USAGE)
+    check_name(name, RENAME_USAGE)
     if len(name) > MAX_NAME:
         raise CommandError(f"Names are {MAX_NAME} characters at most.", usage=RENAME_USAGE)
     old = contact.name

@@ -23,6 +23,7 @@ STATUS_WORDS = {
     "expired": "expired without being sent",
     "sending": "is being sent right now",
     "uncertain": "may or may not have gone out",
+    "withdrawn": "was withdrawn: they left before it was sent",
 }
 
 
