@@ -16,8 +16,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col, select
 
 from bot.context import Context
@@ -107,10 +108,12 @@ def withdraw_drafts(ctx: Context, *, connection_ids: Sequence[int]) -> int:
     gone = sorted(handles - still_here)
     withdrawn = 0
     for batch in store.chunks(gone):
-        withdrawn += ctx.session.execute(
-            update(Draft).where(Draft.owner_id == ctx.owner.id,
-                                col(Draft.handle_id).in_(batch), Draft.status == "pending")
-            .values(status="withdrawn", decided_at=ctx.now())).rowcount or 0
+        result = ctx.session.execute(
+            update(Draft).where(col(Draft.owner_id) == ctx.owner.id,
+                                col(Draft.handle_id).in_(batch), col(Draft.status) == "pending")
+            .values(status="withdrawn", decided_at=ctx.now()))
+        # an UPDATE's result is a CursorResult; Session.execute is typed with the base class
+        withdrawn += cast(CursorResult[Any], result).rowcount or 0
     return withdrawn
 
 

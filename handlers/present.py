@@ -99,10 +99,10 @@ def connection_states(session: Session, *, owner: Owner, contact: Contact,
     ``day`` shows a moment in the owner's time zone."""
     rows = session.exec(
         select(Account.platform, Connection)
-        .join(Connection, Connection.account_id == Account.id)
-        .join(Handle, Handle.id == Connection.handle_id)
+        .join(Connection, col(Connection.account_id) == col(Account.id))
+        .join(Handle, col(Handle.id) == col(Connection.handle_id))
         .where(Connection.owner_id == owner.id, Handle.contact_id == contact.id)
-        .order_by(Account.platform, Connection.kind)
+        .order_by(col(Account.platform), col(Connection.kind))
     ).all()
     by_platform: dict[str, list[Connection]] = {}
     for platform, connection in rows:

@@ -280,7 +280,7 @@ class UndoEntry(SQLModel, table=True):
 
     __table_args__ = (Index("ix_undoentry_owner_id", "owner_id", "id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed
     owner_id: int = Field(foreign_key="owner.id")
     command: str = Field(max_length=4000)
     summary: str = Field(default="", max_length=4000)
@@ -294,7 +294,7 @@ class PendingPrompt(SQLModel, table=True):
     a ``link`` awaiting ``yes``, or a numbered choice. Anything else typed drops it.
     Kept in the database so a restart in between changes nothing."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed
     owner_id: int = Field(foreign_key="owner.id", unique=True)
     kind: str = Field(max_length=16)  # confirm | choice
     payload_json: str = Field(default="{}")

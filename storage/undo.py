@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, delete, event, insert, inspect, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, SQLModel, col, select
 
 from storage import search
@@ -37,8 +38,16 @@ from storage.models import (
 # deliberately not here: undoing a change never un-says a message.
 TRACKED: tuple[type[SQLModel], ...] = (Owner, Contact, Handle, Interaction, Reminder, Draft,
                                        Cadence, Goal, Connection)
-TABLES: dict[str, Table] = {model.__tablename__: model.__table__  # type: ignore[attr-defined]
-                            for model in TRACKED}
+
+
+def _table(model: type[SQLModel]) -> Table:
+    """The Core table of a table model (SQLModel sets ``__table__`` without declaring it)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+TABLES: dict[str, Table] = {_table(model).name: _table(model) for model in TRACKED}
 ACTIVE_KEY = "plnbot_undo_recorder"
 
 
@@ -80,9 +89,9 @@ def before_rows(session: Session, model: type[SQLModel], *conditions: Any) -> No
     recorder = session.info.get(ACTIVE_KEY)
     if recorder is None:
         return
-    table = model.__table__  # type: ignore[attr-defined]
+    table = _table(model)
     session.flush()
-    for row in session.execute(select(table).where(*conditions)).mappings():
+    for row in session.execute(core_select(table).where(*conditions)).mappings():
         recorder.note(table.name, row["id"], dict(row), _contact_of(table.name, row))
 
 
@@ -92,11 +101,12 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
     if recorder is None:
         return
     for obj in (*session.dirty, *session.deleted):
-        if (isinstance(obj, TRACKED) and obj.id is not None
+        row_id = getattr(obj, "id", None)
+        if (isinstance(obj, TRACKED) and row_id is not None
                 and (obj in session.deleted or session.is_modified(obj))):
             before = _committed(obj)
-            recorder.note(obj.__tablename__, obj.id, before,
-                          _contact_of(obj.__tablename__, before))
+            name = _table(type(obj)).name
+            recorder.note(name, row_id, before, _contact_of(name, before))
 
 
 @event.listens_for(Session, "after_flush")
@@ -105,9 +115,10 @@ def _after_flush(session: Session, _context: Any) -> None:
     if recorder is None:
         return
     for obj in session.new:
-        if isinstance(obj, TRACKED) and obj.id is not None:
-            recorder.note(obj.__tablename__, obj.id, None,
-                          _contact_of(obj.__tablename__, {"id": obj.id, **vars(obj)}))
+        row_id = getattr(obj, "id", None)
+        if isinstance(obj, TRACKED) and row_id is not None:
+            name = _table(type(obj)).name
+            recorder.note(name, row_id, None, _contact_of(name, {**vars(obj), "id": row_id}))
 
 
 def _contact_of(table: str, values: Any) -> int | None:
@@ -123,7 +134,7 @@ def _committed(obj: SQLModel) -> dict[str, Any]:
     """The row's values as the database holds them (before this flush's changes)."""
     state = inspect(obj)
     values: dict[str, Any] = {}
-    for column in obj.__table__.columns:  # type: ignore[attr-defined]
+    for column in _table(type(obj)).columns:
         history = state.attrs[column.key].load_history()
         if history.deleted:
             values[column.key] = history.deleted[0]

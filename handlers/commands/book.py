@@ -11,6 +11,7 @@ import json
 import re
 import textwrap
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
@@ -129,7 +130,7 @@ def ask_link(ctx: Context, first: Contact, second: Contact) -> None:
 # --- unlink --------------------------------------------------------------------------------
 
 UNLINK_USAGE = "unlink <person>"
-MOVED_TABLES = {"handle": Handle, "interaction": Interaction, "reminder": Reminder,
+MOVED_TABLES: dict[str, Any] = {"handle": Handle, "interaction": Interaction, "reminder": Reminder,
                 "draft": Draft}
 
 
@@ -142,10 +143,10 @@ async def unlink(args: str, ctx: Context) -> None:
     Example: unlink #7   (the old #id of the person linked in)
     """
     merged = linked_in(ctx, args)
-    survivor = repo.get_contact(ctx.session, owner=ctx.owner, contact_id=merged.merged_into_id)
+    survivor = ctx.session.get_one(Contact, merged.merged_into_id)
     moved = moved_by_link(ctx, merged.id)
     for table, ids in moved.items():
-        model = MOVED_TABLES[table]
+        model: Any = MOVED_TABLES[table]
         undo.before_rows(ctx.session, model, col(model.id).in_(ids))
         ctx.session.execute(update(model).where(
             model.owner_id == ctx.owner.id, col(model.id).in_(ids),
@@ -273,11 +274,12 @@ def people_query(ctx: Context, text: str):  # noqa: ANN201 - a SQLModel select
 
 def lost_ids(ctx: Context):  # noqa: ANN201 - a SQL subquery
     """Contacts with a lost or vanished connection and no active one."""
-    active = select(Handle.contact_id).join(Connection, Connection.handle_id == Handle.id).where(
-        Connection.owner_id == ctx.owner.id, Connection.state == "active")
-    return select(Handle.contact_id).join(Connection, Connection.handle_id == Handle.id).where(
-        Connection.owner_id == ctx.owner.id, col(Connection.state).in_(("lost", "vanished")),
-        col(Handle.contact_id).not_in(active))
+    joined = select(Handle.contact_id).join(
+        Connection, col(Connection.handle_id) == col(Handle.id)).where(
+        Connection.owner_id == ctx.owner.id)
+    active = joined.where(Connection.state == "active")
+    return joined.where(col(Connection.state).in_(("lost", "vanished")),
+                        col(Handle.contact_id).not_in(active))
 
 
 def first_handles(ctx: Context, ids: list[int]) -> dict[int, Handle]:
@@ -309,7 +311,7 @@ async def history(args: str, ctx: Context) -> None:
     base = select(Interaction).where(Interaction.owner_id == ctx.owner.id,
                                      Interaction.contact_id == contact.id)
     total = ctx.session.exec(select(func.count()).select_from(base.subquery())).one()
-    rows = list(ctx.session.exec(base.order_by(Interaction.at, Interaction.id)
+    rows = list(ctx.session.exec(base.order_by(col(Interaction.at), col(Interaction.id))
                                  .offset((page - 1) * HISTORY_PAGE).limit(HISTORY_PAGE)))
     if not rows:
         ctx.send("reply", f"Nothing is logged about {contact.name} (#{contact.id}) yet."
@@ -355,7 +357,7 @@ async def delete(args: str, ctx: Context) -> None:
     if len(words) != 2 or words[0].lower() not in ENTRY_KINDS:
         raise CommandError("Write `delete log <n>` or `delete note <n>`.", usage=DELETE_USAGE)
     entry = owned_entry(ctx, words[1], DELETE_USAGE)
-    contact = ctx.session.get(Contact, entry.contact_id)
+    contact = ctx.session.get_one(Contact, entry.contact_id)
     ctx.session.delete(entry)
     ctx.session.flush()
     refresh_last_conversation(ctx, contact)
@@ -375,7 +377,7 @@ async def edit_entry(args: str, ctx: Context) -> None:
                            usage=EDIT_ENTRY_USAGE)
     entry.text, entry.tags = text, " ".join(tags_in(text))
     ctx.session.add(entry)
-    contact = ctx.session.get(Contact, entry.contact_id)
+    contact = ctx.session.get_one(Contact, entry.contact_id)
     ctx.send("reply", f"Entry {entry.id} about {contact.name} (#{contact.id}) now reads: "
              f"\u201c{text}\u201d", entry_id=entry.id, new_text=text)
 
@@ -403,8 +405,8 @@ async def draft(args: str, ctx: Context) -> None:
     if row is None:
         raise CommandError(f"There is no draft #{token}. `drafts` lists them.",
                            usage=DRAFT_USAGE)
-    contact = ctx.session.get(Contact, row.contact_id)
-    handle = ctx.session.get(Handle, row.handle_id)
+    contact = ctx.session.get_one(Contact, row.contact_id)
+    handle = ctx.session.get_one(Handle, row.handle_id)
     where = PLATFORM_NAMES.get(row.platform, row.platform)
     lines = [f"Draft #{row.id} for {contact.name} ({where} "
              f"{at_handle(row.platform, handle.display_handle or handle.handle)}), "
@@ -561,7 +563,7 @@ async def add(args: str, ctx: Context) -> None:
             Handle.owner_id == ctx.owner.id, Handle.platform == platform,
             Handle.handle == handle.lower())).first()
         if known is not None:
-            other = ctx.session.get(Contact, known.contact_id)
+            other = ctx.session.get_one(Contact, known.contact_id)
             raise CommandError(f"{at_handle(platform, handle)} on "
                                f"{PLATFORM_NAMES.get(platform, platform)} is already "
                                f"{other.name} (#{other.id}).", usage=ADD_USAGE)

@@ -124,7 +124,7 @@ def open_drop(ctx: Context, text: str) -> None:
     if drop is None or drop.owner_id != ctx.owner.id:
         raise CommandError(f"There is no mass drop {text[:20]}. `lost` shows them with their "
                            "numbers.", usage=LOST_USAGE)
-    account = ctx.session.get(Account, drop.account_id)
+    account = ctx.session.get_one(Account, drop.account_id)
     state = "vanished" if drop.status == "open" else "lost"
     query = (select(Connection.id).where(Connection.owner_id == ctx.owner.id,
                                          Connection.mass_drop_id == drop.id,
@@ -134,7 +134,7 @@ def open_drop(ctx: Context, text: str) -> None:
             Connection.owner_id == ctx.owner.id, Connection.state == "lost",
             Connection.lost_cause == GAVE_UP_CAUSE, Connection.lost_at == drop.detected_at,
             Connection.account_id == drop.account_id))
-    ids = list(ctx.session.exec(query.order_by(Connection.id)))
+    ids = [i for i in ctx.session.exec(query.order_by(col(Connection.id))) if i is not None]
     rows = store.connection_rows(ctx.session, owner_id=ctx.owner.id, connection_ids=ids)
     head = (f"Mass drop #{drop.id} on {where(account.platform)}, "
             f"{local_time(ctx, drop.detected_at)}: {drop.count} vanished, "
