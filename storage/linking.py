@@ -33,9 +33,9 @@ def merge_contacts(session: Session, *, owner: Owner, survivor: Contact,
     assert survivor.owner_id == owner.id == merged.owner_id and survivor.id != merged.id
     for model in (Handle, Interaction, Reminder, Draft):
         undo.before_rows(session, model, model.owner_id == owner.id,
-                         model.contact_id == merged.id)
+                         model.contact_id == merged.id, columns=("contact_id",))
     undo.before_rows(session, Contact, Contact.owner_id == owner.id,
-                     Contact.merged_into_id == merged.id)
+                     Contact.merged_into_id == merged.id, columns=("merged_into_id",))
     moved = {model: _move(session, model, owner, merged.id, survivor.id)
              for model in (Handle, Interaction, Reminder, Draft)}
     _move_cadence(session, owner, merged.id, survivor.id)

@@ -14,9 +14,9 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table, delete, event, insert, inspect, update
+from sqlalchemy import CursorResult, Table, delete, event, insert, inspect, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, SQLModel, col, select
 
@@ -51,22 +51,34 @@ TABLES: dict[str, Table] = {_table(model).name: _table(model) for model in TRACK
 ACTIVE_KEY = "plnbot_undo_recorder"
 
 
+FULL = "$full"  # marks a whole row (one the command deleted), which undo may re-insert
+
+
 class Recorder:
-    """The rows one command touched, in order: ``(table, id, values before or None)``."""
+    """The rows one command touched, in order: ``(table, id, values before or None)``.
+
+    For a changed row only the columns the command changed are kept, each with its
+    first value, so undo never rolls back what something else changed meanwhile (a
+    worker's lease, a delivery); a deleted row is kept whole."""
 
     def __init__(self, owner_id: int) -> None:
         self.owner_id = owner_id
         self.changes: list[tuple[str, int, dict[str, Any] | None]] = []
-        self.seen: set[tuple[str, int]] = set()
+        self.index: dict[tuple[str, int], int] = {}
         self.contacts: set[int] = set()  # whose search entries undo must refresh
 
     def note(self, table: str, row_id: int, before: dict[str, Any] | None,
-             contact_id: int | None = None) -> None:
-        if contact_id:
-            self.contacts.add(contact_id)
-        if (table, row_id) not in self.seen:
-            self.seen.add((table, row_id))
+             *contact_ids: int | None) -> None:
+        self.contacts.update(c for c in contact_ids if c)
+        key = (table, row_id)
+        if key not in self.index:
+            self.index[key] = len(self.changes)
             self.changes.append((table, row_id, before))
+            return
+        earlier = self.changes[self.index[key]][2]
+        if earlier is not None and before is not None:
+            for column, value in before.items():
+                earlier.setdefault(column, value)
 
     def as_json(self) -> str:
         return json.dumps({"rows": [[t, i, _encode(b)] for t, i, b in self.changes],
@@ -84,15 +96,17 @@ def recording(session: Session, *, owner_id: int) -> Iterator[Recorder]:
         session.info.pop(ACTIVE_KEY, None)
 
 
-def before_rows(session: Session, model: type[SQLModel], *conditions: Any) -> None:
-    """Note the current values of rows a bulk statement is about to change."""
+def before_rows(session: Session, model: type[SQLModel], *conditions: Any,
+                columns: tuple[str, ...]) -> None:
+    """Note the current ``columns`` of rows a bulk statement is about to change."""
     recorder = session.info.get(ACTIVE_KEY)
     if recorder is None:
         return
     table = _table(model)
     session.flush()
     for row in session.execute(core_select(table).where(*conditions)).mappings():
-        recorder.note(table.name, row["id"], dict(row), _contact_of(table.name, row))
+        recorder.note(table.name, row["id"], {c: row[c] for c in columns},
+                      _contact_of(table.name, row))
 
 
 @event.listens_for(Session, "before_flush")
@@ -104,9 +118,11 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
         row_id = getattr(obj, "id", None)
         if (isinstance(obj, TRACKED) and row_id is not None
                 and (obj in session.deleted or session.is_modified(obj))):
-            before = _committed(obj)
+            deleted = obj in session.deleted
+            before = _committed(obj, whole=deleted)
             name = _table(type(obj)).name
-            recorder.note(name, row_id, before, _contact_of(name, before))
+            recorder.note(name, row_id, {**before, FULL: True} if deleted else before,
+                          _contact_of(name, before), _contact_of(name, {**vars(obj)}))
 
 
 @event.listens_for(Session, "after_flush")
@@ -130,18 +146,18 @@ def _contact_of(table: str, values: Any) -> int | None:
     return None
 
 
-def _committed(obj: SQLModel) -> dict[str, Any]:
-    """The row's values as the database holds them (before this flush's changes)."""
+def _committed(obj: SQLModel, *, whole: bool) -> dict[str, Any]:
+    """The row's values as the database holds them (before this flush's changes): every
+    column when ``whole``, else only the columns about to change."""
     state = inspect(obj)
     values: dict[str, Any] = {}
     for column in _table(type(obj)).columns:
         history = state.attrs[column.key].load_history()
         if history.deleted:
             values[column.key] = history.deleted[0]
-        elif history.unchanged:
-            values[column.key] = history.unchanged[0]
-        else:
-            values[column.key] = getattr(obj, column.key)
+        elif whole:
+            values[column.key] = (history.unchanged[0] if history.unchanged
+                                  else getattr(obj, column.key))
     return values
 
 
@@ -190,10 +206,13 @@ def _restore(session: Session, table: Table, row_id: int, before: dict[str, Any]
     if before is None:
         session.execute(delete(table).where(table.c.id == row_id, owned))
         return
-    if table.name != "owner" and before.get("owner_id") != owner_id:
+    whole = bool(before.pop(FULL, False))
+    if whole and table.name != "owner" and before.get("owner_id") != owner_id:
+        return
+    if not before:
         return
     changed = session.execute(update(table).where(table.c.id == row_id, owned).values(before))
-    if not changed.rowcount:  # type: ignore[attr-defined]
+    if whole and not cast(CursorResult[Any], changed).rowcount:
         session.execute(insert(table).values(before))
 
 
@@ -208,4 +227,4 @@ def _decode(table: Table, values: dict[str, Any] | None) -> dict[str, Any] | Non
     if values is None:
         return None
     return {k: (datetime.fromisoformat(v["$dt"]) if isinstance(v, dict) and "$dt" in v else v)
-            for k, v in values.items() if k in table.c}
+            for k, v in values.items() if k in table.c or k == FULL}

@@ -147,7 +147,7 @@ async def unlink(args: str, ctx: Context) -> None:
     moved = moved_by_link(ctx, merged.id)
     for table, ids in moved.items():
         model: Any = MOVED_TABLES[table]
-        undo.before_rows(ctx.session, model, col(model.id).in_(ids))
+        undo.before_rows(ctx.session, model, col(model.id).in_(ids), columns=("contact_id",))
         ctx.session.execute(update(model).where(
             model.owner_id == ctx.owner.id, col(model.id).in_(ids),
             model.contact_id == survivor.id).values(contact_id=merged.id))
@@ -193,8 +193,8 @@ def moved_by_link(ctx: Context, merged_id: int) -> dict[str, list[int]]:
         .order_by(col(UndoEntry.id).desc()).limit(2000))
     for entry in entries:
         rows = json.loads(entry.changes_json)["rows"]
-        if any(t == "contact" and i == merged_id and b and not b.get("merged_into_id")
-               for t, i, b in rows):
+        if any(t == "contact" and i == merged_id and b and "merged_into_id" in b
+               and b["merged_into_id"] is None for t, i, b in rows):
             moved: dict[str, list[int]] = {}
             for table, row_id, before in rows:
                 if table in MOVED_TABLES and before and before.get("contact_id") == merged_id:

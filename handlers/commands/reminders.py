@@ -166,7 +166,16 @@ async def done(args: str, ctx: Context) -> None:
         return
     reminder.status = "done"
     ctx.session.add(reminder)
-    ctx.send("reply", f"Done: reminder #{reminder.id}.", reminder_id=reminder.id)
+    ctx.send("reply", f"Done: reminder #{reminder.id}, {what_it_said(ctx, reminder)}.",
+             reminder_id=reminder.id)
+
+
+def what_it_said(ctx: Context, reminder: Reminder) -> str:
+    """The reminder's words (and who it is about), so `done 4` and `cancel 4` confirm
+    the right one."""
+    contact = ctx.session.get(Contact, reminder.contact_id) if reminder.contact_id else None
+    about = f" about {contact.name}" if contact is not None else ""
+    return f"\u201c{reminder.text or 'follow up'}\u201d{about}"
 
 
 def single_token(args: str, usage: str) -> str:
@@ -215,7 +224,8 @@ async def cancel(args: str, ctx: Context) -> None:
     reminder = owned_reminder(ctx, single_token(args, usage), usage)
     reminder.status = "cancelled"
     ctx.session.add(reminder)
-    ctx.send("reply", f"Cancelled reminder #{reminder.id}.", reminder_id=reminder.id)
+    ctx.send("reply", f"Cancelled reminder #{reminder.id}, {what_it_said(ctx, reminder)}.",
+             reminder_id=reminder.id)
 
 
 # --- keep-in-touch cadences ---------------------------------------------------------

@@ -349,3 +349,16 @@ async def test_bad_input_is_one_error_with_usage_and_changes_nothing(network, li
     with Session(network.engine) as session:
         assert len(session.exec(select(Contact)).all()) == 6
         assert session.exec(select(UndoEntry)).all() == []
+
+
+async def test_undo_puts_back_only_what_the_command_changed(network, clock):
+    await say_one(network, "settings tone formal")
+    with Session(network.engine) as session:  # a worker takes the owner meanwhile
+        owner = session.exec(select(Owner)).one()
+        owner.lease_owner, owner.lease_until = "worker-2", clock() + timedelta(minutes=5)
+        session.add(owner)
+        session.commit()
+    await say_one(network, "undo")
+    with Session(network.engine) as session:
+        owner = session.exec(select(Owner)).one()
+        assert (owner.tone, owner.lease_owner) == ("warm", "worker-2")
