@@ -55,7 +55,7 @@ def local_minute(ctx: Context, moment: datetime) -> str:
 
 @command("undo", "undo", group="general")
 async def undo_command(args: str, ctx: Context) -> None:
-    """Reverse your last change and say exactly what it was.
+    """Reverse your last change (and say exactly what it was).
 
     Works for log, note, tag, untag, link (after `yes`), unlink, skip, done, cancel,
     snooze, remind, cadence, goal, settings, add, rename, and editing or deleting a
@@ -75,7 +75,7 @@ async def undo_command(args: str, ctx: Context) -> None:
 
 @command("yes", "yes", group="general", aliases=("y",))
 async def yes(args: str, ctx: Context) -> None:
-    """Confirm what I just asked (linking two people)."""
+    """Confirm what I just asked (a link)."""
     prompt = prompts.pending(ctx)
     if prompt is None or prompt.kind != "confirm" or args:
         raise CommandError("There is nothing waiting for a yes.", usage="yes")
@@ -136,7 +136,9 @@ MOVED_TABLES: dict[str, Any] = {"handle": Handle, "interaction": Interaction, "r
 
 @command("unlink", UNLINK_USAGE, group="people")
 async def unlink(args: str, ctx: Context) -> None:
-    """Split a link: the person linked in goes back to being separate.
+    """Split a link again.
+
+    The person linked in goes back to being separate.
 
     Their handles, history, reminders and drafts from before the link go back with
     them; anything logged since stays where it is.
@@ -211,7 +213,9 @@ PEOPLE_USAGE = "people [#tag | never | field <f> | lost] [page <n>]"
 
 @command("people", PEOPLE_USAGE, group="people")
 async def people_command(args: str, ctx: Context) -> None:
-    """List everyone, or everyone with a #tag, never talked to, in a field, or lost.
+    """List everyone, or some of them.
+
+    `people #tag`, `people never` (never talked to), `people field <field>`, `people lost`.
 
     Twenty at a time, by name; `page <n>` shows more: `people never page 2`.
     Fields: education, technology, research, health, arts & culture, business,
@@ -297,7 +301,9 @@ HISTORY_USAGE = "history <person> [page <n>]"
 
 @command("history", HISTORY_USAGE, group="people")
 async def history(args: str, ctx: Context) -> None:
-    """Everything logged about someone, oldest first, each entry with its number.
+    """Everything logged about someone.
+
+    Oldest first, each entry with its number.
 
     The numbers are what `edit log <n> <text…>` and `delete log <n>` take.
     Fifty at a time; `history <person> page 2` shows the next fifty.
@@ -348,7 +354,9 @@ def owned_entry(ctx: Context, token: str, usage: str) -> Interaction:
 
 @command("delete", DELETE_USAGE, group="people")
 async def delete(args: str, ctx: Context) -> None:
-    """Delete a log entry or note (its number is in `history <person>`).
+    """Delete a log entry or note.
+
+    Its number is in `history <person>`.
 
     `undo` brings it back.
     Example: delete log 42
@@ -397,7 +405,10 @@ DRAFT_USAGE = "draft <id>"
 
 @command("draft", DRAFT_USAGE, group="drafts")
 async def draft(args: str, ctx: Context) -> None:
-    """Show one welcome draft in full, with who it is for and what you can do."""
+    """Show one welcome draft in full.
+
+    With who it is for, its status and what you can do with it.
+    """
     token = args.strip().lstrip("#")
     if not token.isdigit():
         raise CommandError("Give the draft's number, as shown in `drafts`.", usage=DRAFT_USAGE)
@@ -444,7 +455,9 @@ def tags_of(ctx: Context, contact: Contact) -> set[str]:
 
 @command("tag", TAG_USAGE, group="people")
 async def tag(args: str, ctx: Context) -> None:
-    """Tag someone, e.g. to group them for `people #tag` or `cadence #tag`.
+    """Tag someone.
+
+    Tags group people for `people #tag`, `find #tag` and `cadence #tag`.
 
     Example: tag Jo Whitfield #artsed #gallery
     """
@@ -464,7 +477,10 @@ async def tag(args: str, ctx: Context) -> None:
 
 @command("untag", UNTAG_USAGE, group="people")
 async def untag(args: str, ctx: Context) -> None:
-    """Take #tags off someone (from every note and log entry that carries them)."""
+    """Take #tags off someone.
+
+    The tag comes off every note and log entry that carries it.
+    """
     contact, rest = people.split_known(ctx.session, owner=ctx.owner, args=args,
                                        usage=UNTAG_USAGE)
     wanted = tag_words(rest, UNTAG_USAGE)
@@ -550,7 +566,9 @@ def check_name(name: str, usage: str) -> None:
 
 @command("add", ADD_USAGE, group="people")
 async def add(args: str, ctx: Context) -> None:
-    """Add someone by hand, e.g. a colleague you met at a conference.
+    """Add someone by hand.
+
+    For a colleague you met at a conference who does not follow you (yet).
 
     Handles are optional: @name (X), name@instance (Mastodon), @name.bsky.social
     (Bluesky), discord:name. When they later follow you there, that connection joins
@@ -586,8 +604,9 @@ async def add(args: str, ctx: Context) -> None:
 
 @command("rename", RENAME_USAGE, group="people")
 async def rename(args: str, ctx: Context) -> None:
-    """Give someone the name you know them by.
+    """Rename someone.
 
+    Give them the name you know them by.
     Example: rename #12 Joanna Whitfield
     """
     contact, name = people.split_known(ctx.session, owner=ctx.owner, args=args,

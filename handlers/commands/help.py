@@ -53,7 +53,7 @@ def command_help(info: CommandInfo) -> str:
 
 
 MESSAGE_BUDGET = 1_900  # one Discord message (2,000 characters) with room to spare
-SUMMARY_LENGTHS = (100, 72, 56, 40, 0)
+SUMMARY_LENGTHS = (100, 72, 56, 40, 32, 28, 0)
 
 
 def overview(catalog: list[CommandInfo], budget: int = MESSAGE_BUDGET) -> str:
