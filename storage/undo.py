@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, delete, event, insert, inspect, update
 from sqlalchemy import select as core_select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from storage import search
@@ -181,17 +182,26 @@ def latest(session: Session, *, owner_id: int) -> UndoEntry | None:
     ).first()
 
 
+class BuiltOn(Exception):
+    """Something since depends on what the change made (someone added by hand has
+    followed you since, so their connection hangs off the handle): it can't be undone."""
+
+
 def reverse(session: Session, *, entry: UndoEntry, now: datetime) -> None:
-    """Put back every row ``entry`` recorded, newest change first."""
+    """Put back every row ``entry`` recorded, newest change first; all or nothing."""
     session.flush()
     stored = json.loads(entry.changes_json)
     contacts: set[int] = set(stored["contacts"])
-    for table_name, row_id, encoded in reversed(stored["rows"]):
-        table = TABLES[table_name]
-        before = _decode(table, encoded)
-        _restore(session, table, row_id, before, owner_id=entry.owner_id)
-        if table_name == "contact" and before and before.get("merged_into_id"):
-            contacts.add(before["merged_into_id"])
+    try:
+        with session.begin_nested():
+            for table_name, row_id, encoded in reversed(stored["rows"]):
+                table = TABLES[table_name]
+                before = _decode(table, encoded)
+                _restore(session, table, row_id, before, owner_id=entry.owner_id)
+                if table_name == "contact" and before and before.get("merged_into_id"):
+                    contacts.add(before["merged_into_id"])
+    except IntegrityError as exc:
+        raise BuiltOn(str(exc.orig)) from None
     entry.undone_at = now
     session.add(entry)
     session.flush()

@@ -67,7 +67,12 @@ async def undo_command(args: str, ctx: Context) -> None:
     entry = undo.latest(ctx.session, owner_id=ctx.owner.id)
     if entry is None:
         raise CommandError("There is nothing to undo.", usage="undo")
-    undo.reverse(ctx.session, entry=entry, now=ctx.now())
+    try:
+        undo.reverse(ctx.session, entry=entry, now=ctx.now())
+    except undo.BuiltOn:
+        raise CommandError(f"I can't undo `{entry.command}`: what it made has been built on "
+                           "since (for example, someone you added has followed you since). "
+                           "Nothing was changed.", usage="undo") from None
     said = f" It had said: {entry.summary}" if entry.summary else ""
     ctx.send("reply", f"Undone: `{entry.command}`.{said}", undone=entry.command,
              undo_id=entry.id)

@@ -22,7 +22,7 @@ from storage.models import (
 )
 from tests.conftest import make_settings
 from tests.support.chat import say_one
-from tests.support.factories import command
+from tests.support.factories import arrival, command, mastodon_person
 from tests.support.fakes import FakeSurface
 from tests.support.network import make_app, seed_network
 
@@ -362,3 +362,16 @@ async def test_undo_puts_back_only_what_the_command_changed(network, clock):
     with Session(network.engine) as session:
         owner = session.exec(select(Owner)).one()
         assert (owner.tone, owner.lease_owner) == ("warm", "worker-2")
+
+
+async def test_undo_refuses_what_has_been_built_on_and_changes_nothing(network):
+    await say_one(network, "add Nia Mensah @nia@edu.social")
+    await network.handle(arrival(mastodon_person("Nia Mensah", acct="nia@edu.social",
+                                                 id="900")))
+    network.surface.pop()
+    reply = await say_one(network, "undo")
+    assert reply.kind == "error" and "built on since" in reply.text
+    assert contact(network, 7).name == "Nia Mensah"
+    with Session(network.engine) as session:
+        [handle] = session.exec(select(Handle).where(Handle.contact_id == 7)).all()
+        assert handle.external_id == "900"  # the follow joined the contact added by hand
