@@ -7,6 +7,7 @@ so the owner sees the new version before sending it.
 
 from __future__ import annotations
 
+import textwrap
 from datetime import timedelta
 
 from bot.context import Context
@@ -75,7 +76,8 @@ async def drafts(args: str, ctx: Context) -> None:
     if pending:
         lines.append(f"{len(pending)} draft{'s' if len(pending) != 1 else ''} waiting:")
         lines += [draft_line(ctx, d, items) for d in pending]
-        lines.append("Reply `send <id>`, `edit <id> <text>` or `skip <id>`.")
+        lines.append("Reply `send <id>`, `edit <id> <text>` or `skip <id>`; "
+                     "`draft <id>` shows one in full.")
     else:
         lines.append("No drafts are waiting.")
     if unsure:
@@ -99,7 +101,8 @@ def draft_line(ctx: Context, draft: Draft, items: list[dict]) -> str:
                   "text": draft.text, "status": draft.status,
                   "expires_at": draft.expires_at.isoformat() if draft.expires_at else None})
     where = sending.platform_name(draft.platform)
-    return f"  #{draft.id} {contact.name} ({where}){left}: {first_line[:90]}"
+    shown = textwrap.shorten(first_line, width=90, placeholder=" …")
+    return f"  #{draft.id} {contact.name} ({where}){left}: {shown}"
 
 
 @command("send", "send <draft> [dm|channel]", group="drafts")
