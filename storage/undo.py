@@ -33,6 +33,7 @@ from storage.models import (
     Owner,
     Reminder,
     UndoEntry,
+    table_of,
 )
 
 # The contact book: what owner commands change. The outbox, undo log and prompts are
@@ -41,14 +42,7 @@ TRACKED: tuple[type[SQLModel], ...] = (Owner, Contact, Handle, Interaction, Remi
                                        Cadence, Goal, Connection)
 
 
-def _table(model: type[SQLModel]) -> Table:
-    """The Core table of a table model (SQLModel sets ``__table__`` without declaring it)."""
-    table = model.__table__  # type: ignore[attr-defined]
-    assert isinstance(table, Table)
-    return table
-
-
-TABLES: dict[str, Table] = {_table(model).name: _table(model) for model in TRACKED}
+TABLES: dict[str, Table] = {table_of(model).name: table_of(model) for model in TRACKED}
 ACTIVE_KEY = "plnbot_undo_recorder"
 
 
@@ -103,7 +97,7 @@ def before_rows(session: Session, model: type[SQLModel], *conditions: Any,
     recorder = session.info.get(ACTIVE_KEY)
     if recorder is None:
         return
-    table = _table(model)
+    table = table_of(model)
     session.flush()
     for row in session.execute(core_select(table).where(*conditions)).mappings():
         recorder.note(table.name, row["id"], {c: row[c] for c in columns},
@@ -121,7 +115,7 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
                 and (obj in session.deleted or session.is_modified(obj))):
             deleted = obj in session.deleted
             before = _committed(obj, whole=deleted)
-            name = _table(type(obj)).name
+            name = table_of(type(obj)).name
             recorder.note(name, row_id, {**before, FULL: True} if deleted else before,
                           _contact_of(name, before), _contact_of(name, {**vars(obj)}))
 
@@ -134,7 +128,7 @@ def _after_flush(session: Session, _context: Any) -> None:
     for obj in session.new:
         row_id = getattr(obj, "id", None)
         if isinstance(obj, TRACKED) and row_id is not None:
-            name = _table(type(obj)).name
+            name = table_of(type(obj)).name
             recorder.note(name, row_id, None, _contact_of(name, {**vars(obj), "id": row_id}))
 
 
@@ -152,7 +146,7 @@ def _committed(obj: SQLModel, *, whole: bool) -> dict[str, Any]:
     column when ``whole``, else only the columns about to change."""
     state = inspect(obj)
     values: dict[str, Any] = {}
-    for column in _table(type(obj)).columns:
+    for column in table_of(type(obj)).columns:
         history = state.attrs[column.key].load_history()
         if history.deleted:
             values[column.key] = history.deleted[0]
