@@ -293,8 +293,9 @@ def lost_ids(ctx: Context):  # noqa: ANN201 - a SQL subquery
 
 def first_handles(ctx: Context, ids: list[int]) -> dict[int, Handle]:
     found: dict[int, Handle] = {}
-    for handle in ctx.session.exec(select(Handle).where(
-            Handle.owner_id == ctx.owner.id, col(Handle.contact_id).in_(ids)).order_by(Handle.id)):
+    query = select(Handle).where(Handle.owner_id == ctx.owner.id,
+                                 col(Handle.contact_id).in_(ids)).order_by(col(Handle.id))
+    for handle in ctx.session.exec(query):
         found.setdefault(handle.contact_id, handle)
     return found
 
