@@ -228,10 +228,17 @@ def drafts(session, owner, since, now, digest: Digest) -> None:
         select(func.count()).select_from(Draft).where(
             Draft.owner_id == owner.id, Draft.status == "expired",
             col(Draft.decided_at) >= since, col(Draft.decided_at) < now)).one()
+    withdrawn = session.exec(
+        select(func.count()).select_from(Draft).where(
+            Draft.owner_id == owner.id, Draft.status == "withdrawn",
+            col(Draft.decided_at) >= since, col(Draft.decided_at) < now)).one()
     digest.fields["drafts_pending"], digest.fields["drafts_expired"] = pending, expired
-    if pending or expired:
+    digest.fields["drafts_withdrawn"] = withdrawn
+    if pending or expired or withdrawn:
         parts = [f"{pending} waiting (`drafts`)"] if pending else []
         parts += [f"{expired} expired unsent this week"] if expired else []
+        parts += [f"{withdrawn} withdrawn because the person left before it was sent"
+                  ] if withdrawn else []
         digest.lines.append("• Welcome drafts: " + ", ".join(parts))
 
 

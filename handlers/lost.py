@@ -16,8 +16,10 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlmodel import Session
+from sqlalchemy import CursorResult, update
+from sqlmodel import Session, col, select
 
 from bot.context import Context
 from bot.dispatcher import on
@@ -26,7 +28,7 @@ from handlers.drafting import PLATFORM_NAMES
 from handlers.present import at_handle, history_line
 from storage import connections as store
 from storage import repo
-from storage.models import Account, MassDrop, Owner
+from storage.models import Account, Connection, Draft, MassDrop, Owner
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ def lose(
         ctx.session, owner_id=ctx.owner.id, connection_ids=connection_ids,
         state="lost", lost_at=now, lost_cause=cause, mass_drop_id=None,
     )
+    withdraw_drafts(ctx, connection_ids=connection_ids)
     tell_now = reports_immediately(ctx) and not quiet
     store.add_events(
         ctx.session, owner_id=ctx.owner.id, connection_ids=connection_ids, kind="lost", at=now,
@@ -90,6 +93,28 @@ def lose(
     if tell_now:
         report_lost(ctx, platform=account.platform, connection_ids=connection_ids,
                     key=f"lost:{account.id}:{now.isoformat()}")
+
+
+def withdraw_drafts(ctx: Context, *, connection_ids: Sequence[int]) -> int:
+    """A welcome still waiting for someone who has left is withdrawn: sending it now
+    would greet a person who is gone. The digest says so."""
+    handles = {row.handle.id for row in store.connection_rows(
+        ctx.session, owner_id=ctx.owner.id, connection_ids=connection_ids)}
+    if not handles:
+        return 0
+    still_here = set(ctx.session.exec(select(Connection.handle_id).where(
+        Connection.owner_id == ctx.owner.id, col(Connection.handle_id).in_(handles),
+        Connection.state == "active")).all())
+    gone = sorted(handles - still_here)
+    withdrawn = 0
+    for batch in store.chunks(gone):
+        result = ctx.session.execute(
+            update(Draft).where(col(Draft.owner_id) == ctx.owner.id,
+                                col(Draft.handle_id).in_(batch), col(Draft.status) == "pending")
+            .values(status="withdrawn", decided_at=ctx.now()))
+        # an UPDATE's result is a CursorResult; Session.execute is typed with the base class
+        withdrawn += cast(CursorResult[Any], result).rowcount or 0
+    return withdrawn
 
 
 def report_lost(
@@ -236,6 +261,7 @@ def give_up(ctx: Context, *, drop: MassDrop) -> None:
     )
     store.add_events(ctx.session, owner_id=ctx.owner.id, connection_ids=still, kind="lost",
                      at=ctx.now(), detail=GAVE_UP_CAUSE, reported=True)
+    withdraw_drafts(ctx, connection_ids=still)
     drop.status, drop.closed_at, drop.still_missing = "given_up", ctx.now(), len(still)
     ctx.session.add(drop)
     if still:

@@ -8,6 +8,7 @@ gets the candidates to choose from (by ``#id``) or a hint to use ``find``.
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from sqlmodel import Session, col, select
 
@@ -35,6 +36,73 @@ def split_person(args: str, usage: str) -> tuple[str, str]:
         return args[1:end].strip(), args[end + 1 :].strip()
     person, _, rest = args.partition(" ")
     return person, rest.strip()
+
+
+WORD_SPAN = re.compile(r"\S+")
+MAX_NAME_WORDS = 6
+
+
+def split_known(session: Session, *, owner: Owner, args: str,
+                usage: str) -> tuple[Contact, str]:
+    """``<person> <rest…>`` where the person may be a full name with spaces, unquoted.
+
+    The longest run of leading words that is a known name wins, so
+    ``Jo Whitfield met at the gallery`` is Jo Whitfield and "met at the gallery".
+    When a shorter run is exactly someone else's whole name, the split is ambiguous
+    and the owner is asked (a numbered choice).
+    """
+    args = args.strip()
+    if not args or args[0] in QUOTES:
+        person, rest = split_person(args, usage)
+        return resolve(session, owner=owner, text=person), rest
+    spans = list(WORD_SPAN.finditer(args))
+    first = spans[0].group()
+    if not first.startswith(("#", "@")) and "@" not in first:
+        for size in range(min(len(spans), MAX_NAME_WORDS), 1, -1):
+            fragment = args[:spans[size - 1].end()]
+            found = _by_whole_name(session, owner=owner, fragment=fragment)
+            if found:
+                _check_shorter(session, owner=owner, args=args, spans=spans, size=size,
+                               found=found)
+                return _choose(session, found, fragment), args[spans[size - 1].end():].strip()
+    return resolve(session, owner=owner, text=first), args[spans[0].end():].strip()
+
+
+def _by_whole_name(session: Session, *, owner: Owner, fragment: str) -> list[Contact]:
+    """People whose name holds every word of ``fragment`` as a whole word; an exact
+    full name wins over longer names."""
+    wanted = search.words(fragment)
+    if not wanted:
+        return []
+    ids = search.search(session.connection(), owner_id=owner.id, query=fragment,
+                        columns=("name",), prefix=False, limit=FETCH + 1)
+    contacts = [c for c in _unique_contacts(session, ids)
+                if not Counter(wanted) - Counter(search.words(c.name))]
+    exact = [c for c in contacts if search.words(c.name) == wanted]
+    return exact or contacts
+
+
+def _check_shorter(session: Session, *, owner: Owner, args: str, spans: list[re.Match[str]],
+                   size: int, found: list[Contact]) -> None:
+    """Ask when the longest match is only part of someone's name while a shorter run of
+    words is exactly another person's whole name."""
+    if len(found) != 1 or search.words(found[0].name) == search.words(
+            args[:spans[size - 1].end()]):
+        return
+    for shorter in range(size - 1, 0, -1):
+        fragment = args[:spans[shorter - 1].end()]
+        others = [c for c in _by_whole_name(session, owner=owner, fragment=fragment)
+                  if c.id != found[0].id and search.words(c.name) == search.words(fragment)]
+        if len(others) == 1:
+            long_fragment = args[:spans[size - 1].end()]
+            options = [(long_fragment, found[0], args[spans[size - 1].end():].strip()),
+                       (fragment, others[0], args[spans[shorter - 1].end():].strip())]
+            lines = [f"  {n}. {describe_contact(c, _first_handle(session, c))}, "
+                     f"storing {rest[:60]!r}" for n, (_, c, rest) in enumerate(options, 1)]
+            raise CommandError(
+                "I can read that two ways; say which one:\n" + "\n".join(lines)
+                + "\nReply with its number.",
+                choices=[(f, c.id) for f, c, _ in options])
 
 
 def resolve(session: Session, *, owner: Owner, text: str) -> Contact:
@@ -147,7 +215,9 @@ def _choose(session: Session, candidates: list[Contact], text: str) -> Contact:
     if len(candidates) > len(shown):
         lines.append(f"  … and {len(candidates) - len(shown)} more; be more specific.")
     raise CommandError(
-        f"{count} people match {text[:60]!r}; say which one by #id:\n" + "\n".join(lines)
+        f"{count} people match {text[:60]!r}; say which one:\n" + "\n".join(lines)
+        + "\nReply with its number (or use the #id).",
+        choices=[(text, c.id) for c in shown],
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -10,7 +12,15 @@ from bot import platforms
 from bot.events import Profile
 from handlers.drafting import PLATFORM_NAMES
 from storage import repo
-from storage.models import Account, Connection, Contact, Handle, Owner
+from storage.models import (
+    Account,
+    Connection,
+    ConnectionEvent,
+    Contact,
+    Handle,
+    MassDrop,
+    Owner,
+)
 
 COUNT_WORDS = {1: "once", 2: "twice"}
 
@@ -80,3 +90,53 @@ def connection_lines(session: Session, *, owner: Owner, contact: Contact) -> lis
         mutual = " (mutual)" if {"follower", "following"} <= found else ""
         lines.append(f"{PLATFORM_NAMES.get(platform, platform)}: {', '.join(words)}{mutual}")
     return lines
+
+
+def connection_states(session: Session, *, owner: Owner, contact: Contact,
+                      day: Callable[[datetime], str]) -> list[str]:
+    """Each platform's connections in words: follows you since, stopped following you
+    on, vanished in the mass drop of <date>, back since; "(mutual)" when both follow.
+    ``day`` shows a moment in the owner's time zone."""
+    rows = session.exec(
+        select(Account.platform, Connection)
+        .join(Connection, col(Connection.account_id) == col(Account.id))
+        .join(Handle, col(Handle.id) == col(Connection.handle_id))
+        .where(Connection.owner_id == owner.id, Handle.contact_id == contact.id)
+        .order_by(col(Account.platform), col(Connection.kind))
+    ).all()
+    by_platform: dict[str, list[Connection]] = {}
+    for platform, connection in rows:
+        by_platform.setdefault(platform, []).append(connection)
+    lines = []
+    for platform, connections in by_platform.items():
+        active = {c.kind for c in connections if c.state == "active"}
+        mutual = " (mutual)" if {"follower", "following"} <= active else ""
+        states = ", ".join(_state(session, c, day) for c in connections)
+        lines.append(f"{PLATFORM_NAMES.get(platform, platform)}: {states}{mutual}")
+    return lines
+
+
+STATE_WORDS = {
+    "follower": ("follows you since", "stopped following you on"),
+    "following": ("you follow them since", "you stopped following them on"),
+    "member": ("member of your server since", "left your server on"),
+}
+
+
+def _state(session: Session, connection: Connection, day: Callable[[datetime], str]) -> str:
+    since, left = STATE_WORDS.get(connection.kind, ("connected since", "left on"))
+    if connection.state == "vanished":
+        drop = session.get(MassDrop, connection.mass_drop_id) if connection.mass_drop_id else None
+        when = day(drop.detected_at) if drop else day(connection.lost_at or connection.since)
+        return (f"vanished in the mass drop of {when}"
+                + (f" (#{drop.id}), still missing" if drop else ""))
+    if connection.state == "lost":
+        cause = f" ({connection.lost_cause})" if connection.lost_cause else ""
+        return f"{left} {day(connection.lost_at or connection.since)}{cause}"
+    back = session.exec(
+        select(ConnectionEvent.at).where(ConnectionEvent.connection_id == connection.id,
+                                         ConnectionEvent.kind == "returned")
+        .order_by(col(ConnectionEvent.at).desc()).limit(1)).first()
+    if back is not None:
+        return f"{since.replace(' since', '')}; back since {day(back)}"
+    return f"{since} {day(connection.since)}"

@@ -14,7 +14,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col, select
 
-from storage import search
+from storage import search, undo
 from storage.models import Cadence, Contact, Draft, Handle, Interaction, Owner, Reminder
 
 FILLABLE = ("first_name", "bio", "role", "organisation", "location", "website", "how_met")
@@ -32,6 +32,11 @@ def merge_contacts(session: Session, *, owner: Owner, survivor: Contact,
                    merged: Contact) -> MergeResult:
     """Move everything of ``merged`` onto ``survivor``; both must be live and distinct."""
     assert survivor.owner_id == owner.id == merged.owner_id and survivor.id != merged.id
+    for model in (Handle, Interaction, Reminder, Draft):
+        undo.before_rows(session, model, model.owner_id == owner.id,
+                         model.contact_id == merged.id, columns=("contact_id",))
+    undo.before_rows(session, Contact, Contact.owner_id == owner.id,
+                     Contact.merged_into_id == merged.id, columns=("merged_into_id",))
     moved = {model: _move(session, model, owner, merged.id, survivor.id)
              for model in (Handle, Interaction, Reminder, Draft)}
     _move_cadence(session, owner, merged.id, survivor.id)

@@ -273,6 +273,38 @@ class JobRun(SQLModel, table=True):
     last_run_at: datetime
 
 
+class UndoEntry(SQLModel, table=True):
+    """One change the owner made by command, with what it takes to reverse it.
+
+    ``changes_json`` lists the rows the command touched, oldest first: a row it
+    inserted (undo deletes it), or a row's values before the command (undo puts them
+    back, re-inserting the row if it was deleted). ``undo`` reverses the newest entry
+    not yet undone.
+    """
+
+    __table_args__ = (Index("ix_undoentry_owner_id", "owner_id", "id"),)
+
+    id: int = Field(default=None, primary_key=True)  # None only until flushed
+    owner_id: int = Field(foreign_key="owner.id")
+    command: str = Field(max_length=4000)
+    summary: str = Field(default="", max_length=4000)
+    changes_json: str = Field(default="[]")
+    at: datetime
+    undone_at: datetime | None = Field(default=None)
+
+
+class PendingPrompt(SQLModel, table=True):
+    """A question the bot asked and waits for the owner to answer on their next line:
+    a ``link`` awaiting ``yes``, or a numbered choice. Anything else typed drops it.
+    Kept in the database so a restart in between changes nothing."""
+
+    id: int = Field(default=None, primary_key=True)  # None only until flushed
+    owner_id: int = Field(foreign_key="owner.id", unique=True)
+    kind: str = Field(max_length=16)  # confirm | choice
+    payload_json: str = Field(default="{}")
+    created_at: datetime
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """The SQLAlchemy ``Table`` behind a table model, for Core statements.
 

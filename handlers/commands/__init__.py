@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "handlers.commands.network",
     "handlers.commands.settings",
     "handlers.commands.export",
+    "handlers.commands.book",
 )
 MAX_LINE = 4_000
 
@@ -43,9 +44,12 @@ MAX_LINE = 4_000
 class CommandError(Exception):
     """The command cannot be done; ``str(self)`` says why, ``usage`` how to write it."""
 
-    def __init__(self, message: str, *, usage: str | None = None) -> None:
+    def __init__(self, message: str, *, usage: str | None = None,
+                 choices: list[tuple[str, int]] | None = None) -> None:
         super().__init__(message)
         self.usage = usage
+        # a numbered list shown to the owner: (text in the line, the #id it stands for)
+        self.choices = choices or []
 
 
 @dataclass(frozen=True)
@@ -207,9 +211,12 @@ def has_control_characters(text: str) -> bool:
 @on(CommandReceived)
 async def on_command(event: CommandReceived, ctx: Context) -> None:
     """Parse one line, run its command, and turn a CommandError into one ``error``."""
+    from handlers import prompts
+
     line = event.text.strip()
     if not line:
         return
+    line = prompts.answer(ctx, line)
     name, _, rest = line.partition(" ")
     spec = command_specs().get(name.lower())
     mark, jobs = len(ctx.sent), len(ctx.after_commit)
@@ -225,7 +232,8 @@ async def on_command(event: CommandReceived, ctx: Context) -> None:
                                f"the limit is {MAX_LINE}).")
         if has_control_characters(line):
             raise CommandError("That message contains control characters; please retype it.")
-        await spec.func(rest.strip(), ctx)
+        with prompts.recorded(ctx, spec.name, line, mark):
+            await spec.func(rest.strip(), ctx)
         savepoint.commit()
     except CommandError as exc:
         savepoint.rollback()
@@ -233,3 +241,4 @@ async def on_command(event: CommandReceived, ctx: Context) -> None:
         del ctx.after_commit[jobs:]
         usage = exc.usage or (spec.usage if spec else "help [command]")
         ctx.send("error", f"{exc}\nUsage: {usage}", usage=usage)
+        prompts.offer_choice(ctx, name.lower(), rest.strip(), exc.choices)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -15,13 +16,12 @@ from handlers import people
 from handlers.commands import CommandError, command
 from handlers.present import (
     at_handle,
-    connection_lines,
+    connection_states,
     contact_summary,
     describe_contact,
     history_line,
 )
 from storage import repo, search
-from storage.linking import merge_contacts
 from storage.models import Contact, Handle
 
 TAG = re.compile(r"(?<![\w&#])#([^\W\d_][\w-]{0,49})", re.UNICODE)
@@ -81,7 +81,9 @@ def who_text(ctx: Context, contact: Contact, handles: list[Handle]) -> str:
                ("Interests", contact.interests.replace(",", ", ")),
                ("How you met", contact.how_met)]
     lines += [f"  {label}: {value}" for label, value in details if value]
-    lines += [f"  {line}" for line in connection_lines(session, owner=owner, contact=contact)]
+    lines += [f"  {line}" for line in connection_states(
+        session, owner=owner, contact=contact,
+        day=lambda at: f"{at.astimezone(ZoneInfo(owner.tz)):%a %d %b %Y}")]
     if contact.bio:
         lines.append(f"  Bio: {contact.bio[:300]}")
     lines.append(f"  {history_line(session, owner=owner, contact=contact)}")
@@ -94,7 +96,9 @@ def who_text(ctx: Context, contact: Contact, handles: list[Handle]) -> str:
     if recent:
         lines.append("  Recent:")
         lines += [f"    {i.at.astimezone(ZoneInfo(owner.tz)):%Y-%m-%d} {i.kind}: "
-                  f"{i.text[:120]}" for i in recent]
+                  f"{textwrap.shorten(' '.join(i.text.split()), 160, placeholder=' …')}"
+                  for i in recent]
+        lines.append(f"  All of it, numbered: `history #{contact.id}`.")
     return "\n".join(lines)
 
 
@@ -158,9 +162,8 @@ def _find_line(contact: Contact, handle: Handle | None) -> str:
 
 
 async def _record(args: str, ctx: Context, *, kind: str, usage: str, verb: str) -> None:
-    person, text = people.split_person(args, usage)
+    contact, text = people.split_known(ctx.session, owner=ctx.owner, args=args, usage=usage)
     text = _text_argument(text, usage, verb)
-    contact = people.resolve(ctx.session, owner=ctx.owner, text=person)
     tags = tags_in(text)
     interaction = repo.add_interaction(
         ctx.session, owner=ctx.owner, contact=contact, kind=kind, text=text, tags=tags,
@@ -168,7 +171,10 @@ async def _record(args: str, ctx: Context, *, kind: str, usage: str, verb: str) 
     )
     what = "Conversation" if kind == "conversation" else "Note"
     tag_text = f" Tags: {' '.join('#' + t for t in tags)}." if tags else ""
-    ctx.send("reply", f"{what} with {contact.name} (#{contact.id}) saved.{tag_text}",
+    about = "with" if kind == "conversation" else "about"
+    ctx.send("reply", f"{what} {about} {contact.name} (#{contact.id}) saved "
+             f"(entry {interaction.id}): \u201c{text}\u201d{tag_text} "
+             "`undo` takes it back.",
              interaction_id=interaction.id, tags=tags, contact=contact_summary(contact))
 
 
@@ -196,29 +202,19 @@ async def note(args: str, ctx: Context) -> None:
 async def link(args: str, ctx: Context) -> None:
     """Treat two contacts as one person, e.g. the same teacher on X and on Mastodon.
 
-    The first keeps its #id; the second's handles, history, reminders and drafts move
-    to it, and the second's old #id keeps working as a name for the first.
+    I show both and ask first: reply `yes` to link them. The first keeps its #id; the
+    second's handles, history, reminders and drafts move to it, and the second's old
+    #id keeps working as a name for the first. `unlink` or `undo` splits them again.
     Example: link @ravi_maths ravi@mathstodon.xyz
     """
     usage = "link <person> <person>"
-    first_text, rest = people.split_person(args, usage)
+    first, rest = people.split_known(ctx.session, owner=ctx.owner, args=args, usage=usage)
     if not rest:
-        raise CommandError("Name two people: the one to keep first, then the other.")
-    second_text, extra = people.split_person(rest, usage)
-    if extra:
-        raise CommandError("`link` takes exactly two people; quote names with spaces.")
-    first = people.resolve(ctx.session, owner=ctx.owner, text=first_text)
-    second = people.resolve(ctx.session, owner=ctx.owner, text=second_text)
+        raise CommandError("Name two people: the one to keep first, then the other.",
+                           usage=usage)
+    second = people.resolve(ctx.session, owner=ctx.owner, text=rest)
     if first.id == second.id:
-        raise CommandError(f"{first.name} (#{first.id}) is already one person.")
-    second_label = f"{second.name} (#{second.id})"
-    moved = merge_contacts(ctx.session, owner=ctx.owner, survivor=first, merged=second)
-    handles = repo.handles_of(ctx.session, owner=ctx.owner, contact=first)
-    where = ", ".join(f"{PLATFORM_NAMES.get(h.platform, h.platform)} "
-                      f"{at_handle(h.platform, h.display_handle or h.handle)}" for h in handles)
-    ctx.send("reply",
-             f"Linked: {second_label} is now part of {first.name} (#{first.id}). "
-             f"Handles: {where or 'none'}. Moved {moved.interactions} logged item(s), "
-             f"{moved.reminders} reminder(s), {moved.drafts} draft(s); "
-             f"#{second.id} now means #{first.id}.",
-             contact=contact_summary(first), merged_id=second.id)
+        raise CommandError(f"{first.name} (#{first.id}) is already one person.", usage=usage)
+    from handlers.commands.book import ask_link
+
+    ask_link(ctx, first, second)

@@ -7,6 +7,7 @@ so the owner sees the new version before sending it.
 
 from __future__ import annotations
 
+import textwrap
 from datetime import timedelta
 
 from bot import platforms
@@ -24,6 +25,7 @@ STATUS_WORDS = {
     "expired": "expired without being sent",
     "sending": "is being sent right now",
     "uncertain": "may or may not have gone out",
+    "withdrawn": "was withdrawn: they left before it was sent",
 }
 
 
@@ -76,7 +78,8 @@ async def drafts(args: str, ctx: Context) -> None:
     if pending:
         lines.append(f"{len(pending)} draft{'s' if len(pending) != 1 else ''} waiting:")
         lines += [draft_line(ctx, d, items) for d in pending]
-        lines.append("Reply `send <id>`, `edit <id> <text>` or `skip <id>`.")
+        lines.append("Reply `send <id>`, `edit <id> <text>` or `skip <id>`; "
+                     "`draft <id>` shows one in full.")
     else:
         lines.append("No drafts are waiting.")
     if unsure:
@@ -100,7 +103,8 @@ def draft_line(ctx: Context, draft: Draft, items: list[dict]) -> str:
                   "text": draft.text, "status": draft.status,
                   "expires_at": draft.expires_at.isoformat() if draft.expires_at else None})
     where = sending.platform_name(draft.platform)
-    return f"  #{draft.id} {contact.name} ({where}){left}: {first_line[:90]}"
+    shown = textwrap.shorten(first_line, width=90, placeholder=" …")
+    return f"  #{draft.id} {contact.name} ({where}){left}: {shown}"
 
 
 @command("send", "send <draft> [dm|channel]", group="drafts")
@@ -187,8 +191,17 @@ async def sent(args: str, ctx: Context) -> None:
 
 @command("edit", "edit <draft> <text…>", group="drafts")
 async def edit(args: str, ctx: Context) -> None:
-    """Replace a draft's text with yours; then `send <draft>` sends it as written."""
+    """Replace a draft's text with yours; then `send <draft>` sends it as written.
+
+    `edit log <n> <text…>` (or `edit note <n> <text…>`) rewrites a log entry or note
+    instead; `history <person>` shows their numbers.
+    """
     usage = "edit <draft> <text…>"
+    if args.split(maxsplit=1)[:1] and args.split()[0].lower() in ("log", "note", "entry"):
+        from handlers.commands.book import edit_entry
+
+        await edit_entry(args, ctx)
+        return
     parts = args.split(maxsplit=1)
     if len(parts) < 2 or not parts[1].strip():
         raise CommandError("Give the draft number and the new text.", usage=usage)

@@ -53,7 +53,7 @@ def command_help(info: CommandInfo) -> str:
 
 
 MESSAGE_BUDGET = 1_900  # one Discord message (2,000 characters) with room to spare
-SUMMARY_LENGTHS = (100, 72, 56, 40, 0)
+SUMMARY_LENGTHS = (100, 72, 56, 40, 32, 28, 0)
 
 
 def overview(catalog: list[CommandInfo], budget: int = MESSAGE_BUDGET) -> str:
@@ -63,7 +63,16 @@ def overview(catalog: list[CommandInfo], budget: int = MESSAGE_BUDGET) -> str:
         text = _overview(catalog, length)
         if len(text) <= budget:
             return text
-    return text
+    return _names_only(catalog)
+
+
+def _names_only(catalog: list[CommandInfo]) -> str:
+    """The last resort for a very long list: each topic's command names on one line."""
+    lines = ["Commands (write `help <command>` for how to use one):"]
+    for group, infos in groupby(catalog, key=lambda info: info.group):
+        names = ", ".join(dict.fromkeys(info.name for info in infos))
+        lines.append(f"{GROUP_TITLES.get(group, group.title())}: {names}")
+    return "\n".join(lines)
 
 
 def _overview(catalog: list[CommandInfo], summary_length: int) -> str:

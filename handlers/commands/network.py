@@ -10,7 +10,7 @@ from sqlmodel import col, func, select
 from bot.context import Context
 from handlers.commands import CommandError, command
 from handlers.digest import send_digest
-from handlers.lost import describe_cause, where
+from handlers.lost import GAVE_UP_CAUSE, describe_cause, where
 from handlers.nudges import cadence_status, goal_progress, progress_line, weekly_counts
 from handlers.present import at_handle, history_line
 from storage import connections as store
@@ -42,8 +42,12 @@ async def lost_command(args: str, ctx: Context) -> None:
     """List connections lost, vanished or back again, newest first.
 
     `lost` covers the last 30 days, `lost 90` the last 90. People who vanished in a
-    mass drop are shown together, with how many came back.
+    mass drop are shown together, with how many came back; `lost #3` opens mass drop
+    #3 and lists who is still missing.
     """
+    if args.strip().startswith("#"):
+        open_drop(ctx, args.strip())
+        return
     days = lost_days(args)
     rows = store.connection_events(ctx.session, owner=ctx.owner,
                                    since=ctx.now() - timedelta(days=days))
@@ -111,7 +115,42 @@ def drop_line(ctx: Context, drop: MassDrop, platform: str) -> str:
         back = drop.count - len(missing)
     return (f"{local_time(ctx, drop.detected_at)} · {drop.count} vanished at once on "
             f"{where(platform)} (mass drop #{drop.id}: {back} back, {missing_text}; "
-            f"{GLITCH_STATUS.get(drop.status, drop.status)})")
+            f"{GLITCH_STATUS.get(drop.status, drop.status)}; `lost #{drop.id}` lists them)")
+
+
+def open_drop(ctx: Context, text: str) -> None:
+    """``lost #3``: one mass drop, with everyone still missing (or who never came back)."""
+    number = text[1:]
+    drop = ctx.session.get(MassDrop, int(number)) if number.isdigit() else None
+    if drop is None or drop.owner_id != ctx.owner.id:
+        raise CommandError(f"There is no mass drop {text[:20]}. `lost` shows them with their "
+                           "numbers.", usage=LOST_USAGE)
+    account = ctx.session.get_one(Account, drop.account_id)
+    state = "vanished" if drop.status == "open" else "lost"
+    query = (select(Connection.id).where(Connection.owner_id == ctx.owner.id,
+                                         Connection.mass_drop_id == drop.id,
+                                         Connection.state == state))
+    if drop.status == "given_up":
+        query = (select(Connection.id).where(
+            Connection.owner_id == ctx.owner.id, Connection.state == "lost",
+            Connection.lost_cause == GAVE_UP_CAUSE, Connection.lost_at == drop.detected_at,
+            Connection.account_id == drop.account_id))
+    ids = [i for i in ctx.session.exec(query.order_by(col(Connection.id))) if i is not None]
+    rows = store.connection_rows(ctx.session, owner_id=ctx.owner.id, connection_ids=ids)
+    head = (f"Mass drop #{drop.id} on {where(account.platform)}, "
+            f"{local_time(ctx, drop.detected_at)}: {drop.count} vanished, "
+            f"{drop.count - len(rows)} back, {len(rows)} "
+            f"{'still missing' if drop.status == 'open' else 'did not come back'}"
+            + (":" if rows else "."))
+    lines = [f"  {r.contact.name or 'someone'} "
+             f"({at_handle(r.handle.platform, r.handle.display_handle or r.handle.handle)}, "
+             f"#{r.contact.id})" for r in rows[:LOST_LINES]]
+    if len(rows) > LOST_LINES:
+        lines.append(f"  … and {len(rows) - LOST_LINES} more (`people lost` pages through "
+                     "everyone who left).")
+    ctx.send("reply", "\n".join([head, *lines]), mass_drop_id=drop.id,
+             still_missing=len(rows), contacts=[{"id": r.contact.id, "name": r.contact.name}
+                                                for r in rows])
 
 
 def local_time(ctx: Context, at: datetime) -> str:

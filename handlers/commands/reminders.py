@@ -54,9 +54,7 @@ async def remind(args: str, ctx: Context) -> None:
     Example: remind @jane next monday ask about the robotics club
     Example: remind me every friday 16:00 write the week's notes
     """
-    who, rest = people.split_person(args, REMIND_USAGE)
-    contact = None if who.lower() in ME else people.resolve(ctx.session, owner=ctx.owner,
-                                                            text=who)
+    contact, rest = remind_target(ctx, args)
     if not rest:
         raise CommandError("Say when.", usage=REMIND_USAGE)
     try:
@@ -72,6 +70,14 @@ async def remind(args: str, ctx: Context) -> None:
     text = f"Reminder #{reminder.id} set: {summary(ctx, reminder)}.{quiet_note(ctx, reminder)}"
     ctx.send("reply", text, reminder_id=reminder.id, due_at=reminder.due_at.isoformat(),
              recurrence=reminder.recurrence)
+
+
+def remind_target(ctx: Context, args: str) -> tuple[Contact | None, str]:
+    """``me`` (None) or a person, who may be a full name unquoted; and the rest."""
+    first, _, rest = args.strip().partition(" ")
+    if first.lower() in ME:
+        return None, rest.strip()
+    return people.split_known(ctx.session, owner=ctx.owner, args=args, usage=REMIND_USAGE)
 
 
 def check_text(text: str, contact: Contact | None) -> None:
@@ -162,7 +168,16 @@ async def done(args: str, ctx: Context) -> None:
         return
     reminder.status = "done"
     ctx.session.add(reminder)
-    ctx.send("reply", f"Done: reminder #{reminder.id}.", reminder_id=reminder.id)
+    ctx.send("reply", f"Done: reminder #{reminder.id}, {what_it_said(ctx, reminder)}.",
+             reminder_id=reminder.id)
+
+
+def what_it_said(ctx: Context, reminder: Reminder) -> str:
+    """The reminder's words (and who it is about), so `done 4` and `cancel 4` confirm
+    the right one."""
+    contact = ctx.session.get(Contact, reminder.contact_id) if reminder.contact_id else None
+    about = f" about {contact.name}" if contact is not None else ""
+    return f"\u201c{reminder.text or 'follow up'}\u201d{about}"
 
 
 def single_token(args: str, usage: str) -> str:
@@ -211,7 +226,8 @@ async def cancel(args: str, ctx: Context) -> None:
     reminder = owned_reminder(ctx, single_token(args, usage), usage)
     reminder.status = "cancelled"
     ctx.session.add(reminder)
-    ctx.send("reply", f"Cancelled reminder #{reminder.id}.", reminder_id=reminder.id)
+    ctx.send("reply", f"Cancelled reminder #{reminder.id}, {what_it_said(ctx, reminder)}.",
+             reminder_id=reminder.id)
 
 
 # --- keep-in-touch cadences ---------------------------------------------------------
@@ -260,11 +276,12 @@ def cadence_target(ctx: Context, args: str) -> tuple[tuple[Contact | None, str |
             raise CommandError("Say how often, e.g. `every 3 weeks`, or `off`.",
                                usage=CADENCE_USAGE)
         return (None, match[1].lower()), rule
-    who, rule = people.split_person(args, CADENCE_USAGE)
+    contact, rule = people.split_known(ctx.session, owner=ctx.owner, args=args,
+                                       usage=CADENCE_USAGE)
     if not rule:
         raise CommandError("Say how often, e.g. `every 3 weeks`, or `off`.",
                            usage=CADENCE_USAGE)
-    return (people.resolve(ctx.session, owner=ctx.owner, text=who), None), rule
+    return (contact, None), rule
 
 
 def cadence_days(rule: str) -> int:

@@ -42,12 +42,12 @@ def test_every_contact_command_through_the_console(setup):
         setup,
         "help", "help link", "who zoe", "who amara", "find teacher",
         "log @amara talked about #outdoors learning", "note ANGSTROM loves #physics",
-        "find #physics", "link amara@mastodon.education @asmith", "who #3",
+        "find #physics", "link amara@mastodon.education @asmith", "yes", "who #3",
         "settings tz Europe/London tone brief", "settings", "settings tz Mars/Base",
         "export", "who", "log nobody hello", "",
     )
     kinds = [m["kind"] for m in replies]
-    assert kinds == ["reply"] * 3 + ["error"] + ["reply"] * 8 + ["error", "reply"] + [
+    assert kinds == ["reply"] * 3 + ["error"] + ["reply"] * 9 + ["error", "reply"] + [
         "error"] * 2
     assert "People:" in replies[0]["text"] and replies[1]["usage"] == "link <person> <person>"
     assert replies[2]["contact"]["name"] == "Zoë Ångström"
@@ -55,12 +55,12 @@ def test_every_contact_command_through_the_console(setup):
     assert [c["name"] for c in replies[4]["contacts"]] == ["Zoë Ångström", "Amara Okafor"]
     assert replies[5]["tags"] == ["outdoors"]
     assert [c["name"] for c in replies[7]["contacts"]] == ["Zoë Ångström"]
-    assert replies[8]["merged_id"] == 3 and replies[9]["text"].startswith("Amara Okafor (#1)")
-    assert replies[11]["settings"]["tz"] == "Europe/London"
-    assert "Area/City" in replies[12]["text"]
-    exported = json.loads(open(replies[13]["path"], encoding="utf-8").read())
+    assert replies[9]["merged_id"] == 3 and replies[10]["text"].startswith("Amara Okafor (#1)")
+    assert replies[12]["settings"]["tz"] == "Europe/London"
+    assert "Area/City" in replies[13]["text"]
+    exported = json.loads(open(replies[14]["path"], encoding="utf-8").read())
     assert len(exported["contacts"]) == 3 and len(exported["interactions"]) == 2
-    assert "find" in replies[15]["text"]
+    assert "find" in replies[16]["text"]
 
 
 def test_export_json_and_csv_and_import_round_trip(setup):
@@ -100,3 +100,29 @@ def test_import_of_a_bad_file_is_one_clear_line(tmp_path):
                         env={"HOME": str(tmp_path)}, cwd=tmp_path)
     assert result.returncode == 2 and "cannot read" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_the_contact_book_through_the_console_across_restarts(setup):
+    """Names with spaces, link asked in one run and confirmed in the next, a numbered
+    answer, undo, and the new views: `plnbot console --json` end to end."""
+    first = console(setup, "add Jo Whitfield jo@art.social — met at the gallery",
+                    "log Jo Whitfield met at the gallery late opening",
+                    "link Amara Okafor Amara Smith")
+    assert [m["kind"] for m in first] == ["reply"] * 3
+    assert "\u201cmet at the gallery late opening\u201d" in first[1]["text"]
+    assert "Reply `yes`" in first[2]["text"]
+    second = console(setup, "yes", "who amara", "history jo whitfield", "undo", "undo",
+                     "people never", "tag zoe #physics", "people #physics", "draft 1")
+    assert [m["kind"] for m in second] == ["reply"] * 8 + ["error"]
+    assert "#3 now means #1" in second[0]["text"]
+    assert second[1]["text"].startswith("Amara Okafor (#1)")  # one person now: no list
+    assert "1. " in second[2]["text"] and "met at the gallery late opening" in second[2]["text"]
+    assert second[3]["undone"] == "link #1 #3"
+    assert second[4]["undone"] == "log Jo Whitfield met at the gallery late opening"
+    assert second[5]["total"] == 4
+    assert [c["name"] for c in second[7]["contacts"]] == ["Zoë Ångström"]
+    assert second[8]["usage"] == "draft <id>"  # a baseline makes no drafts
+    third = console(setup, "who amara", "2")
+    assert third[0]["kind"] == "error" and "Reply with its number" in third[0]["text"]
+    assert third[1]["kind"] == "reply" and third[1]["contact"]["name"] in (
+        "Amara Okafor", "Amara Smith")

@@ -88,6 +88,10 @@ async def test_link_merges_histories_and_keeps_the_first_id(network, clock):
                              due_at=clock() + timedelta(days=1), created_at=clock()))
         session.commit()
     reply = await say_one(network, "link amara@mastodon.education @asmith")
+    assert reply.kind == "reply" and "Reply `yes` to link them" in reply.text
+    with Session(network.engine) as session:
+        assert session.get(Contact, 4).merged_into_id is None  # nothing yet: it asks
+    reply = await say_one(network, "yes")
     assert reply.kind == "reply" and "#4 now means #1" in reply.text
     with Session(network.engine) as session:
         assert session.get(Contact, 4).merged_into_id == 1
@@ -105,7 +109,7 @@ async def test_link_merges_histories_and_keeps_the_first_id(network, clock):
 @pytest.mark.parametrize("line, message", [
     ("link ravi", "Name two people"),
     ("link ravi ravi", "already one person"),
-    ("link ravi zoe jane", "exactly two people"),
+    ("link ravi zoe jane", "I don't know anyone matching 'zoe jane'"),
     ("link ravi amara", "2 people match"),
     ("link ravi #99", "nobody with id #99"),
 ])
@@ -119,7 +123,9 @@ async def test_link_refuses_what_it_cannot_do(network, line, message):
 
 async def test_linking_twice_follows_the_chain(network):
     await say_one(network, "link ravi @asmith")
+    await say_one(network, "yes")
     await say_one(network, "link zoe ravi")
+    await say_one(network, "yes")
     with Session(network.engine) as session:
         assert session.get(Contact, 4).merged_into_id == 3
         assert session.get(Contact, 2).merged_into_id == 3

@@ -74,6 +74,7 @@ async def test_quoted_names_can_be_followed_by_text(network):
 
 async def test_an_old_id_still_names_the_linked_person(network):
     assert (await say_one(network, "link #1 #4")).kind == "reply"
+    assert (await say_one(network, "yes")).kind == "reply"
     reply = await who(network, "#4")
     assert reply.text.startswith("Amara Okafor (#1)")
     reply = await who(network, "amara")

@@ -59,8 +59,9 @@ async def test_notes_and_tags_are_indexed_when_logged(network):
 
 async def test_linked_contacts_leave_the_index_and_bring_their_words(network):
     await say_one(network, "note @asmith runs the book club")
-    reply = await say_one(network, "link amara@mastodon.education @asmith")
-    assert reply.kind == "reply"
+    await say_one(network, "link amara@mastodon.education @asmith")
+    reply = await say_one(network, "yes")
+    assert reply.kind == "reply" and "Linked" in reply.text
     assert names(network, "book club") == ["Amara Okafor"]
     assert names(network, "asmith") == ["Amara Okafor"]
 

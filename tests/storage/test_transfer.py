@@ -50,6 +50,7 @@ async def rich_network(url, clock=None):
     await say_one(app, "log @MrPatel_Maths talked about retrieval practice #mathchat")
     await say_one(app, "note zoe lovely chat about Malmö ✨")
     await say_one(app, "link #1 #4")
+    await say_one(app, "yes")
     await say_one(app, "settings tz Europe/London quiet 22:00-07:00 signature — Sam")
     with Session(app.engine) as session:
         session.add(Reminder(owner_id=app.owner_id, contact_id=2, text="slides",

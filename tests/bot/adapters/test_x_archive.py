@@ -105,7 +105,8 @@ async def test_import_is_a_quiet_baseline_with_mutuals(app, surface, tmp_path):
         assert (account.external_id, account.handle, account.baseline_done) == (
             OWNER_ID, "TweepyDev", True)
     who = await say_one(app, f"who X user {FOLLOWERS[0]}")
-    assert "X: follows you, you follow them (mutual)" in who.text
+    assert "X: follows you since" in who.text and "you follow them since" in who.text
+    assert "(mutual)" in who.text
     who = await say_one(app, "who X user 90854461")
     assert "X: you follow them" in who.text and "mutual" not in who.text
 

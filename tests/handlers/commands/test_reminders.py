@@ -75,7 +75,8 @@ async def test_done_snooze_cancel_on_a_delivered_reminder(app, clock, surface):
     await app.sweep()
     [again] = surface.pop()
     assert again.fields["reminder_ids"] == [reminder_id]
-    assert (await say_one(app, f"done #{reminder_id}")).text == f"Done: reminder #{reminder_id}."
+    assert (await say_one(app, f"done #{reminder_id}")).text == (
+        f"Done: reminder #{reminder_id}, \u201cread the report\u201d.")
     assert rows(app)[0].status == "done"
     error = await say_one(app, f"cancel {reminder_id}")
     assert error.kind == "error" and "already done" in error.text

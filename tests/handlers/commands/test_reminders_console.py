@@ -40,8 +40,10 @@ def test_console_json_commands(tmp_path: Path):
     assert "(Europe/Paris)" in first["text"] and first["reminder_id"] == 1
     assert "in 3 days" in unreadable["text"] and unreadable["usage"].startswith("remind")
     assert [r["id"] for r in listing["reminders"]] == [1, 2]
-    assert "Snoozed" in snoozed["text"] and done["text"] == "Done: reminder #1."
-    assert "Cancelled" in cancelled["text"] and "already cancelled" in again["text"]
+    assert "Snoozed" in snoozed["text"] and done["text"] == (
+        "Done: reminder #1, \u201ccall the district office\u201d.")
+    assert "Cancelled reminder #2, \u201cwrite the week's notes\u201d" in cancelled["text"]
+    assert "already cancelled" in again["text"]
     cadence, unknown, due, *_ = messages[8:]
     assert "#mathchat" in cadence["text"] and "don't know anyone" in unknown["text"]
     assert due["due"] == []
