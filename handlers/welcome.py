@@ -174,10 +174,18 @@ def welcomed_line(ctx: Context, contact: Contact) -> str:
 
 
 def _describe_gap(gap: timedelta) -> str:
+    """ "3 days away", "5 hours away", "12 minutes away", "10 seconds away": the unit
+    that fits, so a gap of ten seconds is never "1 hour"."""
+    seconds = max(0, int(gap.total_seconds()))
     if gap.days >= 2:
-        return f"{gap.days} days away"
-    hours = max(1, int(gap.total_seconds() // 3600))
-    return f"{hours} hour{'s' if hours != 1 else ''} away"
+        amount, unit = gap.days, "day"
+    elif seconds >= 3600:
+        amount, unit = seconds // 3600, "hour"
+    elif seconds >= 60:
+        amount, unit = seconds // 60, "minute"
+    else:
+        amount, unit = max(1, seconds), "second"
+    return f"{amount} {unit}{'s' if amount != 1 else ''} away"
 
 
 def how_met_text(platform: str, kind: str, at: datetime, owner_tz: str, via: str) -> str:
