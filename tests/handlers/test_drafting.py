@@ -122,7 +122,8 @@ async def test_forty_bare_profiles_still_get_forty_different_honest_drafts(app, 
         drafts.append(message.fields["draft"])
         assert "their profile says very little" in message.text.lower()
     assert len(set(drafts)) == 40
-    assert all(d.startswith(("Hi there", "Hello there", "Hi @", "Hello @")) for d in drafts)
+    assert all(d.startswith(("Hi there", "Hello there", "Hey there", "Hi @", "Hello @", "Hey @"))
+               for d in drafts)
 
 
 async def test_the_same_person_with_the_same_name_on_another_platform_is_pointed_out(app, surface):
