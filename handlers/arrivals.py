@@ -140,7 +140,7 @@ def insert_drafts(ctx: Context, newcomers: list[Newcomer]) -> None:
                                             profile=newcomer.profile, taken=taken,
                                             recent=recent)
         taken.add(newcomer.composed.text)
-        recent.insert(0, newcomer.composed.text)
+        recent[:] = [newcomer.composed.text, *recent[:drafting.RECENT_FRAMES - 1]]
         rows.append({**defaults, **welcome.draft_values(
             ctx, contact_id=newcomer.contact.id, handle_id=newcomer.handle_id,
             profile=newcomer.profile, text=newcomer.composed.text)})

@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -42,6 +42,7 @@ PHRASES_PATH = Path(__file__).parent / "data" / "welcome_phrases.json"
 RECENT_FRAMES = 12  # a question frame used in the last twelve drafts is avoided
 RECENT_OPENINGS = 4
 WORDS = regex.compile(r"[\w'’#&-]+")
+SENTENCE_END = regex.compile(r"(?<=[.!?])\s+")
 # roles someone holds alone in an organisation: "the founder & CEO of Classloop"
 LEADER_ROLE = regex.compile(r"(?i)^(?:co-?)?founder\b|^(?:ceo|cto|coo|cfo|president|chair|"
                             r"chairman|chairwoman|chief\b|managing director|executive director)")
@@ -115,11 +116,13 @@ def phrases() -> dict[str, Any]:
     return json.loads(PHRASES_PATH.read_text(encoding="utf-8"))
 
 
+@lru_cache(maxsize=4096)
 def frame_of(question: str) -> str:
     """A question's first four words, lower-case: "what's exciting you about"."""
     return " ".join(WORDS.findall(question.lower())[:4])
 
 
+@lru_cache(maxsize=4096)
 def opening_of(text: str) -> str:
     """How a draft opens: its greeting word and the first three words after the
     greeting's comma ("Hi Amara, thanks so much for…" → "hi | thanks so much")."""
@@ -134,16 +137,15 @@ class Recent:
 
     texts: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def openings(self) -> list[str]:
         return [opening_of(text) for text in self.texts[:RECENT_OPENINGS]]
 
-    @property
+    @cached_property
     def frames(self) -> list[str]:
         found = []
         for text in self.texts[:RECENT_FRAMES]:
-            question = next((s for s in regex.split(r"(?<=[.!?])\s+", text) if s.endswith("?")),
-                            "")
+            question = next((s for s in SENTENCE_END.split(text) if s.endswith("?")), "")
             found.append(frame_of(question))
         return found
 
@@ -165,11 +167,15 @@ SENTIMENT = frozenset({"glad", "pleasure", "pleased", "lovely", "great", "nice",
                        "delighted", "happy", "thanks", "thank"})
 
 
+@lru_cache(maxsize=1024)
+def feelings(text: str) -> frozenset[str]:
+    return SENTIMENT & frozenset(WORDS.findall(text.lower()))
+
+
 def clashes(option: str, text: str) -> bool:
     """Whether ``option`` would echo ``text``: same opening words, or the same feeling."""
     start = option.split("{")[0].strip()
-    feeling = SENTIMENT & set(WORDS.findall(option.lower()))
-    return bool(start and start in text) or bool(feeling & set(WORDS.findall(text.lower())))
+    return bool(start and start in text) or bool(feelings(option) & feelings(text))
 
 
 def rotated_choice(options: list[str], start: int, *, avoid: str = "") -> str:
@@ -420,7 +426,7 @@ def compose_welcome(
     composed = None
     base = stable_number(profile) % 27
     facts = person_facts(person=person, profile=profile, owner=owner)
-    echo = Recent(tuple(recent))
+    echo = Recent(tuple(recent[:RECENT_FRAMES]))
     for attempt in range(VARIANTS + 1):
         use_handle = attempt == VARIANTS
         composed = fitted(person=person, profile=profile, owner=owner, variant=base + attempt,
