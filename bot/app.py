@@ -93,14 +93,21 @@ class App:
         self.outbox = Outbox(engine, clock=lambda: self.clock(), worker=self.worker,
                              lease=self.lease)
         self.owner_id = self._ensure_owner()
-        self.arrivals = ArrivalQueue(self.dispatcher.dispatch, self.flush)
+        # One event's transaction at a time, and one delivery run at a time: the periodic
+        # sweep and the owner's commands share this process (console, demo, run).
+        self._dispatching = asyncio.Lock()
+        self._delivering = asyncio.Lock()
+        self.arrivals = ArrivalQueue(self.dispatch, self.flush)
 
     def _ensure_owner(self) -> int:
+        now = self.clock()
         with session_scope(self.engine) as session:
             owner = repo.get_or_create_owner(
                 session, external_ref=self.settings.owner_ref, settings=self.settings,
-                now=self.clock(),
+                now=now,
             )
+            # created just now: the console greets a first run (see bot.runner)
+            self.new_owner = owner.created_at == now
             return owner.id
 
     async def handle(self, event: Event) -> None:
@@ -111,19 +118,24 @@ class App:
         if isinstance(event, NewConnection):
             await self.arrivals.submit(event)
             return
-        await self.dispatcher.dispatch(event)
+        await self.dispatch(event)
         await self.flush()
+
+    async def dispatch(self, event: Event) -> bool:
+        async with self._dispatching:
+            return await self.dispatcher.dispatch(event)
 
     async def handle_arrivals(self, events: Iterable[NewConnection]) -> None:
         """Arrivals one poll found: written in as few transactions as possible, in order."""
         await asyncio.gather(*(self.handle(event) for event in events))
 
     async def flush(self) -> int:
-        return await self.outbox.deliver(self.surface, owner_ids=[self.owner_id])
+        async with self._delivering:
+            return await self.outbox.deliver(self.surface, owner_ids=[self.owner_id])
 
     async def sweep(self) -> int:
         """Deliver anything due (the scheduler calls this); returns messages delivered."""
-        await self.dispatcher.dispatch(Tick(owner_ref=self.settings.owner_ref, name="sweep"))
+        await self.dispatch(Tick(owner_ref=self.settings.owner_ref, name="sweep"))
         crash_point("after-sweep-commit")
         delivered = await self.flush()
         checkpoint(self.engine)

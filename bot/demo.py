@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 
 from bot import platforms
-from bot.adapters.console import read_lines
 from bot.adapters.translate import TRANSLATORS
 from bot.app import App
-from bot.events import CommandReceived, NewConnection, Profile
+from bot.events import NewConnection, Profile
 from storage import repo
 from storage.db import session_scope
 from storage.models import Handle
@@ -70,26 +69,23 @@ async def simulate_arrivals(app: App, profiles: list[Profile], *, fast: bool) ->
         await app.handle(NewConnection(owner_ref=app.settings.owner_ref, profile=profile))
 
 
-async def owner_commands(app: App, *, interactive: bool) -> None:
-    prompt = "you> " if interactive else None
-    async for line in read_lines(prompt=prompt):
-        await app.handle(
-            CommandReceived(owner_ref=app.settings.owner_ref, text=line, message_id=None)
-        )
-
-
 async def run_demo(app: App, *, fast: bool) -> None:
-    """Interactive on a TTY (arrivals and typing interleave); scripted otherwise."""
+    """Interactive on a TTY (arrivals and typing interleave); scripted otherwise.
+
+    Either way reminders and nudges are delivered as they come due, as in ``run``."""
+    from bot.runner import answer_owner, greet_new_owner, live
+
     profiles = demo_profiles()
     prepare_accounts(app, profiles)
     await app.sweep()
-    interactive = sys.stdin.isatty()
-    if not interactive:
-        await simulate_arrivals(app, profiles, fast=fast)
-        await owner_commands(app, interactive=False)
-        return
-    arrivals = asyncio.create_task(simulate_arrivals(app, profiles, fast=fast))
-    try:
-        await owner_commands(app, interactive=True)
-    finally:
-        arrivals.cancel()
+    await greet_new_owner(app)
+    async with live(app):
+        if not sys.stdin.isatty():
+            await simulate_arrivals(app, profiles, fast=fast)
+            await answer_owner(app)
+            return
+        arrivals = asyncio.create_task(simulate_arrivals(app, profiles, fast=fast))
+        try:
+            await answer_owner(app)
+        finally:
+            arrivals.cancel()

@@ -6,10 +6,10 @@ import asyncio
 import gc
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from bot.adapters.console import read_lines
+from bot.adapters.console import calm_prompt_possible, owner_lines
 from bot.app import App
 from bot.events import CommandReceived
 
@@ -28,12 +28,44 @@ def freeze_startup_objects() -> None:
 
 
 async def run_console(app: App) -> None:
-    """Catch up on anything due, then answer the owner line by line until EOF."""
+    """Catch up on anything due, then answer the owner line by line until EOF, while
+    reminders, nudges and arrivals (from a ``sync`` or ``import`` in another process)
+    keep arriving as they come due."""
     freeze_startup_objects()
-    await app.catch_up()
-    prompt = "you> " if sys.stdin.isatty() else None
-    async for line in read_lines(prompt=prompt):
+    async with live(app):
+        await greet_new_owner(app)
+        await answer_owner(app)
+
+
+async def greet_new_owner(app: App) -> None:
+    """A first run at a terminal starts with ``hello``: the settings worth setting
+    first and how (scripts and ``--json`` see exactly what they saw before)."""
+    if app.new_owner and calm_prompt_possible(json_mode=json_mode_of(app)):
+        await app.handle(CommandReceived(owner_ref=app.settings.owner_ref, text="hello"))
+
+
+def json_mode_of(app: App) -> bool:
+    return bool(getattr(app.surface, "json_mode", True))
+
+
+async def answer_owner(app: App) -> None:
+    """Hand each line the owner writes to the app, until EOF (or Ctrl-D)."""
+    async for line in owner_lines(json_mode=json_mode_of(app)):
         await app.handle(CommandReceived(owner_ref=app.settings.owner_ref, text=line))
+
+
+@asynccontextmanager
+async def live(app: App) -> AsyncIterator[None]:
+    """The app's one lifecycle (``App.start_work``: poll its sources, catch up on what
+    came due, then poll and sweep on timers) for as long as the block runs, so a reminder,
+    a nudge, the digest or a message another process left in the outbox reaches the owner
+    of a console or demo as it comes due, as in ``plnbot run``."""
+    scheduler = await app.start_work(once=False)
+    try:
+        yield
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
 
 
 def configured_sources(settings) -> list:
@@ -104,8 +136,7 @@ async def _run_app(app: App, settings, *, once: bool) -> None:
         return
     try:
         if sys.stdin.isatty():
-            async for line in read_lines(prompt="you> "):
-                await app.handle(CommandReceived(owner_ref=settings.owner_ref, text=line))
+            await answer_owner(app)
         else:
             await asyncio.Event().wait()
     finally:

@@ -158,10 +158,13 @@ def insert_drafts(ctx: Context, newcomers: list[Newcomer]) -> None:
     defaults = Draft(owner_id=ctx.owner.id, contact_id=0, handle_id=0, platform="", text="",
                      created_at=ctx.now()).model_dump(exclude={"id"})
     rows = []
+    recent = welcome.latest_drafts(ctx)
     for newcomer in newcomers:
         newcomer.composed = welcome.compose(ctx, person=newcomer.person,
-                                            profile=newcomer.profile, taken=taken)
+                                            profile=newcomer.profile, taken=taken,
+                                            recent=recent)
         taken.add(newcomer.composed.text)
+        recent[:] = [newcomer.composed.text, *recent[:drafting.RECENT_FRAMES - 1]]
         rows.append({**defaults, **welcome.draft_values(
             ctx, contact_id=newcomer.contact.id, handle_id=newcomer.handle_id,
             profile=newcomer.profile, text=newcomer.composed.text)})

@@ -12,7 +12,7 @@ lazily, because importing it costs most of a second.
 from __future__ import annotations
 
 import logging
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -34,7 +34,7 @@ from handlers.nudges import (
 )
 from handlers.periodic import is_quiet, last_run, mark_run
 from handlers.reminders import NOT_ARRIVALS
-from handlers.when import local, parse_clock, shift_weeks, to_utc, week_start, zone_of
+from handlers.when import local, parse_clock, to_utc, week_start, zone_of
 from storage.models import Connection, ConnectionEvent, Contact, Draft, Handle, Interaction, Owner
 
 log = logging.getLogger(__name__)
@@ -269,53 +269,124 @@ def save_chart(ctx: Context, *, now: datetime) -> Path | None:
 
 @dataclass
 class ChartSeries:
+    """Per week, oldest first: its label, connections at its end, gained, lost and
+    conversations in it. The weeks are the digest's own: seven days ending now, and the
+    six-times-seven before them, so the last bar is the week the text describes."""
+
     labels: list[str]
     network: list[int]
+    gained: list[int]
+    lost: list[int]
     conversations: list[int]
+
+    @property
+    def empty(self) -> bool:
+        return not any((*self.network, *self.gained, *self.lost, *self.conversations))
+
+
+def week_windows(now: datetime, weeks: int) -> list[tuple[datetime, datetime]]:
+    """(start, end) of the last ``weeks`` seven-day windows ending at ``now``, oldest first."""
+    return [(now - timedelta(days=7 * (n + 1)), now - timedelta(days=7 * n))
+            for n in range(weeks - 1, -1, -1)]
+
+
+def window_label(start: datetime, end: datetime, tz: str) -> str:
+    """ "22–29 Nov", "29 Nov–6 Dec": the days the week runs between, as the text says."""
+    first, last = local(start, tz), local(end, tz)
+    if first.month == last.month:
+        return f"{first.day}–{last.day} {last:%b}"
+    return f"{first.day} {first:%b}–{last.day} {last:%b}"
+
+
+def per_window(moments: list[datetime], windows: list[tuple[datetime, datetime]]) -> list[int]:
+    ordered = sorted(moments)
+    return [bisect_left(ordered, end) - bisect_left(ordered, start) for start, end in windows]
 
 
 def chart_series(session: Session, *, owner: Owner, now: datetime,
                  weeks: int = CHART_WEEKS) -> ChartSeries:
-    """Connections at the end of each of the last ``weeks`` weeks, and conversations in each."""
-    current = week_start(now, owner.tz)
-    starts = [shift_weeks(current, -n, owner.tz) for n in range(weeks - 1, -1, -1)]
-    ends = [*starts[1:], now]
+    """The network's size at the end of each week, and what each week gained and lost."""
+    windows = week_windows(now, weeks)
     rows = session.exec(
         select(Connection.since, Connection.lost_at).where(Connection.owner_id == owner.id)
     ).all()
     joined = sorted(since for since, _ in rows)
     left = sorted(lost for _, lost in rows if lost is not None)
-    network = [bisect_right(joined, end) - bisect_right(left, end) for end in ends]
-    talks = weekly_counts(session, owner=owner, kind="conversations", now=now, weeks=weeks)
-    labels = [f"{local(start, owner.tz):%d %b}" for start in starts]
-    return ChartSeries(labels, network, talks)
+    network = [bisect_right(joined, end) - bisect_right(left, end) for _, end in windows]
+    start, end = windows[0][0], now
+    gained = [at for _, at in event_times(session, owner, ("gained", "returned"), start, end)]
+    lost = [at for _, at in event_times(session, owner, ("lost", "severed"), start, end)]
+    talks = session.exec(
+        select(Interaction.at).where(
+            Interaction.owner_id == owner.id, Interaction.kind == "conversation",
+            Interaction.at >= start, Interaction.at < end)
+    ).all()
+    return ChartSeries(labels=[window_label(a, b, owner.tz) for a, b in windows],
+                       network=network, gained=per_window(gained, windows),
+                       lost=per_window(lost, windows),
+                       conversations=per_window(list(talks), windows))
+
+
+def event_times(session: Session, owner: Owner, kinds: tuple[str, ...], since: datetime,
+                until: datetime) -> list[tuple[str, datetime]]:
+    """(kind, when) of connection events in the window; a first sync's quiet baseline
+    and imports are not arrivals."""
+    rows = session.exec(
+        select(ConnectionEvent.kind, ConnectionEvent.at, ConnectionEvent.detail)
+        .where(ConnectionEvent.owner_id == owner.id, col(ConnectionEvent.kind).in_(kinds),
+               ConnectionEvent.at >= since, ConnectionEvent.at < until)
+    ).all()
+    return [(kind, at) for kind, at, detail in rows
+            if kind != "gained" or detail not in NOT_ARRIVALS]
+
+
+GAINED, LOST, TOTAL, TALKS = "#2a9d8f", "#e76f51", "#264653", "#f4a261"
+EMPTY_TEXT = ("Nothing to chart yet.\nYour connections, what each week gains and loses,\n"
+              "and your conversations will show here week by week.")
+
+
+def chart_figure(series: ChartSeries) -> Any:
+    """Small multiples on one x axis, each with its own whole-number scale: the network's
+    size, gained (up) and lost (down) per week, conversations per week. A network with
+    nothing to show gets a picture that says so instead of a flat line at zero."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    figure = Figure(figsize=(8, 6), dpi=100)
+    if series.empty:
+        figure.suptitle("Your network, week by week", fontsize=12)
+        figure.text(0.5, 0.5, EMPTY_TEXT, ha="center", va="center", fontsize=14,
+                    color=TOTAL, linespacing=1.6)
+        return figure
+    size, change, talks = figure.subplots(3, 1, sharex=True,
+                                          gridspec_kw={"height_ratios": (3, 2, 2)})
+    positions = list(range(len(series.labels)))
+    size.plot(positions, series.network, color=TOTAL, marker="o", linewidth=2)
+    size.set_title("Connections at the end of each week", loc="left", fontsize=10)
+    change.bar(positions, series.gained, color=GAINED, label="gained")
+    change.bar(positions, [-n for n in series.lost], color=LOST, label="lost")
+    change.axhline(0, color="#888888", linewidth=0.8)
+    change.set_title("Gained (up) and lost (down) each week", loc="left", fontsize=10)
+    change.legend(loc="upper left", fontsize=8, frameon=False)
+    talks.bar(positions, series.conversations, color=TALKS)
+    talks.set_title("Conversations logged each week", loc="left", fontsize=10)
+    for axes in (size, change, talks):
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
+        axes.spines[["top", "right"]].set_visible(False)
+        axes.grid(axis="y", color="#dddddd", linewidth=0.6)
+        axes.set_axisbelow(True)
+    size.set_ylim(bottom=0, top=max(1, max(series.network)) * 1.15)
+    change.set_ylim(-max(1, max(series.lost)) * 1.2, max(1, max(series.gained)) * 1.2)
+    change.yaxis.set_major_formatter(lambda value, _: f"{abs(int(value))}")
+    talks.set_ylim(bottom=0, top=max(1, max(series.conversations)) * 1.15)
+    talks.set_xticks(positions, series.labels, rotation=45, ha="right", fontsize=8)
+    figure.suptitle("Your network, week by week (each week as in the digest)", fontsize=12)
+    figure.tight_layout()
+    return figure
 
 
 def draw_chart(series: ChartSeries, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    figure = Figure(figsize=(8, 4), dpi=100)
-    growth = figure.subplots()
-    positions = range(len(series.labels))
-    talks = growth.twinx()
-    talks.bar(positions, series.conversations, color="#f4a261", alpha=0.6,
-              label="conversations per week")
-    growth.plot(positions, series.network, color="#2a9d8f", marker="o", linewidth=2,
-                label="connections")
-    growth.set_zorder(talks.get_zorder() + 1)
-    growth.patch.set_visible(False)
-    growth.set_xticks(list(positions), series.labels, rotation=45, fontsize=8)
-    growth.set_ylabel("connections")
-    talks.set_ylabel("conversations")
-    locator = talks.yaxis.get_major_locator()  # the default AutoLocator, a MaxNLocator
-    assert isinstance(locator, MaxNLocator)
-    locator.set_params(integer=True)
-    growth.set_title("Your network: growth and conversations per week")
-    handles = growth.get_legend_handles_labels()[0] + talks.get_legend_handles_labels()[0]
-    growth.legend(handles, [str(h.get_label()) for h in handles], loc="upper left", fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, format="png")
+    chart_figure(series).savefig(path, format="png")

@@ -5,6 +5,12 @@ person (platform rules forbid automated welcome DMs, and it is the product's poi
 Python decides *what* to mention (at most two specific details, one open question);
 the template (``templates/welcome.j2``, or the owner's copy in PLNBOT_TEMPLATES_DIR)
 decides how to say it in the owner's tone.
+
+So that drafts sound like a person rather than a form letter, the opening, the
+compliments and the question come from banks (``data/welcome_phrases.json``,
+``data/welcome_questions.json``) and are chosen from what the profile says *and* what
+the newest drafts said: never the previous draft's opening, and a question whose first
+four words ("its frame") the last twelve drafts used least.
 """
 
 from __future__ import annotations
@@ -12,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +38,16 @@ log = logging.getLogger(__name__)
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 TEMPLATE_NAME = "welcome.j2"
 QUESTIONS_PATH = Path(__file__).parent / "data" / "welcome_questions.json"
+PHRASES_PATH = Path(__file__).parent / "data" / "welcome_phrases.json"
+RECENT_FRAMES = 12  # a question frame used in the last twelve drafts is avoided
+RECENT_OPENINGS = 4
+WORDS = regex.compile(r"[\w'’#&-]+")
+SENTENCE_END = regex.compile(r"(?<=[.!?])\s+")
+# roles someone holds alone in an organisation: "the founder & CEO of Classloop"
+LEADER_ROLE = regex.compile(r"(?i)^(?:co-?)?founder\b|^(?:ceo|cto|coo|cfo|president|chair|"
+                            r"chairman|chairwoman|chief\b|managing director|executive director)")
+HEAD_ROLE = regex.compile(r"(?i)^(?:head|headteacher|headmaster|headmistress|principal|dean|"
+                          r"deputy head|director)\b")
 # Names and the limits for one direct message (and what they count, and whether the
 # "@person " the sender puts in front counts) come from the platform registry.
 PLATFORM_NAMES = platforms.View(lambda p: p.name)
@@ -89,6 +105,48 @@ def questions() -> dict[str, list[str]]:
     return json.loads(QUESTIONS_PATH.read_text(encoding="utf-8"))
 
 
+@cache
+def phrases() -> dict[str, Any]:
+    return json.loads(PHRASES_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=4096)
+def frame_of(question: str) -> str:
+    """A question's first four words, lower-case: "what's exciting you about"."""
+    return " ".join(WORDS.findall(question.lower())[:4])
+
+
+@lru_cache(maxsize=4096)
+def opening_of(text: str) -> str:
+    """How a draft opens: its greeting word and the first three words after the
+    greeting's comma ("Hi Amara, thanks so much for…" → "hi | thanks so much")."""
+    head, _, rest = text.partition(",")
+    greeting = (WORDS.findall(head.lower()) or [""])[0]
+    return f"{greeting} | {' '.join(WORDS.findall(rest.lower())[:3])}"
+
+
+@dataclass(frozen=True)
+class Recent:
+    """What the newest drafts said, newest first: what a new draft should not echo."""
+
+    texts: tuple[str, ...] = ()
+
+    @cached_property
+    def openings(self) -> list[str]:
+        return [opening_of(text) for text in self.texts[:RECENT_OPENINGS]]
+
+    @cached_property
+    def frames(self) -> list[str]:
+        found = []
+        for text in self.texts[:RECENT_FRAMES]:
+            question = next((s for s in SENTENCE_END.split(text) if s.endswith("?")), "")
+            found.append(frame_of(question))
+        return found
+
+    def previous(self) -> str:
+        return self.texts[0] if self.texts else ""
+
+
 def stable_number(profile: Profile) -> int:
     """The same person always gets the same choices; different people spread out."""
     digest = hashlib.sha256(f"{profile.platform}:{profile.external_id}".encode()).digest()
@@ -96,6 +154,71 @@ def stable_number(profile: Profile) -> int:
 
 
 # --- what to say ---------------------------------------------------------------------
+
+
+# words that carry a sentence's feeling: two of them in one draft sound like a form
+SENTIMENT = frozenset({"glad", "pleasure", "pleased", "lovely", "great", "nice", "treat",
+                       "delighted", "happy", "thanks", "thank"})
+
+
+@lru_cache(maxsize=1024)
+def feelings(text: str) -> frozenset[str]:
+    return SENTIMENT & frozenset(WORDS.findall(text.lower()))
+
+
+def clashes(option: str, text: str) -> bool:
+    """Whether ``option`` would echo ``text``: same opening words, or the same feeling."""
+    start = option.split("{")[0].strip()
+    return bool(start and start in text) or bool(feelings(option) & feelings(text))
+
+
+def rotated_choice(options: list[str], start: int, *, avoid: str = "") -> str:
+    """The option at ``start`` (wrapping), or the next one that does not echo ``avoid``
+    (the previous draft, and what this draft already says)."""
+    ordered = [options[(start + i) % len(options)] for i in range(len(options))]
+    return next((o for o in ordered if not clashes(o, avoid)), ordered[0])
+
+
+def opening_phrase(facts: dict[str, Any], *, joined: bool, number: int,
+                   recent: Recent) -> tuple[str, str]:
+    """(greeting word, thanks phrase) in the owner's tone: a pair whose opening the last
+    drafts did not use, the previous draft's never."""
+    tone = facts["tone"]
+    greetings = phrases()["greetings"][tone] if facts["formal_name"] or tone != "formal" \
+        else ["Hello"]
+    bank = phrases()["thanks"][f"{tone}_joined" if joined else tone]
+    pairs = [(g, t.format(platform=facts["platform_name"])) for t in bank for g in greetings]
+    pairs = pairs[number % len(pairs):] + pairs[:number % len(pairs)]
+    previous, used = recent.openings[:1], recent.openings
+
+    def cost(pair: tuple[str, str]) -> tuple[int, int]:
+        opening = opening_of(f"{pair[0]} x, {pair[1]}")
+        return (opening in previous, used.count(opening))
+
+    return min(pairs, key=cost)
+
+
+def compliments(facts: dict[str, Any], mention: dict[str, bool], *, number: int,
+                recent: Recent, said: str = "") -> list[str]:
+    """One sentence per detail to mention, each from its bank in the owner's tone, none
+    echoing the previous draft or what this one ``said`` already."""
+    bank = phrases()["compliments"][facts["tone"]]
+    person = facts["person"]
+    values = {"who": facts["who"] or "", "shared": facts["shared_interest"] or "",
+              "website": facts["website"] or "", "organisation": person.organisation or ""}
+    chosen: list[str] = []
+    for kind in ("role", "shared", "website"):
+        if not mention.get(kind) or (kind == "role" and not facts["who"]):
+            continue
+        key = "blog" if kind == "website" and facts["website_kind"] == "blog" else kind
+        if kind == "role" and not person.role:
+            key = "org"
+        avoid = " ".join([recent.previous(), said, *chosen])
+        chosen.append(rotated_choice(bank[key], number, avoid=avoid).format(**values))
+    if not chosen and bank["none"] and not facts["spammy"]:
+        avoid = " ".join([recent.previous(), said])
+        chosen.append(rotated_choice(bank["none"], number, avoid=avoid))
+    return chosen
 
 
 def owner_interests(owner: Owner) -> set[str]:
@@ -106,8 +229,8 @@ def shared_interest(person: Understanding, owner: Owner) -> str | None:
     """Something in both profiles, in the person's own form ("#edtech", "Desmos")."""
     mine = owner_interests(owner)
     owner_bio = (owner.bio or "").casefold()
-    for tag in person.hashtags:
-        if tag in mine or f"#{tag}" in owner_bio:
+    for tag in person.hashtags:  # as the person wrote it: "#SEND" is not the verb
+        if tag.casefold() in mine or f"#{tag.casefold()}" in owner_bio:
             return f"#{tag}"
     for topic in person.topics:
         folded = topic.casefold()
@@ -117,35 +240,66 @@ def shared_interest(person: Understanding, owner: Owner) -> str | None:
 
 
 def pick_question(person: Understanding, profile: Profile, *, variant: int = 0,
-                  avoid: str | None = None) -> str:
-    """An open question about something of theirs when we know it, else about their field."""
-    bank, values = question_bank(person, profile, avoid)
-    options = questions()[bank]
-    chosen = options[(stable_number(profile) + variant) % len(options)]
-    return chosen.format(platform=PLATFORM_NAMES.get(profile.platform, profile.platform),
-                         **values)
+                  avoid: str | None = None, recent: Recent = Recent()) -> str:
+    """An open question about something of theirs when we know it, else about their
+    field: of those, the one whose frame the newest drafts used least."""
+    options = question_options(person, profile, avoid, variant)
+    used = recent.frames
+    best = min(range(len(options)),
+               key=lambda i: (used.count(frame_of(options[i][1])) + options[i][0], i))
+    return options[best][1]
+
+
+def question_options(person: Understanding, profile: Profile, avoid: str | None,
+                     variant: int) -> list[tuple[int, str]]:
+    """(0 for the most fitting bank, 1 for the others, question), each bank rotated so
+    that different people start at different questions."""
+    platform = PLATFORM_NAMES.get(profile.platform, profile.platform)
+    options: list[tuple[int, str]] = []
+    for rank, (bank, values) in enumerate(question_banks(person, profile, avoid)):
+        bank_questions = questions()[bank]
+        start = (stable_number(profile) + variant) % len(bank_questions)
+        for question in bank_questions[start:] + bank_questions[:start]:
+            options.append((min(rank, 1), question.format(platform=platform, **values)))
+    return options
 
 
 def question_bank(person: Understanding, profile: Profile,
                   avoid: str | None) -> tuple[str, dict[str, str]]:
+    """The most fitting bank of questions for this person (see ``question_banks``)."""
+    return question_banks(person, profile, avoid)[0]
+
+
+def question_banks(person: Understanding, profile: Profile,
+                   avoid: str | None) -> list[tuple[str, dict[str, str]]]:
     """Tools make the most concrete question, then topics (for two people in three: the
-    rest get a question about their work), then hashtags, then their field."""
+    rest get a question about their work), then hashtags, then their field; the banks
+    after the first are there when its questions were all asked lately."""
     if person.spammy:
-        return "cautious", {}
+        return [("cautious", {})]
+    field = person.field if person.field in questions() else "other"
     topics = [t for t in person.topics if t != avoid]
     tools = [t for t in topics if t in rules()["tools"]]
-    if tools:
-        return "tool", {"topic": tools[0]}
-    if topics and (stable_number(profile) % 3 or person.field not in questions()):
-        return "topic", {"topic": topics[0]}
     hashtags = [h for h in person.hashtags if f"#{h}" != avoid]
+    banks: list[tuple[str, dict[str, str]]] = []
+    if tools:
+        banks.append(("tool", {"topic": tools[0]}))
+    others = [t for t in topics if t not in tools]
+    if others and (stable_number(profile) % 3 or person.field not in questions() or tools):
+        banks.append(("topic", {"topic": others[0]}))
     if hashtags:
-        return "hashtag", {"hashtag": hashtags[0]}
-    return (person.field if person.field in questions() else "other"), {}
+        banks.append(("hashtag", {"hashtag": hashtags[0]}))
+    banks.append((field, {}))
+    return banks
 
 
 def who(person: Understanding) -> str | None:
-    """ "a Year 5 teacher at Riverside Primary School", "someone from Kingsbridge Academy"."""
+    """ "a Year 5 teacher at Riverside Primary School", "the founder & CEO of Classloop",
+    "the Head of Maths at Kingsbridge Academy", "someone from Kingsbridge Academy"."""
+    if person.role and person.organisation and LEADER_ROLE.match(person.role):
+        return f"the {person.role} of {person.organisation}"
+    if person.role and person.organisation and HEAD_ROLE.match(person.role):
+        return f"the {person.headline()}"
     if person.role:
         return article(person.headline())
     return f"someone from {person.organisation}" if person.organisation else None
@@ -164,7 +318,8 @@ def choose_mentions(person: Understanding, shared: str | None, max_details: int)
 
 def template_values(*, person: Understanding, profile: Profile, owner: Owner, variant: int,
                     max_details: int, use_handle: bool,
-                    facts: dict[str, Any] | None = None) -> dict[str, Any]:
+                    facts: dict[str, Any] | None = None,
+                    recent: Recent = Recent()) -> dict[str, Any]:
     """What the template sees. ``facts`` (``person_facts``) are the same for every
     variant tried, so a welcome that needs several tries works them out once."""
     facts = facts or person_facts(person=person, profile=profile, owner=owner)
@@ -172,12 +327,21 @@ def template_values(*, person: Understanding, profile: Profile, owner: Owner, va
     if use_handle:
         greeting = f"@{profile.handle.lstrip('@')}" if not greeting else greeting
     shared = facts["shared_interest"]
+    mention = choose_mentions(person, shared, max_details)
+    number = stable_number(profile) + variant
+    joined = platforms.get(profile.platform).connection_kind == "member"
+    hello, thanks = opening_phrase(facts, joined=joined, number=number, recent=recent)
     return {
         **facts,
         "greeting_name": greeting,
-        "mention": choose_mentions(person, shared, max_details),
-        "question": pick_question(person, profile, variant=variant, avoid=shared),
+        "mention": mention,
+        "question": pick_question(person, profile, variant=variant, avoid=shared,
+                                  recent=recent),
         "variant": variant,
+        "hello": hello,
+        "thanks": thanks,
+        "compliments": compliments(facts, mention, number=number, recent=recent,
+                                   said=thanks),
     }
 
 
@@ -246,20 +410,23 @@ def render_or_fallback(values: dict[str, Any], templates_dir: str | None) -> Com
 
 def compose_welcome(
     *, person: Understanding, profile: Profile, owner: Owner, templates_dir: str | None = None,
-    taken: Callable[[str], bool] = lambda text: False,
+    taken: Callable[[str], bool] = lambda text: False, recent: Sequence[str] = (),
 ) -> Composed:
     """The welcome for one person: within the platform's limit and unlike anyone else's.
 
     ``taken(text)`` says whether someone else already got exactly that text; variants
     are tried in turn, and as a last resort the person's handle makes it theirs alone.
+    ``recent``: the newest drafts' texts, newest first, which this one should not echo.
     """
     composed = None
     base = stable_number(profile) % 27
     facts = person_facts(person=person, profile=profile, owner=owner)
+    echo = Recent(tuple(recent[:RECENT_FRAMES]))
     for attempt in range(VARIANTS + 1):
         use_handle = attempt == VARIANTS
         composed = fitted(person=person, profile=profile, owner=owner, variant=base + attempt,
-                          templates_dir=templates_dir, use_handle=use_handle, facts=facts)
+                          templates_dir=templates_dir, use_handle=use_handle, facts=facts,
+                          recent=echo)
         if not taken(composed.text):
             return composed
     assert composed is not None, "the loop above runs at least once"
@@ -273,12 +440,13 @@ def compose_welcome(
 
 
 def fitted(*, person, profile, owner, variant, templates_dir, use_handle,
-           facts=None) -> Composed:
+           facts=None, recent: Recent = Recent()) -> Composed:
     """Render with fewer details until the text fits; cut at a word only as a last resort."""
     details = 1 if owner.tone == "brief" else 2
     while True:
         values = template_values(person=person, profile=profile, owner=owner, variant=variant,
-                                 max_details=details, use_handle=use_handle, facts=facts)
+                                 max_details=details, use_handle=use_handle, facts=facts,
+                                 recent=recent)
         composed = render_or_fallback(values, templates_dir)
         if fits(composed.text, platform=profile.platform, handle=profile.handle) or details == 0:
             composed.text = fit_to_limit(composed.text, platform=profile.platform,

@@ -411,7 +411,12 @@ def display_url(url: str) -> str:
 
 
 def hashtags_in(text: str) -> list[str]:
-    return list(dict.fromkeys(t.lower() for t in HASHTAG.findall(text)))[:8]
+    """Hashtags as the person first wrote them ("#SEND" is not the verb "#send"),
+    one per spelling regardless of case."""
+    seen: dict[str, str] = {}
+    for tag in HASHTAG.findall(text):
+        seen.setdefault(tag.casefold(), tag)
+    return list(seen.values())[:8]
 
 
 @cache

@@ -196,10 +196,18 @@ def welcomed_line(ctx: Context, contact: Contact) -> str:
 
 
 def _describe_gap(gap: timedelta) -> str:
+    """ "3 days away", "5 hours away", "12 minutes away", "10 seconds away": the unit
+    that fits, so a gap of ten seconds is never "1 hour"."""
+    seconds = max(0, int(gap.total_seconds()))
     if gap.days >= 2:
-        return f"{gap.days} days away"
-    hours = max(1, int(gap.total_seconds() // 3600))
-    return f"{hours} hour{'s' if hours != 1 else ''} away"
+        amount, unit = gap.days, "day"
+    elif seconds >= 3600:
+        amount, unit = seconds // 3600, "hour"
+    elif seconds >= 60:
+        amount, unit = seconds // 60, "minute"
+    else:
+        amount, unit = max(1, seconds), "second"
+    return f"{amount} {unit}{'s' if amount != 1 else ''} away"
 
 
 def how_met_text(platform: str, kind: str, at: datetime, owner_tz: str, via: str) -> str:
@@ -218,7 +226,8 @@ def draft_welcome(
     """Draft a personal welcome and ask the owner to send, edit or skip it."""
     person = person or profiles.understand(profile)
     taken = repo.recent_draft_texts(ctx.session, owner=ctx.owner, other_than=contact.id)
-    composed = compose(ctx, person=person, profile=profile, taken=taken)
+    composed = compose(ctx, person=person, profile=profile, taken=taken,
+                       recent=latest_drafts(ctx))
     draft = Draft(**draft_values(ctx, contact_id=contact.id, handle_id=handle.id,
                                  profile=profile, text=composed.text))
     ctx.session.add(draft)
@@ -231,13 +240,22 @@ def draft_welcome(
 
 
 def compose(ctx: Context, *, person: profiles.Understanding, profile: Profile,
-            taken: set[str]) -> drafting.Composed:
-    """The owner's welcome for this person, unlike every text in ``taken``."""
+            taken: set[str], recent: list[str] | None = None) -> drafting.Composed:
+    """The owner's welcome for this person, unlike every text in ``taken``, and not
+    echoing how the ``recent`` drafts (newest first) opened or what they asked."""
     templates_dir = ctx.settings.templates_dir
     return drafting.compose_welcome(
         person=person, profile=profile, owner=ctx.owner,
         templates_dir=str(templates_dir) if templates_dir else None, taken=taken.__contains__,
+        recent=recent or (),
     )
+
+
+def latest_drafts(ctx: Context) -> list[str]:
+    """The texts of the owner's newest drafts, newest first (one short index range)."""
+    return list(ctx.session.exec(
+        select(Draft.text).where(Draft.owner_id == ctx.owner.id)
+        .order_by(col(Draft.id).desc()).limit(drafting.RECENT_FRAMES)))
 
 
 def draft_values(ctx: Context, *, contact_id: int, handle_id: int, profile: Profile,

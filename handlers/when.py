@@ -23,14 +23,16 @@ EVENING = time(20, 0)
 MAX_WHEN_WORDS = 6
 ACCEPTED_FORMS = (
     "in 3 days, in 2 weeks, in 2 hours, tomorrow, tomorrow 9am, next monday, monday 14:00, "
-    "2026-12-01, 2026-12-01 14:00, every friday, every 2 weeks"
+    "2026-12-01, 2026-12-01 14:00, on the 3rd, 4/12 (day or month first as set by "
+    "`settings dates`), every friday, every 2 weeks"
 )
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 WEEKDAY_ALIASES = {name[:3]: i for i, name in enumerate(WEEKDAYS)} | {
     name: i for i, name in enumerate(WEEKDAYS)} | {"tues": 1, "thur": 3, "thurs": 3}
 NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
                 "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "twelve": 12}
-UNITS = {"min": "minutes", "mins": "minutes", "minute": "minutes", "minutes": "minutes",
+UNITS = {"sec": "seconds", "secs": "seconds", "second": "seconds", "seconds": "seconds",
+         "min": "minutes", "mins": "minutes", "minute": "minutes", "minutes": "minutes",
          "m": "minutes", "h": "hours", "hr": "hours", "hrs": "hours", "hour": "hours",
          "hours": "hours", "d": "days", "day": "days", "days": "days", "w": "weeks",
          "week": "weeks", "weeks": "weeks", "fortnight": "fortnights",
@@ -38,6 +40,33 @@ UNITS = {"min": "minutes", "mins": "minutes", "minute": "minutes", "minutes": "m
 MONTH_WORDS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
                "dec")
 MAX_AHEAD_DAYS = 3660
+DATE_ORDERS = ("day-first", "month-first")
+# Zones whose people write 4/12 for April 12 (the United States and its territories,
+# Canada, the Philippines, Micronesia, Palau, the Marshall Islands). Everywhere else —
+# the rest of the Americas included — 4/12 is 4 December.
+MONTH_FIRST_PREFIXES = ("US/", "Canada/", "America/Indiana/", "America/Kentucky/",
+                        "America/North_Dakota/")
+MONTH_FIRST_ZONES = frozenset("""
+    America/Adak America/Anchorage America/Atikokan America/Blanc-Sablon America/Boise
+    America/Cambridge_Bay America/Chicago America/Creston America/Dawson
+    America/Dawson_Creek America/Denver America/Detroit America/Edmonton
+    America/Fort_Nelson America/Glace_Bay America/Goose_Bay America/Halifax
+    America/Indianapolis America/Inuvik America/Iqaluit America/Juneau America/Louisville
+    America/Los_Angeles America/Menominee America/Metlakatla America/Moncton
+    America/New_York America/Nome America/Phoenix America/Puerto_Rico
+    America/Rankin_Inlet America/Regina America/Resolute America/Sitka America/St_Johns
+    America/St_Thomas America/Swift_Current America/Toronto America/Vancouver
+    America/Whitehorse America/Winnipeg America/Yakutat America/Fort_Wayne
+    America/Knox_IN America/Shiprock America/Virgin America/Nipigon America/Thunder_Bay
+    America/Rainy_River America/Yellowknife America/Pangnirtung America/Montreal
+    Asia/Manila Pacific/Chuuk Pacific/Guam Pacific/Honolulu Pacific/Johnston
+    Pacific/Kosrae Pacific/Kwajalein Pacific/Majuro Pacific/Midway Pacific/Pago_Pago
+    Pacific/Palau Pacific/Pohnpei Pacific/Saipan Pacific/Samoa Pacific/Wake Navajo
+    """.split())
+MONTH_NAMES = {name: i + 1 for i, name in enumerate(MONTH_WORDS)} | {
+    "january": 1, "february": 2, "march": 3, "april": 4, "june": 6, "july": 7,
+    "august": 8, "sept": 9, "september": 9, "october": 10, "november": 11, "december": 12}
+MONTH_RE = r"(?P<month>" + "|".join(sorted(MONTH_NAMES, key=len, reverse=True)) + r")"
 
 TIME_RE = (r"(?:at\s+)?(?:(?P<h12>\d{1,2})(?::(?P<m12>\d{2}))?\s*(?P<ampm>am|pm|a\.m\.|p\.m\.)"
            r"|(?P<h24>\d{1,2})[:.h](?P<m24>\d{2})|(?P<word>noon|midday|midnight))")
@@ -49,6 +78,19 @@ DAY_RE = r"(?P<day>" + "|".join(sorted(WEEKDAY_ALIASES, key=len, reverse=True)) 
 
 class WhenError(ValueError):
     """The text is not a time the owner can mean; the message says which forms work."""
+
+
+def default_date_order(tz: str) -> str:
+    """The order the owner's part of the world writes numeric dates in, from their zone."""
+    name = zone_of(tz).key
+    if name in MONTH_FIRST_ZONES or name.startswith(MONTH_FIRST_PREFIXES):
+        return "month-first"
+    return "day-first"
+
+
+def is_day_first(tz: str, date_order: str | None) -> bool:
+    """The owner's setting (``settings dates``) wins; without one, their zone decides."""
+    return (date_order or default_date_order(tz)) == "day-first"
 
 
 @dataclass(frozen=True)
@@ -77,20 +119,24 @@ def local(moment: datetime, tz: str) -> datetime:
 # --- parsing -----------------------------------------------------------------------
 
 
-def parse_when(text: str, *, tz: str, now: datetime) -> When:
-    """One ``<when>`` (the whole text), in the future, or a WhenError saying why not."""
+def parse_when(text: str, *, tz: str, now: datetime, day_first: bool | None = None) -> When:
+    """One ``<when>`` (the whole text), in the future, or a WhenError saying why not.
+
+    ``day_first``: how to read 4/12 (None: as people in the owner's zone write it)."""
     phrase = normalise(text)
     if not phrase:
         raise WhenError(unreadable(text))
-    found = match_known(phrase, tz=tz, now=now)
+    day_first = is_day_first(tz, None) if day_first is None else day_first
+    found = match_known(phrase, tz=tz, now=now, day_first=day_first)
     if found is None:
-        found = parse_with_dateparser(phrase, tz=tz, now=now)
+        found = parse_with_dateparser(phrase, tz=tz, now=now, day_first=day_first)
     if found is None:
         raise WhenError(unreadable(text))
     return check_future(found, text=text, tz=tz, now=now)
 
 
-def split_when(text: str, *, tz: str, now: datetime) -> tuple[When, str]:
+def split_when(text: str, *, tz: str, now: datetime,
+               day_first: bool | None = None) -> tuple[When, str]:
     """Read ``<when> [text…]``: the longest leading words that make a time, and the rest.
 
     Known forms are tried first at every length, so "tomorrow call Jane" is
@@ -99,12 +145,13 @@ def split_when(text: str, *, tz: str, now: datetime) -> tuple[When, str]:
     words = text.split()
     if not words:
         raise WhenError("Say when. " + accepted())
+    day_first = is_day_first(tz, None) if day_first is None else day_first
     for allow_dateparser in (False, True):
         for count in range(min(len(words), MAX_WHEN_WORDS), 0, -1):
             phrase = normalise(" ".join(words[:count]))
-            found = match_known(phrase, tz=tz, now=now)
+            found = match_known(phrase, tz=tz, now=now, day_first=day_first)
             if found is None and allow_dateparser and looks_like_date(phrase):
-                found = parse_with_dateparser(phrase, tz=tz, now=now)
+                found = parse_with_dateparser(phrase, tz=tz, now=now, day_first=day_first)
             if found is not None:
                 when = check_future(found, text=" ".join(words[:count]), tz=tz, now=now)
                 return when, strip_joiner(" ".join(words[count:]))
@@ -145,14 +192,15 @@ def check_future(found: When, *, text: str, tz: str, now: datetime) -> When:
 # --- the known forms ---------------------------------------------------------------
 
 
-def match_known(phrase: str, *, tz: str, now: datetime) -> When | None:
+def match_known(phrase: str, *, tz: str, now: datetime, day_first: bool = True) -> When | None:
     """Try each known form in turn; None when none matches the whole phrase."""
     zone = zone_of(tz)
-    for reader in (read_every, read_in, read_day_word, read_weekday, read_iso, read_bare_time):
+    for reader in (read_every, read_in, read_day_word, read_weekday, read_iso, read_bare_time,
+                   read_ordinal_day):
         found = reader(phrase, zone, now)
         if found is not None:
             return found
-    return None
+    return read_numeric_date(phrase, zone, now, day_first=day_first)
 
 
 def clock_time(match: re.Match | None, default: time = DEFAULT_TIME) -> time | None:
@@ -200,7 +248,7 @@ def read_in(phrase: str, zone: ZoneInfo, now: datetime) -> When | None:
     unit = UNITS[match["unit"] or match["su"]]
     if count < 1:
         return None
-    if unit in ("minutes", "hours"):
+    if unit in ("seconds", "minutes", "hours"):
         return None if match["rest"].strip() else When(now + timedelta(**{unit: count}))
     suffix = time_suffix(match["rest"])
     at = None if suffix is False else clock_time(suffix)
@@ -280,6 +328,71 @@ def read_iso(phrase: str, zone: ZoneInfo, now: datetime) -> When | None:
     return None if at is None else When(to_utc(day, at, zone))
 
 
+def read_ordinal_day(phrase: str, zone: ZoneInfo, now: datetime) -> When | None:
+    """ "on the 3rd", "the 3rd 2pm", "3rd", "on the 21st of december", "3 dec", "dec 3rd".
+
+    A day with no month is the next such day: on 29 November "the 3rd" is 3 December,
+    and "the 31st" skips the months that have no 31st. A day and a month with no year is
+    the next time that date comes round.
+    """
+    match = (re.fullmatch(rf"(?:on\s+)?(?:the\s+)?(?P<day>\d{{1,2}})(?:st|nd|rd|th)?"
+                          rf"(?:\s+(?:of\s+)?{MONTH_RE})?(?P<rest>(?:\s+.*)?)", phrase)
+             or re.fullmatch(rf"(?:on\s+)?{MONTH_RE}\s+(?:the\s+)?(?P<day>\d{{1,2}})"
+                             r"(?:st|nd|rd|th)?(?P<rest>(?:\s+.*)?)", phrase))
+    if match is None or not (match["month"] or re.search(r"\d(?:st|nd|rd|th)|the\s", phrase)):
+        return None  # a bare "3" is not a date
+    suffix = time_suffix(match["rest"])
+    at = None if suffix is False else clock_time(suffix)
+    if at is None:
+        return None
+    month = MONTH_NAMES[match["month"]] if match["month"] else None
+    day = next_date(int(match["day"]), month, at, zone, now)
+    return None if day is None else When(to_utc(day, at, zone))
+
+
+def next_date(day: int, month: int | None, at: time, zone: ZoneInfo,
+              now: datetime) -> date | None:
+    """The first date on or after today with this day (and month), whose ``at`` is still
+    ahead; None when no such date exists (the 32nd, 30 February)."""
+    today = now.astimezone(zone).date()
+    year, current = today.year, today.month
+    for step in range(0, 49):
+        y, m = year + (current - 1 + step) // 12, (current - 1 + step) % 12 + 1
+        if month is not None and m != month:
+            continue
+        try:
+            candidate = date(y, m, day)
+        except ValueError:
+            continue
+        if candidate >= today and to_utc(candidate, at, zone) > now:
+            return candidate
+    return None
+
+
+def read_numeric_date(phrase: str, zone: ZoneInfo, now: datetime, *,
+                      day_first: bool) -> When | None:
+    """ "4/12", "4/12/2026", "04.12.26 14:00": day or month first as the owner writes
+    them; without a year, the next time that date comes round."""
+    match = re.fullmatch(r"(?:on\s+)?(?P<a>\d{1,2})[/.](?P<b>\d{1,2})(?:[/.](?P<y>\d{2}|\d{4}))?"
+                         r"(?P<rest>(?:\s+.*)?)", phrase)
+    if match is None:
+        return None
+    suffix = time_suffix(match["rest"])
+    at = None if suffix is False else clock_time(suffix)
+    if at is None:
+        return None
+    first, second = int(match["a"]), int(match["b"])
+    day, month = (first, second) if day_first else (second, first)
+    if not match["y"]:
+        found = next_date(day, month, at, zone, now) if 1 <= month <= 12 else None
+        return None if found is None else When(to_utc(found, at, zone))
+    year = int(match["y"]) + (2000 if len(match["y"]) == 2 else 0)
+    try:
+        return When(to_utc(date(year, month, day), at, zone))
+    except ValueError:
+        return None
+
+
 def read_bare_time(phrase: str, zone: ZoneInfo, now: datetime) -> When | None:
     """ "5pm", "at 17:30": the next time the clock shows it (today or tomorrow)."""
     suffix = time_suffix(phrase)
@@ -305,7 +418,7 @@ def read_every(phrase: str, zone: ZoneInfo, now: datetime) -> When | None:
             WEEKDAY_ALIASES[day["day"]], suffix, zone, now, strictly_after_today=False)
         return None if first is None else When(first.due_at, "weeks:1")
     match = re.fullmatch(rf"(?:{COUNT_RE}\s+)?{UNIT_RE}(?P<rest>(?:\s+.*)?)", body)
-    if match is None or UNITS[match["unit"]] in ("minutes", "hours"):
+    if match is None or UNITS[match["unit"]] in ("seconds", "minutes", "hours"):
         return None
     count = count_of(match["n"]) if match["n"] else 1
     unit = UNITS[match["unit"]]
@@ -325,13 +438,17 @@ def read_every(phrase: str, zone: ZoneInfo, now: datetime) -> When | None:
 # --- dateparser, for everything else ------------------------------------------------
 
 
-def parse_with_dateparser(phrase: str, *, tz: str, now: datetime) -> When | None:
+def parse_with_dateparser(phrase: str, *, tz: str, now: datetime,
+                          day_first: bool = True) -> When | None:
     """Free-form dates ("dec 5", "5 december 3pm"); date-only answers get 09:00."""
+    if re.match(r"(?:on\s+)?(?:the\s+)?\d{1,2}(?:st|nd|rd|th\b|[/.]\d)", phrase):
+        return None  # the 3rd, 4/12: read above or not a date (dateparser guesses wildly)
     from dateparser.date import DateDataParser  # lazy: slow to import, rarely needed
 
     zone = zone_of(tz)
     parser = DateDataParser(languages=["en"], settings={
-        "TIMEZONE": zone.key, "RETURN_AS_TIMEZONE_AWARE": True,
+        "TIMEZONE": zone.key, "DATE_ORDER": "DMY" if day_first else "MDY",
+        "RETURN_AS_TIMEZONE_AWARE": True,
         "PREFER_DATES_FROM": "future", "PREFER_DAY_OF_MONTH": "first",
         "RELATIVE_BASE": now.astimezone(zone).replace(tzinfo=None),
     })

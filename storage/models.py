@@ -35,6 +35,8 @@ class Owner(SQLModel, table=True):
     digest_weekday: int = Field(default=0)  # 0 = Monday, in the owner's time zone
     digest_time: str = Field(default="09:00", max_length=5)
     report_losses: str = Field(default="digest", max_length=16)  # "digest" | "immediate"
+    # "day-first" | "month-first" | None: as people in the owner's time zone write dates
+    date_order: str | None = Field(default=None, max_length=16)
     created_at: datetime
     # Multi-owner workers (``plnbot run --worker``): when this owner's periodic sweep is
     # next due (None: now), and which worker is serving the owner (see storage/leases.py).

@@ -44,7 +44,8 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 FORMAT = "plnbot-export"
 VERSION = 1
 OWNER_FIELDS = ("name", "tz", "quiet_start", "quiet_end", "tone", "signature", "field",
-                "interests", "bio", "digest_weekday", "digest_time", "report_losses")
+                "interests", "bio", "digest_weekday", "digest_time", "report_losses",
+                "date_order")
 SKIPPED = {"owner_id", "lease_owner", "lease_until", "cursor", "last_error", "last_error_at",
            "mass_drop_id", "followers_count_seen", "last_synced_at", "last_reconciled_at"}
 # (name in the export, model, {column: table whose id it refers to})
@@ -242,6 +243,9 @@ def _apply_owner(owner: Owner, values: Any) -> None:
         ZoneInfo(owner.tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise TransferError(f"owner.tz {owner.tz!r} is not a known time zone") from exc
+    if owner.date_order not in (None, "day-first", "month-first"):
+        raise TransferError(f"owner.date_order {owner.date_order!r} is not day-first, "
+                            "month-first or null")
 
 
 def _offset(conn: DBConnection, model: type[SQLModel]) -> int:

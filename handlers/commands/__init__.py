@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "handlers.commands.settings",
     "handlers.commands.export",
     "handlers.commands.book",
+    "handlers.commands.greeting",
 )
 MAX_LINE = 4_000
 
@@ -208,6 +209,16 @@ def has_control_characters(text: str) -> bool:
     return any(ord(ch) < 32 and ch not in "\t\n" or ord(ch) == 127 for ch in text)
 
 
+def unknown_command(name: str) -> str:
+    """Not a bare "unknown": the nearest commands, and where to start."""
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), list(command_specs()), n=3, cutoff=0.6)
+    hint = f" Did you mean {' or '.join(f'`{c}`' for c in close)}?" if close else ""
+    return (f"I don't know the command {name[:40]!r}.{hint} Write `help` to see what I "
+            "understand, or `hello` for the settings to start with.")
+
+
 @on(CommandReceived)
 async def on_command(event: CommandReceived, ctx: Context) -> None:
     """Parse one line, run its command, and turn a CommandError into one ``error``."""
@@ -223,10 +234,7 @@ async def on_command(event: CommandReceived, ctx: Context) -> None:
     savepoint = ctx.session.begin_nested()
     try:
         if spec is None:
-            raise CommandError(
-                f"I don't know the command {name[:40]!r}. Write `help` to see what I understand.",
-                usage="help [command]",
-            )
+            raise CommandError(unknown_command(name), usage="help [command]")
         if len(line) > MAX_LINE:
             raise CommandError(f"That message is too long ({len(line)} characters; "
                                f"the limit is {MAX_LINE}).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import textwrap
 from itertools import groupby
 
 from bot.context import Context
@@ -87,6 +88,10 @@ def _overview(catalog: list[CommandInfo], summary_length: int) -> str:
 
 
 def _clip(text: str, length: int) -> str:
+    """At most ``length`` characters, cut at a word boundary (never mid-word)."""
     if len(text) <= length:
         return text
-    return text[: max(length - 1, 0)].rstrip(" ,;.") + "…" if length else ""
+    lines = textwrap.wrap(text, width=max(length - 1, 1), break_long_words=False)
+    if not length or not lines or len(lines[0]) > length - 1:
+        return ""
+    return lines[0].rstrip(" ,;:.—") + "…"

@@ -31,6 +31,7 @@ from handlers.reminders import first_handle, first_handles
 from handlers.when import (
     WhenError,
     describe_recurrence,
+    is_day_first,
     parse_when,
     show_time,
     split_when,
@@ -58,7 +59,8 @@ async def remind(args: str, ctx: Context) -> None:
     if not rest:
         raise CommandError("Say when.", usage=REMIND_USAGE)
     try:
-        when, text = split_when(rest, tz=ctx.owner.tz, now=ctx.now())
+        when, text = split_when(rest, tz=ctx.owner.tz, now=ctx.now(),
+                                day_first=is_day_first(ctx.owner.tz, ctx.owner.date_order))
     except WhenError as exc:
         raise CommandError(str(exc), usage=REMIND_USAGE) from None
     check_text(text, contact)
@@ -199,7 +201,8 @@ async def snooze(args: str, ctx: Context) -> None:
     if not when_text.strip():
         raise CommandError("Say until when.", usage=usage)
     try:
-        when = parse_when(when_text, tz=ctx.owner.tz, now=ctx.now())
+        when = parse_when(when_text, tz=ctx.owner.tz, now=ctx.now(),
+                          day_first=is_day_first(ctx.owner.tz, ctx.owner.date_order))
     except WhenError as exc:
         raise CommandError(str(exc), usage=usage) from None
     if when.recurrence:

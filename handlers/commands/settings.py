@@ -13,16 +13,23 @@ from zoneinfo import available_timezones
 
 from bot.context import Context
 from handlers.commands import CommandError, command
+from handlers.profiles import rules
+from handlers.when import DATE_ORDERS, default_date_order
 from storage.models import Owner
 
 USAGE = ("settings [tz <Area/City>] [quiet <HH:MM-HH:MM>] [tone <warm|brief|formal>] "
-         "[digest <weekday> [HH:MM]] [losses <digest|immediate>] [signature <text…>]")
+         "[digest <weekday> [HH:MM]] [losses <digest|immediate>] [field <field>] "
+         "[interests <text…>] [dates <day-first|month-first>] [signature <text…>]")
 TONES = ("warm", "brief", "formal")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 LOSSES = {"digest": "in the weekly digest", "immediate": "as soon as I notice"}
 CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 OFF = ("off", "none", "clear")
 MAX_SIGNATURE = 200
+# settings whose value may be several words: they run up to the next setting's name
+MULTI_WORD = ("field", "interests")
+KEYS = ("tz", "quiet", "tone", "digest", "losses", "signature", "field", "interests", "dates")
+MAX_INTERESTS = 1000
 QUIET = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)-([01]?\d|2[0-3]):([0-5]\d)")
 
 
@@ -41,7 +48,9 @@ def parse_settings(args: str) -> dict[str, str]:
         key = key.lower()
         if key == "signature":
             value, rest = rest.strip(), ""
-        elif key in ("tz", "quiet", "tone", "losses"):
+        elif key in MULTI_WORD:
+            value, rest = _up_to_next_key(rest)
+        elif key in ("tz", "quiet", "tone", "losses", "dates"):
             value, _, rest = rest.strip().partition(" ")
         elif key == "digest":  # a weekday, then optionally a time: "digest friday 16:00"
             value, _, rest = rest.strip().partition(" ")
@@ -49,8 +58,8 @@ def parse_settings(args: str) -> dict[str, str]:
             if CLOCK.fullmatch(clock):
                 value, rest = f"{value} {clock}", after
         else:
-            raise CommandError(f"There is no setting {key[:30]!r}; "
-                               "I know tz, quiet, tone, digest, losses and signature.")
+            raise CommandError(f"There is no setting {key[:30]!r}; I know tz, quiet, tone, "
+                               "digest, losses, field, interests, dates and signature.")
         if not value:
             raise CommandError(f"Give a value after {key!r}.")
         if key in changes:
@@ -58,6 +67,63 @@ def parse_settings(args: str) -> dict[str, str]:
         changes[key] = value
         rest = rest.strip()
     return changes
+
+
+def _up_to_next_key(rest: str) -> tuple[str, str]:
+    """ "maths, AI tz Europe/London" → ("maths, AI", "tz Europe/London")."""
+    words = rest.split()
+    for index, word in enumerate(words):
+        if word.lower() in KEYS and index:
+            return " ".join(words[:index]), " ".join(words[index:])
+    return " ".join(words), ""
+
+
+def fields() -> list[str]:
+    """The fields people are sorted into (handlers/data/profile_rules.json), and "other"."""
+    return [*rules()["fields"], "other"]
+
+
+def valid_field(value: str) -> str:
+    """ "Education", "arts", "tech" → the field's own name; anything else is refused."""
+    wanted = value.strip().lower()
+    exact = [name for name in fields() if name == wanted]
+    close = exact or [name for name in fields() if name.startswith(wanted[:4]) and wanted]
+    if len(close) != 1:
+        raise CommandError(f"{value[:40]!r} is not a field I sort people into; "
+                           f"choose one of: {', '.join(fields())}.")
+    return close[0]
+
+
+def valid_interests(value: str) -> str:
+    """ "maths, project-based learning" or "#maths #AI robotics" → "maths,AI,robotics"."""
+    if value.lower() in OFF:
+        return ""
+    parts = value.split(",") if "," in value else value.split()
+    cleaned = list(dict.fromkeys(p.strip().lstrip("#").strip() for p in parts if p.strip()))
+    joined = ",".join(p for p in cleaned if p)
+    if not joined:
+        raise CommandError("Give your interests, separated by commas: "
+                           "`settings interests maths, robotics, AI`.")
+    if len(joined) > MAX_INTERESTS:
+        raise CommandError(f"Those interests are {len(joined)} characters; "
+                           f"the limit is {MAX_INTERESTS}.")
+    return joined
+
+
+def valid_dates(value: str) -> str | None:
+    """ "day-first" (4/12 is 4 December), "month-first" (April 12), or "auto"."""
+    wanted = value.lower().replace("_", "-")
+    if wanted in ("auto", "default", *OFF):
+        return None
+    if wanted in ("dmy", "day"):
+        wanted = "day-first"
+    if wanted in ("mdy", "month"):
+        wanted = "month-first"
+    if wanted not in DATE_ORDERS:
+        raise CommandError(f"{value[:30]!r} is not day-first or month-first: with "
+                           "`dates day-first` 4/12 is 4 December, with `dates month-first` "
+                           "it is April 12 (`dates auto` follows your time zone).")
+    return wanted
 
 
 def valid_tz(value: str) -> str:
@@ -127,7 +193,20 @@ def current_settings(owner: Owner) -> dict[str, str | None]:
     return {"tz": owner.tz, "quiet": quiet, "tone": owner.tone,
             "signature": owner.signature or None,
             "digest": f"{WEEKDAYS[owner.digest_weekday % 7]} {owner.digest_time}",
-            "losses": owner.report_losses}
+            "losses": owner.report_losses, "field": owner.field,
+            "interests": owner.interests or None, "dates": date_order_of(owner)}
+
+
+def date_order_of(owner: Owner) -> str:
+    """The owner's chosen order, else the one their time zone suggests."""
+    return owner.date_order or default_date_order(owner.tz)
+
+
+def dates_text(owner: Owner) -> str:
+    example = "4/12 is 4 December" if date_order_of(owner) == "day-first" else \
+        "4/12 is April 12"
+    chosen = "" if owner.date_order else ", from your time zone"
+    return f"{date_order_of(owner)} ({example}{chosen})"
 
 
 def settings_text(owner: Owner, heading: str) -> str:
@@ -141,6 +220,10 @@ def settings_text(owner: Owner, heading: str) -> str:
         f"  Weekly digest (digest): {(values['digest'] or '').capitalize()}",
         f"  Lost connections (losses): {values['losses']}, "
         f"{LOSSES.get(values['losses'] or '', '')}",
+        f"  Your field (field): {values['field']}",
+        f"  Your interests (interests): "
+        f"{(values['interests'] or 'none').replace(',', ', ')}",
+        f"  Dates (dates): {dates_text(owner)}",
     ])
 
 
@@ -153,8 +236,14 @@ async def settings(args: str, ctx: Context) -> None:
     tone: how welcome drafts sound: warm, brief or formal.
     digest: the day (and time) of your weekly digest, in your time zone.
     losses: `digest` keeps single unfollows for the digest; `immediate` tells you at once.
+    field: your own field (education, technology, research, …): the diversity nudge
+    suggests people outside it.
+    interests: what you care about, separated by commas; drafts mention what you share.
+    dates: day-first (4/12 is 4 December) or month-first (April 12); `dates auto`
+    follows your time zone.
     signature: a line added to welcome drafts; it must come last (`signature off` clears).
     Example: settings tz Europe/London quiet 21:30-07:00 digest friday 16:00 signature — Sam
+    Example: settings field education interests maths, robotics, AI dates day-first
     """
     changes = parse_settings(args)
     owner = ctx.owner
@@ -181,7 +270,8 @@ def _set_digest(owner: Owner, value: tuple[int, str | None]) -> None:
 
 
 VALIDATORS = {"tz": valid_tz, "quiet": valid_quiet, "tone": valid_tone,
-              "signature": valid_signature, "digest": valid_digest, "losses": valid_losses}
+              "signature": valid_signature, "digest": valid_digest, "losses": valid_losses,
+              "field": valid_field, "interests": valid_interests, "dates": valid_dates}
 APPLY = {
     "tz": lambda owner, value: setattr(owner, "tz", value),
     "quiet": _set_quiet,
@@ -189,6 +279,9 @@ APPLY = {
     "signature": lambda owner, value: setattr(owner, "signature", value),
     "digest": _set_digest,
     "losses": lambda owner, value: setattr(owner, "report_losses", value),
+    "field": lambda owner, value: setattr(owner, "field", value),
+    "interests": lambda owner, value: setattr(owner, "interests", value),
+    "dates": lambda owner, value: setattr(owner, "date_order", value),
 }
 
 

@@ -24,7 +24,7 @@ def assert_real_png(path: str) -> None:
     with Image.open(path) as image:
         image.verify()
     with Image.open(path) as image:
-        assert image.format == "PNG" and image.size == (800, 400)
+        assert image.format == "PNG" and image.size == (800, 600)
 
 
 async def test_digest_arrives_on_its_day_once(app, clock, surface):
@@ -124,3 +124,56 @@ async def test_stats(app, surface):
     assert facts["contacts"] == 1 and facts["connections"] == 1
     assert facts["conversations"] == 1 and facts["drafts"] == 1
     assert "1 on mastodon" in reply.text
+
+
+def chart_of(app, now: datetime):
+    """The digest chart's figure, rebuilt from the database as ``digest`` drew it."""
+    from sqlmodel import Session
+
+    from handlers.digest import chart_figure, chart_series
+    from storage.models import Owner
+
+    with Session(app.engine) as session:
+        series = chart_series(session, owner=session.get(Owner, app.owner_id), now=now)
+    return series, chart_figure(series)
+
+
+async def test_the_chart_shows_gained_and_lost_on_whole_number_scales_in_the_texts_weeks(
+        app, clock, surface):
+    """Issue 18, item 8: small multiples (no second y axis with another scale), integer
+    ticks, gains and losses per week, and week labels that are the text's own dates."""
+    people = [mastodon_person(f"Person {n}", acct=f"p{n}@school.social") for n in range(3)]
+    await app.handle(SnapshotReceived(owner_ref="local", platform="mastodon", profiles=[]))
+    for person in people:
+        await app.handle(arrival(person))
+    clock.advance(days=8)  # the three came in the week before last
+    await app.handle(SnapshotReceived(owner_ref="local", platform="mastodon",
+                                      profiles=people[:2]))
+    clock.advance(days=1)  # one left in the digest's week
+    surface.pop()
+    digest = await say_one(app, "digest")
+    assert_real_png(digest.fields["image"])
+    series, figure = chart_of(app, clock.now)
+    size, change, talks = figure.axes  # three panels, each with its own y axis
+    assert series.gained[-2:] == [3, 0] and series.lost[-2:] == [0, 1]
+    assert series.network[-2:] == [3, 2]
+    for axes in figure.axes:
+        ticks = [t for t in axes.get_yticks() if axes.get_ylim()[0] <= t <= axes.get_ylim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), (axes.get_title(), ticks)
+        assert axes.get_ylim()[0] >= 0 or axes is change  # no -0.04 under a count
+    # the text's week ("Sun 08 Nov – Sun 15 Nov" style) is the chart's last week
+    first_line = digest.text.splitlines()[0]
+    start_day, end_day = (int(part.split()[1]) for part in
+                          first_line.split("(")[1].rstrip("):").split(" – "))
+    assert talks.get_xticklabels()[-1].get_text().startswith(f"{start_day}–{end_day} ")
+    heights = [bar.get_height() for bar in change.patches]
+    weeks = len(series.labels)
+    assert heights[:weeks][-2:] == [3, 0] and heights[weeks:][-1] == -1  # gained up, lost down
+
+
+async def test_a_new_network_gets_a_chart_that_says_there_is_nothing_yet(app, surface):
+    digest = await say_one(app, "digest")
+    assert_real_png(digest.fields["image"])
+    series, figure = chart_of(app, app.clock())
+    assert series.empty and figure.axes == []
+    assert any("Nothing to chart yet" in text.get_text() for text in figure.texts)

@@ -136,7 +136,8 @@ async def test_forty_bare_profiles_still_get_forty_different_honest_drafts(app, 
         drafts.append(message.fields["draft"])
         assert "their profile says very little" in message.text.lower()
     assert len(set(drafts)) == 40
-    assert all(d.startswith(("Hi there", "Hello there", "Hi @", "Hello @")) for d in drafts)
+    assert all(d.startswith(("Hi there", "Hello there", "Hey there", "Hi @", "Hello @", "Hey @"))
+               for d in drafts)
 
 
 async def test_the_same_person_with_the_same_name_on_another_platform_is_pointed_out(app, surface):
@@ -205,7 +206,7 @@ async def test_a_broken_template_falls_back_and_says_why(tmp_path, db_url, clock
     await app.handle(arrival(x_person("Aroha Ngata", description="Primary teacher")))
     message = surface.pop()[0]
     assert message.kind == "new_connection"
-    assert message.fields["draft"].startswith(("Hi Aroha", "Hello Aroha"))
+    assert message.fields["draft"].startswith(("Hi Aroha", "Hello Aroha", "Hey Aroha"))
     assert problem in message.fields["template_warning"]
     assert "welcome template could not be used" in message.text
 

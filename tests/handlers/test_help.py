@@ -56,3 +56,14 @@ def test_every_command_is_described_for_generated_interfaces():
         data = info.as_dict()
         assert data["name"] and data["summary"] and data["usage"].startswith(info.name)
         assert isinstance(data["arguments"], tuple)
+
+
+async def test_shortened_summaries_end_at_a_word_boundary(app):
+    """With summaries cut to fit one message, every cut ends at a whole word."""
+    catalog = command_catalog() * 2
+    text = overview(catalog)
+    words = {w.strip(".,;:()`'\"—") for info in catalog for w in info.summary.split()}
+    for line in text.splitlines():
+        if line.endswith("…") and " — " in line:
+            last = line.rsplit(" — ", 1)[1][:-1].split()[-1].strip(".,;:()`'\"—")
+            assert last in words, line

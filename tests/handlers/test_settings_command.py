@@ -17,7 +17,8 @@ async def test_no_arguments_shows_the_current_settings(app):
     assert reply.kind == "reply" and "Time zone (tz): UTC" in reply.text
     assert reply.fields["settings"] == {"tz": "UTC", "quiet": None, "tone": "warm",
                                         "signature": None, "digest": "monday 09:00",
-                                        "losses": "digest"}
+                                        "losses": "digest", "field": "education",
+                                        "interests": None, "dates": "day-first"}
     assert "Weekly digest (digest): Monday 09:00" in reply.text
 
 
@@ -68,3 +69,30 @@ async def test_digest_day_and_time_and_how_losses_are_reported(app):
     saved = owner(app)
     assert (saved.digest_weekday, saved.digest_time, saved.report_losses) == (
         6, "16:30", "digest")
+
+
+async def test_field_and_interests_are_set_by_chat(app):
+    """The owner's field and interests steer the diversity nudge and the drafts; they
+    were only environment variables before."""
+    reply = await say_one(app, "settings field Arts interests #maths, project based learning,"
+                               " AI tz Europe/London")
+    assert reply.kind == "reply", reply.text
+    saved = owner(app)
+    assert (saved.field, saved.interests, saved.tz) == (
+        "arts & culture", "maths,project based learning,AI", "Europe/London")
+    assert "Your interests (interests): maths, project based learning, AI" in reply.text
+    spaced = await say_one(app, "settings interests robotics  #edtech")
+    assert spaced.fields["settings"]["interests"] == "robotics,edtech"
+    await say_one(app, "settings interests off")
+    assert owner(app).interests == ""
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("settings field astrology", "not a field I sort people into"),
+    ("settings interests", "Give a value after 'interests'"),
+    ("settings interests " + "x" * 1001, "limit is 1000"),
+])
+async def test_bad_field_or_interests_change_nothing(app, line, message):
+    reply = await say_one(app, line)
+    assert reply.kind == "error" and message in reply.text, reply.text
+    assert owner(app).field == "education" and owner(app).interests == ""

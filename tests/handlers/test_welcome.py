@@ -2,6 +2,7 @@
 
 from urllib.parse import unquote
 
+import pytest
 from sqlmodel import Session, select
 
 from storage.models import Contact, Draft, OutboxMessage
@@ -67,3 +68,18 @@ async def test_a_failing_surface_keeps_the_message_for_later(app, surface, clock
     assert [m.kind for m in surface.pop()] == ["new_connection"]
     await app.flush()
     assert surface.pop() == []
+
+
+@pytest.mark.parametrize(("gap", "said"), [
+    ({"seconds": 10}, "after 10 seconds away"), ({"minutes": 12}, "after 12 minutes away"),
+    ({"minutes": 61}, "after 1 hour away"), ({"hours": 30}, "after 30 hours away"),
+])
+async def test_a_short_gap_is_told_in_the_unit_that_fits(app, surface, clock, gap, said):
+    person = x_person("Ravi Patel")
+    await app.handle(arrival(person))
+    lose_the_only_connection(app.engine, clock())
+    surface.pop()
+    clock.advance(**gap)
+    await app.handle(arrival(person))
+    [message] = surface.pop()
+    assert message.kind == "welcome_back" and said in message.text, message.text
