@@ -3,7 +3,8 @@ masked link, no bold, no @everyone, while the bot's own formatting stays."""
 
 from __future__ import annotations
 
-from bot.adapters.discord import DiscordSurface, PlnbotClient
+from bot.adapters.discord.client import PlnbotClient
+from bot.adapters.discord.surface import DiscordSurface
 from tests.conftest import make_settings
 from tests.support.discord_mocks import CHANNEL_ID, GUILD_ID, OWNER_ID, mock_dm_channel
 from tests.support.factories import arrival, mastodon_person
