@@ -63,8 +63,8 @@ def deliver_after_commit(ctx: Context, *, draft: Draft, sender: WelcomeSender,
 async def deliver(open_context: ContextOpener, *, draft_id: int, sender: WelcomeSender,
                   via: str | None = None) -> None:
     with open_context() as ctx:
-        draft = ctx.session.get(Draft, draft_id)
-        handle = ctx.session.get(Handle, draft.handle_id)
+        draft = ctx.session.get_one(Draft, draft_id)
+        handle = ctx.session.get_one(Handle, draft.handle_id)
         if draft.status != "sending":
             return
     try:
@@ -104,13 +104,13 @@ def sentence(text: str) -> str:
 
 def record_sent(ctx: Context, *, draft_id: int, note: str = "", by_hand: bool = False) -> Draft:
     """Mark the welcome sent and put it in the contact's history (once, whoever says so)."""
-    draft = ctx.session.get(Draft, draft_id)
+    draft = ctx.session.get_one(Draft, draft_id)
     if draft.status == "sent":
         return draft
     draft.status = "sent"
     draft.decided_at = ctx.now()
     ctx.session.add(draft)
-    contact = ctx.session.get(Contact, draft.contact_id)
+    contact = ctx.session.get_one(Contact, draft.contact_id)
     repo.add_interaction(ctx.session, owner=ctx.owner, contact=contact, kind="welcome",
                          text=draft.text[:4000], tags=[], at=ctx.now())
     how = "Recorded your welcome" if by_hand else "Sent your welcome"
@@ -143,13 +143,13 @@ def back_to_pending(ctx: Context, *, draft_id: int, why: Callable[[str, str], st
                     key: str) -> None:
     """Nothing went out: the draft is pending again, and the owner gets one sentence why,
     then the text to send by hand (once)."""
-    draft = ctx.session.get(Draft, draft_id)
+    draft = ctx.session.get_one(Draft, draft_id)
     if draft.status == "sending":
         draft.status = "pending"
         draft.decided_at = None
         ctx.session.add(draft)
-    contact = ctx.session.get(Contact, draft.contact_id)
-    handle = ctx.session.get(Handle, draft.handle_id)
+    contact = ctx.session.get_one(Contact, draft.contact_id)
+    handle = ctx.session.get_one(Handle, draft.handle_id)
     first = why(platform_name(draft.platform), contact.name)
     text = (f"{first} Nothing was sent; draft #{draft.id} is still waiting.\n"
             + fallback_text(draft, handle))
@@ -160,12 +160,12 @@ def back_to_pending(ctx: Context, *, draft_id: int, why: Callable[[str, str], st
 
 def uncertain(ctx: Context, *, draft_id: int, reason: str) -> None:
     """We cannot know whether it arrived: ask the owner, never retry by ourselves."""
-    draft = ctx.session.get(Draft, draft_id)
+    draft = ctx.session.get_one(Draft, draft_id)
     if draft.status != "sending":
         return
     draft.status = "uncertain"
     ctx.session.add(draft)
-    contact = ctx.session.get(Contact, draft.contact_id)
+    contact = ctx.session.get_one(Contact, draft.contact_id)
     where = platform_name(draft.platform)
     text = (f"Your welcome to {contact.name} on {where} (draft #{draft.id}) may or may not "
             f"have gone out ({reason}). Please check your messages on {where}: reply "
