@@ -57,8 +57,9 @@ class SnapshotPlatform(click.Choice):
     def __init__(self) -> None:
         self.case_sensitive = True
 
-    @property  # type: ignore[override]
-    def choices(self) -> tuple[str, ...]:
+    @property
+    # click keeps the choices as a plain attribute; here they are read when first needed
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
         from bot import platforms
 
         return tuple(p.id for p in platforms.registry().values() if p.snapshot is not None)

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from bot.adapters.console import read_lines
@@ -152,7 +153,7 @@ async def _serve_all(settings, worker, surface, stop) -> None:
     ``stop`` is set."""
     from bot.scheduler import build_scheduler
 
-    jobs = []
+    jobs: list[tuple[str, Callable[[], Awaitable[object]], int]] = []
     sources = configured_sources(settings)
     if sources:  # only then is PLNBOT_OWNER one of the owners here
         app = App(settings=settings, engine=worker.engine, surface=surface, sources=sources,

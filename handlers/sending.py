@@ -17,8 +17,9 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlmodel import col
 
 from bot import platforms
@@ -47,7 +48,7 @@ def claim(ctx: Context, draft: Draft, *, to: str, allowed: tuple[str, ...]) -> b
         .values(status=to, decided_at=ctx.now())
     )
     ctx.session.refresh(draft)
-    return result.rowcount == 1
+    return cast(CursorResult[Any], result).rowcount == 1  # an UPDATE's result
 
 
 def deliver_after_commit(ctx: Context, *, draft: Draft, sender: WelcomeSender,

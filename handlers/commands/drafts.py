@@ -58,7 +58,7 @@ def one_id(args: str, usage: str) -> None:
 
 
 def contact_of(ctx: Context, draft: Draft) -> Contact:
-    return ctx.session.get(Contact, draft.contact_id)
+    return ctx.session.get_one(Contact, draft.contact_id)
 
 
 @command("drafts", "drafts", group="drafts")
@@ -71,7 +71,8 @@ async def drafts(args: str, ctx: Context) -> None:
     now = ctx.now()
     expired = repo.drafts_expired_between(ctx.session, owner=ctx.owner, start=now - RECENTLY,
                                           end=now + timedelta(microseconds=1))
-    lines, items = [], []
+    lines: list[str] = []
+    items: list[dict] = []
     if pending:
         lines.append(f"{len(pending)} draft{'s' if len(pending) != 1 else ''} waiting:")
         lines += [draft_line(ctx, d, items) for d in pending]
@@ -122,7 +123,7 @@ async def send(args: str, ctx: Context) -> None:
     where = platforms.get(draft.platform)
     if via is not None and via not in where.send_choices:
         raise CommandError(choices_text(where), usage=usage)
-    handle = ctx.session.get(Handle, draft.handle_id)
+    handle = ctx.session.get_one(Handle, draft.handle_id)
     if where.sends_by == "link":
         reply_with_link(ctx, draft, handle)
         return
@@ -135,6 +136,7 @@ async def send(args: str, ctx: Context) -> None:
         return
     if not sending.claim(ctx, draft, to="sending", allowed=sending.SENDABLE):
         raise CommandError(f"Draft #{draft.id} {STATUS_WORDS.get(draft.status, draft.status)}.")
+    assert sender is not None, "a missing sender is a problem, reported above"
     sending.deliver_after_commit(ctx, draft=draft, sender=sender, via=via)
 
 
@@ -192,7 +194,7 @@ async def edit(args: str, ctx: Context) -> None:
         raise CommandError("Give the draft number and the new text.", usage=usage)
     draft = draft_in(ctx, args, usage, ("pending", "expired", "uncertain"))
     text = parts[1].strip()
-    handle = ctx.session.get(Handle, draft.handle_id)
+    handle = ctx.session.get_one(Handle, draft.handle_id)
     check_length(text, draft.platform, handle, usage)
     draft.text, draft.edited, draft.status, draft.decided_at = text, True, "pending", None
     draft.expires_at = ctx.now() + timedelta(days=ctx.settings.draft_expiry_days)
