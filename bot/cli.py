@@ -58,6 +58,7 @@ class SnapshotPlatform(click.Choice):
         self.case_sensitive = True
 
     @property
+    # click keeps the choices as a plain attribute; here they are read when first needed
     def choices(self) -> tuple[str, ...]:  # type: ignore[override]
         from bot import platforms
 

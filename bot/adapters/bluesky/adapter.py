@@ -50,7 +50,7 @@ from bot.events import (
     SourceChecked,
     SourceCursor,
 )
-from bot.ports import SendRefused, SendUncertain
+from bot.ports import SendRefused, SendUncertain, WelcomeSender
 
 if TYPE_CHECKING:
     from storage.models import Handle
@@ -413,3 +413,11 @@ def build_source(settings: Settings, *, clock: Clock = utcnow,
         raise ConfigError(f"BLUESKY_HANDLE is set but BLUESKY_APP_PASSWORD is not. "
                           f"{PASSWORD_HINT} (see config.example.env).")
     return BlueskySource(settings, BlueskyClient(settings, clock=clock, sleep=sleep))
+
+
+def build_sender(settings: Settings) -> WelcomeSender | None:
+    """The welcome sender alone, for a process that polls nothing (``plnbot console``);
+    typed as the port, so mypy checks the sender against it."""
+    source = build_source(settings)
+    return source.sender if source is not None else None
+

@@ -55,7 +55,7 @@ from bot.events import (
     SourceChecked,
     SourceCursor,
 )
-from bot.ports import SendRefused, SendUncertain
+from bot.ports import SendRefused, SendUncertain, WelcomeSender
 
 if TYPE_CHECKING:
     from storage.models import Handle
@@ -505,3 +505,11 @@ def build_source(settings: Settings, *, clock: Clock = utcnow,
         raise ConfigError("MASTODON_BASE_URL is set but MASTODON_ACCESS_TOKEN is not: create "
                           f"a token with the scopes {SCOPES} (see config.example.env)")
     return MastodonSource(settings, MastodonClient(settings, clock=clock, sleep=sleep))
+
+
+def build_sender(settings: Settings) -> WelcomeSender | None:
+    """The welcome sender alone, for a process that polls nothing (``plnbot console``);
+    typed as the port, so mypy checks the sender against it."""
+    source = build_source(settings)
+    return source.sender if source is not None else None
+
