@@ -71,9 +71,13 @@ async def test_one_unreadable_profile_loses_only_itself(app, surface, monkeypatc
     monkeypatch.setattr(profiles, "understand", fussy)
     people = [x_person("Amara Okafor"), x_person("Unreadable Person"), x_person("Kwame Mensah")]
     await app.handle_arrivals([arrival(person) for person in people])
-    assert [m.fields["contact"]["name"] for m in surface.pop()] == ["Amara Okafor",
-                                                                     "Kwame Mensah"]
-    assert "writing 3 arrivals together failed" in caplog.text
+    told = surface.pop()
+    assert [m.fields["contact"]["name"] for m in told if m.kind == "new_connection"] == [
+        "Amara Okafor", "Kwame Mensah"]
+    assert [m.text for m in told if m.kind == "profiles_skipped"] == [
+        f"1 profile could not be read and was skipped: @{people[1].handle} — "
+        "ValueError: cannot read this profile"]
+    assert "could not read the profile" in caplog.text  # with its traceback, for a fix
 
 
 async def test_a_caller_that_stops_waiting_strands_nobody(app, surface):
