@@ -63,6 +63,9 @@ def open_database(settings: Settings, url: str | None = None, *, migrate: bool =
         except Exception as exc:  # alembic and drivers raise many types; one message for all
             reason = f"{type(exc).__name__}: {exc}"
             raise DatabaseError(f"cannot prepare the database: {reason}") from exc
+        from bot.vault import check_key  # cryptography only for commands that open a database
+
+        check_key(settings, engine)
     return engine
 
 

@@ -48,11 +48,19 @@ class Settings(BaseSettings):
     worker_id: str | None = Field(default=None, max_length=100, alias="PLNBOT_WORKER_ID")
     data_dir: Path | None = Field(default=None, alias="PLNBOT_DATA_DIR")
     log_level: str = Field(default="WARNING", alias="PLNBOT_LOG_LEVEL")
+    # credentials of accounts connected by chat are encrypted with this key (bot/vault.py);
+    # after a change of key the old one(s), comma-separated, until `plnbot secrets rotate`
+    secret_key: SecretStr | None = Field(default=None, alias="PLNBOT_SECRET_KEY")
+    secret_key_old: SecretStr | None = Field(default=None, alias="PLNBOT_SECRET_KEY_OLD")
 
     # X / Twitter
     x_bearer_token: SecretStr | None = Field(default=None, alias="X_BEARER_TOKEN")
     x_user_access_token: SecretStr | None = Field(default=None, alias="X_USER_ACCESS_TOKEN")
     x_user_id: str | None = Field(default=None, alias="X_USER_ID")
+    # the operator's X app, for owners who `connect x` (OAuth 2.0 with PKCE)
+    x_client_id: str | None = Field(default=None, alias="X_CLIENT_ID")
+    x_client_secret: SecretStr | None = Field(default=None, alias="X_CLIENT_SECRET")
+    x_redirect_uri: str | None = Field(default=None, alias="X_REDIRECT_URI")
 
     # Mastodon
     mastodon_base_url: str | None = Field(default=None, alias="MASTODON_BASE_URL")
@@ -89,6 +97,9 @@ class Settings(BaseSettings):
             self.mastodon_access_token,
             self.bluesky_app_password,
             self.discord_token,
+            self.secret_key,
+            self.secret_key_old,
+            self.x_client_secret,
         ]
         return [v.get_secret_value() for v in values if v and v.get_secret_value()]
 
