@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
+from bot.connecting import AccountConnector
 from storage import connections as store
 from storage.models import OutboxMessage, Owner
 
@@ -78,6 +79,8 @@ class Context:
     senders: dict[str, WelcomeSender] = field(default_factory=dict)
     sent: list[OutboxMessage] = field(default_factory=list)
     after_commit: list[AfterCommit] = field(default_factory=list)
+    # how ``connect …`` reaches the platforms (bot/connecting.py); None where unavailable
+    connector: AccountConnector | None = None
 
     def now(self) -> datetime:
         return self.clock()

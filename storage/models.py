@@ -63,6 +63,10 @@ class Account(SQLModel, table=True):
     # accounts. ``connected_at`` is None while a connection waits for its pasted code.
     credentials: str | None = Field(default=None)
     connected_at: datetime | None = Field(default=None)
+    # polls of connected accounts (bot/connected.py): the next one is due at
+    # ``next_poll_at``; ``last_polled_at`` is what ``accounts`` shows
+    next_poll_at: datetime | None = Field(default=None, index=True)
+    last_polled_at: datetime | None = Field(default=None)
 
 
 class PlatformApp(SQLModel, table=True):

@@ -26,6 +26,12 @@ def upgrade() -> None:
                                       nullable=True))
         batch_op.add_column(sa.Column("connected_at", sqlmodel.sql.sqltypes.UTCDateTime(),
                                       nullable=True))
+        batch_op.add_column(sa.Column("next_poll_at", sqlmodel.sql.sqltypes.UTCDateTime(),
+                                      nullable=True))
+        batch_op.add_column(sa.Column("last_polled_at", sqlmodel.sql.sqltypes.UTCDateTime(),
+                                      nullable=True))
+        batch_op.create_index(batch_op.f("ix_account_next_poll_at"), ["next_poll_at"],
+                              unique=False)
     op.create_table(
         "platformapp",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -41,5 +47,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("platformapp")
     with op.batch_alter_table("account", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_account_next_poll_at"))
+        batch_op.drop_column("last_polled_at")
+        batch_op.drop_column("next_poll_at")
         batch_op.drop_column("connected_at")
         batch_op.drop_column("credentials")
