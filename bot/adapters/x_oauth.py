@@ -103,7 +103,7 @@ async def refresh(settings: Settings, credentials: dict[str, Any], *,
     try:
         token = await asyncio.to_thread(
             handler.refresh_token, TOKEN_URL, refresh_token=credentials["refresh_token"],
-            auth=handler.auth, include_client_id=True)
+            auth=handler.auth, client_id=settings.x_client_id)
     except (OAuth2Error, RequestException, ValueError) as exc:
         raise ConnectRefused(f"X no longer accepts the bot's access ({_reason(exc)}); write "
                              f"`connect x` to connect it again.") from None
