@@ -88,13 +88,16 @@ async def _run_app(app: App, settings, *, once: bool) -> None:
     from bot.scheduler import build_scheduler
 
     freeze_startup_objects()
+    connected = connected_accounts(settings, app.engine, app.surface, app.worker)
     await app.poll_sources()
+    await connected.poll_due()
     await app.catch_up()
     if once:
         return
     scheduler = build_scheduler([
         ("sweep", app.sweep, settings.sweep_seconds),
         ("poll", app.poll_sources, settings.poll_minutes * 60),
+        ("poll connected", connected.poll_due, CONNECTED_POLL_SECONDS),
     ])
     scheduler.start()
     try:
@@ -148,7 +151,9 @@ async def _serve_all(settings, worker, surface, stop) -> None:
     ``stop`` is set."""
     from bot.scheduler import build_scheduler
 
-    jobs = []
+    connected = connected_accounts(settings, worker.engine, surface, worker.id)
+    await connected.poll_due()
+    jobs = [("poll connected", connected.poll_due, CONNECTED_POLL_SECONDS)]
     sources = configured_sources(settings)
     if sources:  # only then is PLNBOT_OWNER one of the owners here
         app = App(settings=settings, engine=worker.engine, surface=surface, sources=sources,
@@ -166,6 +171,18 @@ async def _serve_all(settings, worker, surface, stop) -> None:
         await worker.run_forever(stop, idle_seconds=idle)
     finally:
         scheduler.shutdown(wait=False)
+
+
+# How often a process looks for chat-connected accounts whose poll is due (each one is
+# polled every PLNBOT_POLL_MINUTES; this only bounds how late a poll may start).
+CONNECTED_POLL_SECONDS = 30
+
+
+def connected_accounts(settings, engine, surface, worker: str):
+    """Polls every owner's accounts connected by chat (bot/connected.py)."""
+    from bot.connected import ConnectedAccounts
+
+    return ConnectedAccounts(settings=settings, engine=engine, surface=surface, worker=worker)
 
 
 def stop_on_signals() -> asyncio.Event:
