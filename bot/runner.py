@@ -143,6 +143,8 @@ async def discord_for_workers(settings, worker, stop):
     from bot.adapters.discord_worker import discord_route
 
     async with discord_route(settings, worker, stop) as discord_surface:
+        # ``connect discord-server`` checks the server with this client
+        worker.dispatcher.connector.discord = discord_surface.client
         yield discord_surface
 
 

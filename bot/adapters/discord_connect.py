@@ -16,8 +16,12 @@ async def check_server(client: discord.Client, guild_id: int, owner_ref: str) ->
                              "Discord server.")
     guild = client.get_guild(guild_id)
     if guild is None:
-        raise ConnectRefused(f"The bot is not in a server with the id {guild_id}. Invite it "
-                             "first (see the README, Discord), then try again.")
+        try:  # a worker without the gateway has no guild cache; ask over HTTP
+            guild = await client.fetch_guild(guild_id)
+        except discord.HTTPException:
+            raise ConnectRefused(f"The bot is not in a server with the id {guild_id}. Invite "
+                                 "it first (see the README, Discord), then try "
+                                 "again.") from None
     try:
         member = guild.get_member(int(user)) or await guild.fetch_member(int(user))
     except discord.NotFound:

@@ -3,8 +3,10 @@ and atproto clients against the fake servers (which refuse what the real ones re
 
 from __future__ import annotations
 
+from unittest.mock import AsyncMock, MagicMock
 from urllib.parse import parse_qs, urlparse
 
+import discord
 import pytest
 from cryptography.fernet import Fernet
 from sqlmodel import Session, select
@@ -14,6 +16,7 @@ from bot.vault import vault_from
 from storage.models import Account, PlatformApp
 from tests.conftest import make_settings
 from tests.support.chat import say_one
+from tests.support.discord_mocks import GUILD_ID, OWNER_ID, mock_guild, mock_member
 from tests.support.factories import command
 from tests.support.fake_bluesky import HANDLE, PASSWORD, RunningBluesky
 from tests.support.fake_mastodon import RunningMastodon
@@ -153,3 +156,25 @@ async def test_connect_without_a_platform_shows_every_form(app):
     for form in ("connect mastodon <instance>", "connect x", "connect discord-server <id>",
                  "connect bluesky <handle> <app password> [<server URL>]"):
         assert form in reply.text
+
+
+@pytest.mark.parametrize(("present", "manage", "answer"), [
+    (True, True, "Connected the Discord server Staffroom"),
+    (True, False, "You need the Manage Server permission in Staffroom"),
+    (False, True, "The bot is not in a server with the id"),
+])
+async def test_connect_discord_server_needs_the_bot_there_and_manage_server(
+        db_url, present, manage, answer):
+    member = mock_member(member_id=OWNER_ID)
+    member.guild_permissions = discord.Permissions(manage_guild=manage)
+    guild = mock_guild([member])
+    guild.get_member = MagicMock(return_value=member)
+    client = MagicMock(spec=discord.Client)
+    client.get_guild = MagicMock(return_value=guild if present else None)
+    client.fetch_guild = AsyncMock(side_effect=discord.NotFound(MagicMock(status=404), "gone"))
+    app = make_app(db_url, PLNBOT_OWNER=f"discord:{OWNER_ID}")
+    app.dispatcher.connector.discord = client
+    (reply,) = await said(app, f"connect discord-server {GUILD_ID}")
+    assert answer in reply.text
+    stored = account(app, "discord")
+    assert (stored is not None and stored.connected_at is not None) == (present and manage)
