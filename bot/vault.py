@@ -98,7 +98,7 @@ def require_vault(settings: Settings) -> Vault:
 
 def _stored_tokens(session: Session) -> Iterator[tuple[Any, int, str]]:
     for model in ENCRYPTED_TABLES:
-        rows = session.execute(select(model.id, model.credentials)
+        rows = session.execute(select(col(model.id), col(model.credentials))
                                .where(col(model.credentials).is_not(None)))
         for row_id, token in rows:
             yield model, row_id, token

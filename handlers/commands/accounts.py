@@ -53,6 +53,12 @@ def _vault(ctx: Context) -> Vault:
                            "PLNBOT_SECRET_KEY (see the README, Secrets).") from None
 
 
+def _owner_id(ctx: Context) -> int:
+    owner_id = ctx.owner.id
+    assert owner_id is not None  # the dispatcher hands handlers a stored owner
+    return owner_id
+
+
 def _name(platform: str) -> str:
     return PLATFORM_NAMES.get(platform, platform)
 
@@ -157,16 +163,16 @@ def _on_discord(ctx: Context) -> bool:
 
 def _keep_pending(ctx: Context, vault: Vault, platform: str, pending: dict[str, Any]) -> None:
     """Remember the half-made connection with what is already stored (still polled)."""
-    account = store.owner_account(ctx.session, owner_id=ctx.owner.id, platform=platform)
+    account = store.owner_account(ctx.session, owner_id=_owner_id(ctx), platform=platform)
     current = vault.decrypt(account.credentials) if account and account.credentials else {}
     current["pending"] = {**pending, "since": ctx.now().isoformat()}
-    store.keep_pending(ctx.session, owner_id=ctx.owner.id, platform=platform,
+    store.keep_pending(ctx.session, owner_id=_owner_id(ctx), platform=platform,
                        credentials=vault.encrypt(current))
 
 
 def _store_connected(ctx: Context, platform: str, external_id: str, handle: str,
                      credentials: str | None) -> Account:
-    return store.mark_connected(ctx.session, owner_id=ctx.owner.id, platform=platform,
+    return store.mark_connected(ctx.session, owner_id=_owner_id(ctx), platform=platform,
                                 external_id=external_id, handle=handle,
                                 credentials=credentials, now=ctx.now())
 
@@ -200,7 +206,7 @@ def _waiting(ctx: Context) -> tuple[Account, dict[str, Any]] | None:
     if ctx.settings.secret_key is None:
         return None
     vault, found = _vault(ctx), []
-    for account in store.owner_accounts(ctx.session, owner_id=ctx.owner.id):
+    for account in store.owner_accounts(ctx.session, owner_id=_owner_id(ctx)):
         if account.platform in ("mastodon", "x") and account.credentials:
             credentials = vault.decrypt(account.credentials)
             since = (credentials.get("pending") or {}).get("since")
@@ -226,7 +232,7 @@ async def accounts(args: str, ctx: Context) -> None:
     """List your connected accounts: handle, last poll and any problem."""
     if args.strip():
         raise CommandError("`accounts` takes nothing more.")
-    rows = store.owner_accounts(ctx.session, owner_id=ctx.owner.id)
+    rows = store.owner_accounts(ctx.session, owner_id=_owner_id(ctx))
     if not rows:
         ctx.send("reply", "No accounts connected yet. Write `help connect` to see how.",
                  accounts=[])
@@ -268,7 +274,7 @@ async def disconnect(args: str, ctx: Context) -> None:
     platform = PLATFORM_OF.get(args.strip().lower())
     if platform is None:
         raise CommandError("Say which: mastodon, bluesky, x or discord-server.")
-    account = store.disconnect(ctx.session, owner_id=ctx.owner.id, platform=platform)
+    account = store.disconnect(ctx.session, owner_id=_owner_id(ctx), platform=platform)
     if account is None:
         raise CommandError(f"You have no {_name(platform)} account connected by chat "
                            "(`accounts` lists them).")
