@@ -23,11 +23,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from bot.config import ConfigError, Settings
+from bot.logs import redact_also
 from storage.models import Account, PlatformApp
 
 KEY_HELP = "create one with `plnbot secrets new-key` and keep it safe (see README, Secrets)"
 # Every table whose ``credentials`` column holds Fernet tokens.
 ENCRYPTED_TABLES: tuple[type[Account] | type[PlatformApp], ...] = (Account, PlatformApp)
+
+
+# the fields of stored credentials that are secrets (the rest: handles, server URLs)
+SECRET_FIELDS = {"access_token", "refresh_token", "app_password", "client_secret", "verifier"}
 
 
 class SecretKeyError(ConfigError):
@@ -58,6 +63,7 @@ class Vault:
         return self.keys.encrypt(json.dumps(data).encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str) -> dict[str, Any]:
+        """The stored credentials; their secret values are scrubbed from logs from now on."""
         try:
             value = json.loads(self.keys.decrypt(token.encode("ascii")))
         except (InvalidToken, ValueError):
@@ -65,7 +71,10 @@ class Vault:
                                  "were encrypted with; set the right key (after a change of "
                                  "key, put the old one in PLNBOT_SECRET_KEY_OLD and run "
                                  "`plnbot secrets rotate`)") from None
-        return value if isinstance(value, dict) else {}
+        if not isinstance(value, dict):
+            return {}
+        redact_also(str(v) for k, v in value.items() if k in SECRET_FIELDS and v)
+        return value
 
     def rotate(self, token: str) -> str:
         """The same credentials, encrypted under the current key."""
