@@ -109,7 +109,7 @@ class App:
         # Messages leased by a process killed mid-delivery are taken over as soon as it
         # restarts on the same host (Outbox looks for dead processes' leases first).
         self.outbox = Outbox(engine, clock=lambda: self.clock(), worker=self.worker,
-                             lease=self.lease)
+                             lease=self.lease, files=settings.data_path)
         self.owner_id = self._ensure_owner()
         self.arrivals = ArrivalQueue(self.dispatcher.dispatch, self.flush)
 

@@ -105,10 +105,7 @@ def demo(fast: bool, as_json: bool, db_url: str | None) -> None:
 
 def fresh_demo_database(settings) -> str:
     """The demo runs on its own new SQLite file so demo people never mix with real ones."""
-    from platformdirs import user_data_path
-
-    folder = settings.data_dir or user_data_path("plnbot", appauthor=False)
-    path = Path(folder) / "demo.sqlite3"
+    path = settings.data_path() / "demo.sqlite3"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     return f"sqlite:///{path}"

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}; use an Area/City name") from exc
         return value
 
+    def data_path(self) -> Path:
+        """Where plnbot keeps files (see ``data_path``)."""
+        return data_path(self.data_dir)
+
     def secrets(self) -> list[str]:
         """Every secret value that is set, so logs and exports can be scrubbed of them."""
         values = [
@@ -102,6 +106,15 @@ class Settings(BaseSettings):
             self.x_client_secret,
         ]
         return [v.get_secret_value() for v in values if v and v.get_secret_value()]
+
+
+def data_path(data_dir: Path | None) -> Path:
+    """PLNBOT_DATA_DIR, else the user's data directory: the one place this is decided."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("plnbot", appauthor=False)
 
 
 def load_settings(**overrides) -> Settings:

@@ -85,8 +85,12 @@ class Context:
     def now(self) -> datetime:
         return self.clock()
 
-    def send(self, kind: str, text: str, *, key: str | None = None, **fields: Any):
-        """Queue a message to the owner; the same key twice queues it once."""
+    def send(self, kind: str, text: str, *, key: str | None = None,
+             attachment: bytes | None = None, **fields: Any):
+        """Queue a message to the owner; the same key twice queues it once.
+
+        ``attachment`` (a chart PNG) is stored with the message, so whichever worker
+        delivers it has it (bot/outbox.py writes it where that worker keeps files)."""
         key = key or f"{self.key_prefix}:{len(self.sent)}"
         key = f"{self.owner.id}:{key}"
         existing = self.session.exec(
@@ -103,6 +107,7 @@ class Context:
             payload_json=json.dumps(fields, default=str, ensure_ascii=False),
             next_attempt_at=now,
             created_at=now,
+            attachment=attachment,
         )
         self.session.add(message)
         self.session.flush()

@@ -85,7 +85,7 @@ class Worker:
         self.dispatcher = Dispatcher(engine=engine, settings=settings,
                                      clock=lambda: self.clock(), senders=senders or {})
         self.outbox = Outbox(engine, clock=lambda: self.clock(), worker=self.id,
-                             lease=self.lease)
+                             lease=self.lease, files=settings.data_path)
 
     async def handle(self, event: Event) -> None:
         """An event from a live chat surface (a Discord DM): dispatch it, then deliver its

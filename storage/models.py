@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, UniqueConstraint, func, text
+from sqlalchemy import BigInteger, Index, LargeBinary, UniqueConstraint, func, text
 from sqlmodel import Field, SQLModel
 
 
@@ -278,6 +278,9 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_until: datetime | None = Field(default=None)
+    # a file that travels with the message (the digest's chart PNG): stored here, so any
+    # worker on any machine delivers it; written to the deliverer's own disk on delivery
+    attachment: bytes | None = Field(default=None, sa_type=LargeBinary)
 
 
 class JobRun(SQLModel, table=True):
