@@ -42,6 +42,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "handlers.requests",
     "handlers.sources",
     "handlers.imports",
+    "handlers.due",  # last: it reads what the sweep's other handlers left due
 )
 
 
