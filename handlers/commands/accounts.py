@@ -81,6 +81,7 @@ async def connect(args: str, ctx: Context) -> None:
     if kind not in USAGES:
         raise CommandError("Say which platform: mastodon, bluesky, x or discord-server.",
                            usage=" | ".join(USAGES.values()))
+    _not_configured_by_operator(ctx, PLATFORM_OF[kind])
     try:
         await CONNECTORS[kind](words[1:], ctx)
     except ConnectRefused as exc:
@@ -149,6 +150,22 @@ async def _connect_discord_server(words: list[str], ctx: Context) -> None:
     _store_connected(ctx, "discord", server.external_id, server.handle, None)
     ctx.send("reply", f"Connected the Discord server {server.handle}: its members are your "
                       "connections from now on.", platform="discord", handle=server.handle)
+
+
+ENVIRONMENT = {"mastodon": ("mastodon_access_token", "MASTODON_…"),
+               "bluesky": ("bluesky_app_password", "BLUESKY_…"),
+               "x": ("x_user_access_token", "X_…"), "discord": ("discord_guild_id", "DISCORD_…")}
+
+
+def _not_configured_by_operator(ctx: Context, platform: str) -> None:
+    """The environment's account is PLNBOT_OWNER's, polled as such: one account per
+    owner and platform, so a second one by chat would be polled with two credentials."""
+    setting, names = ENVIRONMENT[platform]
+    configured = getattr(ctx.settings, setting) or (
+        platform == "x" and ctx.settings.x_bearer_token)
+    if configured and ctx.owner.external_ref == ctx.settings.owner_ref:
+        raise CommandError(f"Your {_name(platform)} account is set up by the operator "
+                           f"({names} settings); it cannot also be connected by chat.")
 
 
 CONNECTORS = {"mastodon": _connect_mastodon, "bluesky": _connect_bluesky, "x": _connect_x,

@@ -178,3 +178,11 @@ async def test_connect_discord_server_needs_the_bot_there_and_manage_server(
     assert answer in reply.text
     stored = account(app, "discord")
     assert (stored is not None and stored.connected_at is not None) == (present and manage)
+
+
+async def test_an_account_from_the_environment_is_not_connected_twice(db_url):
+    app = make_app(db_url, MASTODON_BASE_URL="https://school.social",
+                   MASTODON_ACCESS_TOKEN="env-token-1234")
+    reply = await say_one(app, "connect mastodon school.social")
+    assert reply.kind == "error" and "set up by the operator" in reply.text
+    assert account(app, "mastodon") is None
