@@ -13,6 +13,7 @@ encrypted (bot/vault.py), and no connector puts a secret in an exception message
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
@@ -63,7 +64,10 @@ class AccountConnector(Protocol):
 
     async def x_authorization(self) -> Authorization: ...
 
-    async def x_finish(self, pending: dict[str, Any], code: str) -> ConnectedAccount: ...
+    async def x_finish(self, pending: dict[str, Any], code: str,
+                       now: datetime) -> ConnectedAccount:
+        """Exchange the code; ``now`` (the app's clock) dates the token's expiry."""
+        ...
 
     async def discord_server(self, guild_id: int, owner_ref: str) -> ConnectedAccount:
         """The server, when the bot is in it and ``owner_ref`` may manage it."""
@@ -116,8 +120,9 @@ class LazyConnector:
     async def x_authorization(self) -> Authorization:
         return await self.real.x_authorization()
 
-    async def x_finish(self, pending: dict[str, Any], code: str) -> ConnectedAccount:
-        return await self.real.x_finish(pending, code)
+    async def x_finish(self, pending: dict[str, Any], code: str,
+                       now: datetime) -> ConnectedAccount:
+        return await self.real.x_finish(pending, code, now)
 
     async def discord_server(self, guild_id: int, owner_ref: str) -> ConnectedAccount:
         return await self.real.discord_server(guild_id, owner_ref)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -35,7 +36,6 @@ from bot.connecting import (
     ConnectedAccount,
     ConnectRefused,
 )
-from bot.context import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,9 @@ class PlatformConnector:
     async def x_authorization(self) -> Authorization:
         return x_oauth.authorization(self.settings)
 
-    async def x_finish(self, pending: dict[str, Any], code: str) -> ConnectedAccount:
-        return await x_oauth.finish(self.settings, pending, code, now=utcnow())
+    async def x_finish(self, pending: dict[str, Any], code: str,
+                       now: datetime) -> ConnectedAccount:
+        return await x_oauth.finish(self.settings, pending, code, now=now)
 
     # -- Discord -----------------------------------------------------------------------
     async def discord_server(self, guild_id: int, owner_ref: str) -> ConnectedAccount:

@@ -235,7 +235,7 @@ def _waiting(ctx: Context) -> tuple[Account, dict[str, Any]] | None:
 async def _finish(ctx: Context, platform: str, pending: dict[str, Any], code: str):
     connector = _connector(ctx)
     if platform == "x":
-        return await connector.x_finish(pending, code)
+        return await connector.x_finish(pending, code, ctx.now())
     instance = pending["instance"]
     app = await _mastodon_app(ctx, _vault(ctx), connector, instance)
     return await connector.mastodon_finish(instance, app, code)

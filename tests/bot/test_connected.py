@@ -8,11 +8,14 @@ import asyncio
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import responses
+from aioresponses import aioresponses
 from cryptography.fernet import Fernet
 from sqlmodel import Session, select
 
 from bot.app import App, open_database
 from bot.connected import AUTH_RETRY, ConnectedAccounts
+from bot.vault import vault_from
 from storage.models import Account
 from tests.conftest import make_settings
 from tests.support.cli import json_messages, run_plnbot
@@ -20,6 +23,8 @@ from tests.support.factories import command
 from tests.support.fake_bluesky import HANDLE, PASSWORD, RunningBluesky, make_profile
 from tests.support.fake_mastodon import RunningMastodon, make_account
 from tests.support.fakes import FakeClock, FakeSurface
+from tests.support.x_api import FakeXApi, recorded_followers
+from tests.support.x_oauth import FakeXOAuth
 
 KEY = Fernet.generate_key().decode()
 
@@ -182,3 +187,37 @@ def test_plnbot_run_worker_once_polls_connected_accounts(tmp_path, db_url):
     assert [m["kind"] for m in replies] == ["reply"]
     assert "1 existing connection" in replies[0]["text"]
     assert KEY not in result.stdout + result.stderr
+
+
+async def test_an_x_token_near_expiry_is_refreshed_before_the_poll(world):
+    """X rotates refresh tokens: the new pair is stored, and the poll uses the new one."""
+    clock, settings, engine, _ = world
+    oauth = FakeXOAuth(client_id="plnbot-client")
+    x_settings = settings.model_copy(update={"x_client_id": "plnbot-client",
+                                             "x_redirect_uri": "https://plnbot.example/cb"})
+    ada = App(settings=x_settings.model_copy(update={"owner_ref": "ada"}), engine=engine,
+              surface=world[3], clock=clock)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock, \
+            aioresponses() as mocked:
+        oauth.install(mock)
+        api = FakeXApi(mocked, clock, followers=recorded_followers()[:5])
+        (link,) = [m for m in await said(ada, "connect x")]
+        await said(ada, oauth.authorize(link.fields["url"]))
+        (connected,) = accounts(world)
+        first = vault_from(x_settings).decrypt(connected.credentials)
+
+        clock.advance(hours=1, minutes=50)  # ten minutes before the token expires
+        poller = ConnectedAccounts(settings=x_settings, engine=engine, surface=world[3],
+                                   clock=clock, worker="w1")
+        assert await poller.poll_due() == 1
+    (polled,) = accounts(world)
+    fresh = vault_from(x_settings).decrypt(polled.credentials)
+    assert fresh["refresh_token"] != first["refresh_token"]
+    assert first["refresh_token"] not in oauth.refresh_tokens  # retired by X
+    assert api.authorizations() == {f"Bearer {fresh['access_token']}"}
+    assert polled.baseline_done and [m.kind for m in world[3].pop()] == ["reply"]
+
+
+async def said(app: App, line: str) -> list:
+    await app.handle(command(line, owner_ref=app.settings.owner_ref))
+    return app.surface.pop()
