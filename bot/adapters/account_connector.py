@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import requests
 from atproto_client import AsyncClient
-from atproto_client.exceptions import AtProtocolError
+from atproto_client.exceptions import AtProtocolError, NetworkError
 from atproto_client.request import AsyncRequest
 from mastodon import Mastodon
 from mastodon.errors import MastodonError, MastodonIllegalArgumentError, MastodonNetworkError
@@ -101,6 +101,9 @@ class PlatformConnector:
         client = AsyncClient(base_url=server, request=AsyncRequest(timeout=REQUEST_TIMEOUT))
         try:
             await client.login(handle, password, fetch_bsky_profile=False)
+        except NetworkError:
+            raise ConnectRefused(f"Cannot reach {server}: check the server URL, or try again "
+                                 "in a moment.") from None
         except (AtProtocolError, ValueError) as exc:
             raise ConnectRefused(f"{server} did not accept that handle and app password "
                                  f"({_reason(exc)}). Check the handle, and create an app "

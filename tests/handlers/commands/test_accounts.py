@@ -186,3 +186,11 @@ async def test_an_account_from_the_environment_is_not_connected_twice(db_url):
     reply = await say_one(app, "connect mastodon school.social")
     assert reply.kind == "error" and "set up by the operator" in reply.text
     assert account(app, "mastodon") is None
+
+
+async def test_an_unreachable_server_is_said_as_such(app):
+    with RunningBluesky() as fake:
+        url = fake.url  # nothing listens there once the block ends
+    reply = await say_one(app, f"connect bluesky {HANDLE} {PASSWORD} {url}")
+    assert reply.kind == "error" and f"Cannot reach {url}" in reply.text
+    assert PASSWORD not in reply.text
