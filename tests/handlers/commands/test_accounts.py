@@ -3,6 +3,7 @@ and atproto clients against the fake servers (which refuse what the real ones re
 
 from __future__ import annotations
 
+from pathlib import Path
 from unittest.mock import AsyncMock, MagicMock
 from urllib.parse import parse_qs, urlparse
 
@@ -194,3 +195,14 @@ async def test_an_unreachable_server_is_said_as_such(app):
     reply = await say_one(app, f"connect bluesky {HANDLE} {PASSWORD} {url}")
     assert reply.kind == "error" and f"Cannot reach {url}" in reply.text
     assert PASSWORD not in reply.text
+
+
+async def test_an_export_never_holds_credentials(db_url, tmp_path):
+    app = make_app(db_url, PLNBOT_DATA_DIR=str(tmp_path / "data"))
+    with RunningBluesky() as fake:
+        await say_one(app, f"connect bluesky {HANDLE} {PASSWORD} {fake.url}")
+    exported = await say_one(app, "export")
+    text = Path(exported.fields["path"]).read_text(encoding="utf-8")
+    assert HANDLE in text  # the account is in it, its credentials are not
+    assert PASSWORD not in text and "credentials" not in text
+    assert account(app, "bluesky").credentials not in text
