@@ -99,8 +99,9 @@ class App:
         self.sources = list(sources)
         # a source that can also deliver approved welcomes (Mastodon, Bluesky) offers its
         # ``sender``; senders given explicitly win
-        self.senders = {**{s.platform: s.sender for s in self.sources
-                           if getattr(s, "sender", None) is not None}, **dict(senders or {})}
+        self.senders = {**{s.platform: sender for s in self.sources
+                           if (sender := getattr(s, "sender", None)) is not None},
+                        **dict(senders or {})}
         self.dispatcher = Dispatcher(
             engine=engine, settings=settings, clock=lambda: self.clock(), senders=self.senders
         )

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from bot.config import Settings
 from bot.connecting import AccountConnector
 from storage import connections as store
-from storage.models import OutboxMessage, Owner
+from storage.models import OutboxMessage, Owner, table_of
 
 log = logging.getLogger(__name__)
 
@@ -130,5 +130,5 @@ class Context:
                  "payload_json": json.dumps(fields, default=str, ensure_ascii=False),
                  "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
                 for key, (kind, text, fields) in keyed.items() if key not in queued]
-        store.insert_plain(self.session, OutboxMessage.__table__, rows)
+        store.insert_plain(self.session, table_of(OutboxMessage), rows)
         return len(rows)

@@ -51,7 +51,7 @@ def on(*event_types: type[Event]):
 
     def mark(func: Handler) -> Handler:
         existing = getattr(func, "__plnbot_events__", ())
-        func.__plnbot_events__ = (*existing, *event_types)
+        vars(func)["__plnbot_events__"] = (*existing, *event_types)  # read back by getattr
         return func
 
     return mark

@@ -7,6 +7,7 @@ these plain dataclasses; handlers never see anything platform-specific except th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -72,7 +73,8 @@ class SnapshotReceived(Event):
     """A list of the account's current connections (complete unless ``complete`` is False)."""
 
     platform: str
-    profiles: list[Profile]
+    # a list, or a lazy snapshot file (``fingerprints()`` and ``profiles(wanted)``)
+    profiles: Iterable[Profile]
     complete: bool = True
     kind: str = "follower"
     account_external_id: str = ""

@@ -32,7 +32,7 @@ from sqlmodel import Session, col, select
 from bot.config import data_path
 from bot.context import Clock, OutgoingMessage, utcnow
 from storage import leases
-from storage.models import OutboxMessage, Owner
+from storage.models import OutboxMessage, Owner, table_of
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,9 @@ def dead_here(worker: str) -> bool:
     return False
 
 
-_OUTBOX = OutboxMessage.__table__.c
+_OUTBOX = table_of(OutboxMessage).c
 MARK_SENT = (
-    update(OutboxMessage.__table__).where(_OUTBOX.id == bindparam("row_id"))
+    update(table_of(OutboxMessage)).where(_OUTBOX.id == bindparam("row_id"))
     .values(status="sent", sent_at=bindparam("at"), lease_owner=None, lease_until=None,
             attempts=_OUTBOX.attempts + 1)
 )
@@ -100,7 +100,8 @@ class Outbox:
         self._refs: dict[int, str] = {}
 
     def _claim(self, session: Session, owner_ids: list[int] | None, limit: int) -> list[int]:
-        where = [OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= self.clock()]
+        where = [col(OutboxMessage.status) == "pending",
+                 col(OutboxMessage.next_attempt_at) <= self.clock()]
         if owner_ids is not None:
             where.append(col(OutboxMessage.owner_id).in_(owner_ids))
         self._free_leases_of_dead_processes(session, where)
@@ -151,7 +152,7 @@ class Outbox:
     async def _deliver_batch(self, session: Session, surface: ChatSurface, ids: list[int]) -> int:
         rows = session.exec(
             select(OutboxMessage).where(col(OutboxMessage.id).in_(ids))
-            .order_by(OutboxMessage.id).execution_options(populate_existing=True)
+            .order_by(col(OutboxMessage.id)).execution_options(populate_existing=True)
         ).all()
         refs = self._owner_refs(session, {row.owner_id for row in rows})
         held, renew_at = set(ids), self._renew_time()

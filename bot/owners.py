@@ -105,7 +105,7 @@ def add_owner(session: Session, *, external_ref: str, name: str, tz: str,
 def list_owners(session: Session) -> list[OwnerSummary]:
     """Every owner with their number of contacts, in the order they were enrolled."""
     contacts = (select(Contact.owner_id, func.count().label("n"))
-                .group_by(Contact.owner_id).subquery())
+                .group_by(col(Contact.owner_id)).subquery())
     rows = session.exec(
         select(Owner.external_ref, Owner.name, Owner.tz, func.coalesce(contacts.c.n, 0))
         .outerjoin(contacts, contacts.c.owner_id == Owner.id).order_by(col(Owner.id))

@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from bot.adapters.console import read_lines
@@ -155,7 +156,8 @@ async def _serve_all(settings, worker, surface, stop) -> None:
 
     connected = connected_accounts(settings, worker.engine, surface, worker.id)
     await connected.poll_due()
-    jobs = [("poll connected", connected.poll_due, CONNECTED_POLL_SECONDS)]
+    jobs: list[tuple[str, Callable[[], Awaitable[object]], int]] = [
+        ("poll connected", connected.poll_due, CONNECTED_POLL_SECONDS)]
     sources = configured_sources(settings)
     if sources:  # only then is PLNBOT_OWNER one of the owners here
         app = App(settings=settings, engine=worker.engine, surface=surface, sources=sources,

@@ -14,7 +14,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 log = logging.getLogger(__name__)
 
 
-def build_scheduler(jobs: list[tuple[str, Callable[[], Awaitable[None]], int]]) -> AsyncIOScheduler:
+def build_scheduler(
+    jobs: list[tuple[str, Callable[[], Awaitable[object]], int]],
+) -> AsyncIOScheduler:
     """``jobs``: (name, coroutine function, every N seconds). Overlapping runs are skipped."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     for name, func, seconds in jobs:

@@ -13,10 +13,11 @@ can come a few messages later than it would have one by one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
 from types import SimpleNamespace
+from typing import cast
 
 from bot.context import Context
 from bot.dispatcher import on
@@ -24,7 +25,7 @@ from bot.events import ArrivalsReceived, NewConnection, Profile
 from handlers import drafting, profiles, welcome
 from storage import connections as store
 from storage import repo
-from storage.models import Account, Connection, ConnectionEvent, Contact, Draft, Handle
+from storage.models import Account, Connection, ConnectionEvent, Contact, Draft, Handle, table_of
 
 
 @dataclass
@@ -37,10 +38,11 @@ class Newcomer:
     profile: Profile
     person: profiles.Understanding
     at: datetime  # when they connected
-    contact: SimpleNamespace | None = None
+    # set by the steps in turn; typed as the rows they view (same names, same values)
+    contact: Contact = field(init=False)
     handle_id: int = 0
-    draft: SimpleNamespace | None = None
-    composed: drafting.Composed | None = None
+    draft: Draft = field(init=False)
+    composed: drafting.Composed = field(init=False)
 
 
 @on(ArrivalsReceived)
@@ -98,9 +100,9 @@ def insert_contacts(ctx: Context, *, kind: str, arrivals: list[NewConnection]) -
             owner_id=ctx.owner.id, profile=profile, now=at, how_met=how_met,
             understood=welcome.understood_values(person, profile.bio, profile.bio))})
         newcomers.append(Newcomer(profile=profile, person=person, at=at))
-    ids = store.insert_rows(ctx.session, Contact.__table__, rows)
+    ids = store.insert_rows(ctx.session, table_of(Contact), rows)
     for newcomer, row, contact_id in zip(newcomers, rows, ids, strict=True):
-        newcomer.contact = SimpleNamespace(**row, id=contact_id)
+        newcomer.contact = cast(Contact, SimpleNamespace(**row, id=contact_id))
     return newcomers
 
 
@@ -110,7 +112,7 @@ def insert_handles(ctx: Context, newcomers: list[Newcomer]) -> None:
     rows = [{**defaults, **repo.new_handle_values(
         owner_id=ctx.owner.id, contact_id=n.contact.id, profile=n.profile, now=n.at)}
         for n in newcomers]
-    ids = store.insert_rows(ctx.session, Handle.__table__, rows)
+    ids = store.insert_rows(ctx.session, table_of(Handle), rows)
     for newcomer, handle_id in zip(newcomers, ids, strict=True):
         newcomer.handle_id = handle_id
 
@@ -120,9 +122,9 @@ def insert_connections(ctx: Context, *, account: Account, kind: str,
     """Their connections and "gained" events (not quiet: follow-ups and counts see them)."""
     defaults = Connection(owner_id=ctx.owner.id, account_id=account.id, handle_id=0, kind=kind,
                           since=ctx.now()).model_dump(exclude={"id"})
-    ids = store.insert_rows(ctx.session, Connection.__table__, [
+    ids = store.insert_rows(ctx.session, table_of(Connection), [
         {**defaults, "handle_id": n.handle_id, "since": n.at} for n in newcomers])
-    store.insert_plain(ctx.session, ConnectionEvent.__table__, [
+    store.insert_plain(ctx.session, table_of(ConnectionEvent), [
         {"owner_id": ctx.owner.id, "connection_id": connection_id, "kind": "gained",
          "at": n.at, "detail": "", "reported": False}
         for connection_id, n in zip(ids, newcomers, strict=True)])
@@ -141,9 +143,9 @@ def insert_drafts(ctx: Context, newcomers: list[Newcomer]) -> None:
         rows.append({**defaults, **welcome.draft_values(
             ctx, contact_id=newcomer.contact.id, handle_id=newcomer.handle_id,
             profile=newcomer.profile, text=newcomer.composed.text)})
-    ids = store.insert_rows(ctx.session, Draft.__table__, rows)
+    ids = store.insert_rows(ctx.session, table_of(Draft), rows)
     for newcomer, row, draft_id in zip(newcomers, rows, ids, strict=True):
-        newcomer.draft = SimpleNamespace(**row, id=draft_id)
+        newcomer.draft = cast(Draft, SimpleNamespace(**row, id=draft_id))
 
 
 def tell_owner(ctx: Context, newcomers: list[Newcomer]) -> None:

@@ -33,7 +33,7 @@ from bot.events import ConnectionLeft, Profile, SnapshotReceived
 from handlers import lost, profiles, welcome
 from storage import connections as store
 from storage import repo
-from storage.models import Account, Connection, Contact, Handle
+from storage.models import Account, Connection, Contact, Handle, table_of
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +127,12 @@ class Stored:
         active connection. Marking in place instead of loading the stored side into its
         own dict keeps a million-follower sync about 230 MB smaller.
         """
-        ids = {"owner_id": ctx.owner.id, "account_id": account.id, "kind": kind}
+        ids = {"owner_id": ctx.owner.id, "account_id": account.id}
         gone: list[int] = []
         changed: dict[str, int] = {}
         count = 0
         for external_id, connection_id, checksum in store.iter_active_connections(
-                ctx.session, **ids):
+                ctx.session, **ids, kind=kind):
             count += 1
             now = current.get(external_id)
             if now is None:
@@ -142,7 +142,7 @@ class Stored:
                 changed[external_id] = now
             current[external_id] = SEEN
         return cls(active_count=count, gone=gone, changed=changed,
-                   inactive=store.inactive_connections(ctx.session, **ids))
+                   inactive=store.inactive_connections(ctx.session, **ids, kind=kind))
 
 
 @on(SnapshotReceived)
@@ -247,13 +247,13 @@ def insert_connections(ctx: Context, *, account: Account, kind: str, people: lis
                                external_ids=[p.external_id for p in people])
     fresh = [p for p in people if p.external_id not in handles]
     how_met = f"followed you on {lost.where(account.platform)}"
-    contact_ids = store.insert_rows(session, Contact.__table__,
+    contact_ids = store.insert_rows(session, table_of(Contact),
                                     contact_rows(ctx, fresh, how_met))
     handle_rows = [handle_row(ctx, p, cid, current[p.external_id])
                    for p, cid in zip(fresh, contact_ids, strict=True)]
     handles.update(zip((p.external_id for p in fresh),
-                       store.insert_rows(session, Handle.__table__, handle_rows), strict=True))
-    connection_ids = store.insert_rows(session, Connection.__table__, [
+                       store.insert_rows(session, table_of(Handle), handle_rows), strict=True))
+    connection_ids = store.insert_rows(session, table_of(Connection), [
         {"owner_id": ctx.owner.id, "account_id": account.id, "handle_id": handles[p.external_id],
          "kind": kind, "state": "active", "since": now}
         for p in people
@@ -309,10 +309,10 @@ def refresh_profiles(
                                   platform=account.platform, external_ids=list(changed))
     people = snapshot.profiles(changed.keys())
     while batch := list(islice(people, BATCH)):
-        store.update_by_id(ctx.session, Handle.__table__, [
+        store.update_by_id(ctx.session, table_of(Handle), [
             {"row_id": known[p.external_id][0], **handle_values(p, changed[p.external_id])}
             for p in batch])
-        store.update_by_id(ctx.session, Contact.__table__, [
+        store.update_by_id(ctx.session, table_of(Contact), [
             {"row_id": known[p.external_id][1], "name": p.name} for p in batch
             if p.name and known[p.external_id][2] == repo.placeholder_name(
                 p.platform, p.external_id)])

@@ -16,7 +16,7 @@ import logging
 from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -50,7 +50,7 @@ LISTED = 5
 
 def latest_slot(owner: Owner, now: datetime) -> datetime:
     """The most recent scheduled digest moment at or before ``now`` (UTC)."""
-    at = parse_clock(owner.digest_time) or parse_clock("09:00")
+    at = parse_clock(owner.digest_time) or time(9, 0)
     monday = local(week_start(now, owner.tz), owner.tz).date()
     slot = to_utc(monday + timedelta(days=owner.digest_weekday % 7), at, zone_of(owner.tz))
     if slot > now:
@@ -121,11 +121,11 @@ def events_between(session: Session, owner: Owner, kinds: tuple[str, ...], since
     """(kind, contact id) for connection events in the window, arrivals only for "gained"."""
     rows = session.exec(
         select(ConnectionEvent.kind, Handle.contact_id, ConnectionEvent.detail)
-        .join(Connection, Connection.id == ConnectionEvent.connection_id)
-        .join(Handle, Handle.id == Connection.handle_id)
+        .join(Connection, col(Connection.id) == ConnectionEvent.connection_id)
+        .join(Handle, col(Handle.id) == Connection.handle_id)
         .where(ConnectionEvent.owner_id == owner.id, col(ConnectionEvent.kind).in_(kinds),
                ConnectionEvent.at >= since, ConnectionEvent.at < until)
-        .order_by(ConnectionEvent.at)
+        .order_by(col(ConnectionEvent.at))
     ).all()
     return [(kind, cid) for kind, cid, detail in rows
             if kind != "gained" or detail not in NOT_ARRIVALS]
@@ -279,6 +279,7 @@ def draw_chart(series: ChartSeries, path: Path | BinaryIO) -> None:
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(8, 4), dpi=100)
     growth = figure.subplots()
@@ -293,9 +294,11 @@ def draw_chart(series: ChartSeries, path: Path | BinaryIO) -> None:
     growth.set_xticks(list(positions), series.labels, rotation=45, fontsize=8)
     growth.set_ylabel("connections")
     talks.set_ylabel("conversations")
-    talks.yaxis.get_major_locator().set_params(integer=True)
+    locator = talks.yaxis.get_major_locator()  # the default AutoLocator, a MaxNLocator
+    assert isinstance(locator, MaxNLocator)
+    locator.set_params(integer=True)
     growth.set_title("Your network: growth and conversations per week")
     handles = growth.get_legend_handles_labels()[0] + talks.get_legend_handles_labels()[0]
-    growth.legend(handles, [h.get_label() for h in handles], loc="upper left", fontsize=8)
+    growth.legend(handles, [str(h.get_label()) for h in handles], loc="upper left", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, format="png")

@@ -216,7 +216,8 @@ def render(values: dict[str, Any], templates_dir: str | None) -> str:
         template = environment(templates_dir).get_template(TEMPLATE_NAME)
         text = template.render(**values)
     except TemplateError as exc:
-        where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
+        lineno = getattr(exc, "lineno", None)  # only syntax errors know their line
+        where = f" (line {lineno})" if lineno else ""
         raise TemplateProblem(f"{type(exc).__name__}{where}: {exc.message or exc}") from exc
     except Exception as exc:  # a user template can fail in any way; report, don't crash
         raise TemplateProblem(f"{type(exc).__name__}: {exc}") from exc
@@ -267,6 +268,7 @@ def compose_welcome(
                           templates_dir=templates_dir, use_handle=use_handle, facts=facts)
         if not taken(composed.text):
             return composed
+    assert composed is not None, "the loop above runs at least once"
     for suffix in (f"(@{profile.handle.lstrip('@')})",
                    f"(@{profile.handle.lstrip('@')}, {profile.external_id})"):
         text = fit_to_limit(f"{composed.text}\n\n{suffix}", platform=profile.platform,

@@ -18,6 +18,7 @@ Messages waiting in the outbox (retries) are found by the claim itself.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, col, func, select
 
@@ -74,17 +75,15 @@ def next_due(session: Session, *, owner: Owner, now: datetime, followup_days: in
 
 def _stored(session: Session, owner_id: int | None, give_up_days: int) -> list[datetime]:
     """Due times kept in rows: reminders, draft expiry, interrupted sends, mass drops."""
-    queries = [
-        select(func.min(Reminder.due_at)).where(Reminder.owner_id == owner_id,
-                                                Reminder.status == "open"),
-        select(func.min(Draft.expires_at)).where(Draft.owner_id == owner_id,
-                                                 Draft.status == "pending"),
-        select(func.min(Draft.decided_at)).where(Draft.owner_id == owner_id,
-                                                 Draft.status == "sending"),
-        select(func.min(MassDrop.detected_at)).where(MassDrop.owner_id == owner_id,
-                                                     MassDrop.status == "open"),
-    ]
-    reminder, expiry, sending, drop = (session.exec(q).one() for q in queries)
+    def soonest(column: Any, *where: Any) -> datetime | None:
+        return session.exec(select(func.min(column)).where(*where)).one()
+
+    reminder = soonest(Reminder.due_at, Reminder.owner_id == owner_id,
+                       Reminder.status == "open")
+    expiry = soonest(Draft.expires_at, Draft.owner_id == owner_id, Draft.status == "pending")
+    sending = soonest(Draft.decided_at, Draft.owner_id == owner_id, Draft.status == "sending")
+    drop = soonest(MassDrop.detected_at, MassDrop.owner_id == owner_id,
+                   MassDrop.status == "open")
     return [m for m in (reminder, expiry,
                         sending + STALE_SENDING if sending else None,
                         drop + timedelta(days=give_up_days) if drop else None) if m]

@@ -21,7 +21,7 @@ from handlers.drafting import PLATFORM_NAMES
 from handlers.present import at_handle
 from storage import connections as store
 from storage import repo
-from storage.models import Account, Connection, Contact, Handle
+from storage.models import Account, Connection, Contact, Handle, table_of
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +118,12 @@ def _create_people(ctx, *, account, people, known, lists) -> dict[str, int]:
                       how_met=HOW_MET[kind].format(where=where)).model_dump(exclude={"id"})
         for kind in HOW_MET
     }
-    contact_ids = store.insert_rows(ctx.session, Contact.__table__, [
+    contact_ids = store.insert_rows(ctx.session, table_of(Contact), [
         {**templates["follower" if p.external_id in lists["follower"] else "following"],
          "name": p.name or repo.placeholder_name(account.platform, p.external_id)}
         for p in missing
     ])
-    handle_ids = store.insert_rows(ctx.session, Handle.__table__, [
+    handle_ids = store.insert_rows(ctx.session, table_of(Handle), [
         {"owner_id": ctx.owner.id, "contact_id": contact_id, "platform": p.platform,
          "external_id": p.external_id, "created_at": now,
          "handle": repo.normalise_handle(p.handle) or p.external_id,
@@ -144,7 +144,7 @@ def _connect(ctx: Context, *, account: Account, kind: str, handle_ids: list[int]
             )
         ))
     now = ctx.now()
-    added = store.insert_rows(ctx.session, Connection.__table__, [
+    added = store.insert_rows(ctx.session, table_of(Connection), [
         {"owner_id": ctx.owner.id, "account_id": account.id, "handle_id": handle_id,
          "kind": kind, "state": "active", "since": now}
         for handle_id in handle_ids if handle_id not in existing

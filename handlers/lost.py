@@ -229,7 +229,7 @@ def give_up_due(ctx: Context, *, account: Account | None = None) -> None:
 def give_up(ctx: Context, *, drop: MassDrop) -> None:
     """They did not come back: ordinary lost connections, reported once as a list."""
     still = store.vanished_ids(ctx.session, owner_id=ctx.owner.id, mass_drop_id=drop.id)
-    account = ctx.session.get(Account, drop.account_id)
+    account = ctx.session.get_one(Account, drop.account_id)
     store.update_connections(
         ctx.session, owner_id=ctx.owner.id, connection_ids=still,
         state="lost", lost_at=drop.detected_at, lost_cause=GAVE_UP_CAUSE,

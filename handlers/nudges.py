@@ -202,7 +202,7 @@ def goal_events(session: Session, *, owner: Owner, kind: str, since: datetime,
                                              Interaction.kind == "conversation")
         at = Interaction.at
         if kind == "outside":
-            query = query.join(Contact, Contact.id == Interaction.contact_id).where(
+            query = query.join(Contact, col(Contact.id) == Interaction.contact_id).where(
                 Contact.field != owner.field)
     return list(session.exec(query.where(at >= since, at < until)))
 
@@ -230,7 +230,7 @@ def streak_of(counts: list[int], target: int) -> int:
 
 
 def goal_progress(session: Session, *, owner: Owner, now: datetime) -> list[GoalProgress]:
-    goals = session.exec(select(Goal).where(Goal.owner_id == owner.id).order_by(Goal.id)).all()
+    goals = session.exec(select(Goal).where(Goal.owner_id == owner.id).order_by(col(Goal.id))).all()
     result = []
     for goal in goals:
         counts = weekly_counts(session, owner=owner, kind=goal.kind, now=now,
@@ -299,8 +299,8 @@ def recent_fields(session: Session, *, owner: Owner, since: datetime) -> Counter
                                              Interaction.at >= since)))
     people |= set(session.exec(
         select(Handle.contact_id)
-        .join(Connection, Connection.handle_id == Handle.id)
-        .join(ConnectionEvent, ConnectionEvent.connection_id == Connection.id)
+        .join(Connection, col(Connection.handle_id) == Handle.id)
+        .join(ConnectionEvent, col(ConnectionEvent.connection_id) == Connection.id)
         .where(ConnectionEvent.owner_id == owner.id, ConnectionEvent.kind == "gained",
                col(ConnectionEvent.detail).not_in(NOT_ARRIVALS), ConnectionEvent.at >= since)))
     fields = session.exec(select(Contact.field).where(col(Contact.id).in_(people))).all() \

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from handlers.commands import CommandError
 from handlers.present import describe_contact
@@ -72,7 +72,9 @@ def _by_id(session: Session, *, owner: Owner, contact_id: int) -> Contact:
     contact = session.get(Contact, contact_id)
     if contact is None or contact.owner_id != owner.id:
         raise CommandError(f"There is nobody with id #{contact_id}. Try `find <text>`.")
-    return _live(session, contact)
+    live = _live(session, contact)
+    assert live is not None, "merged_into_id is a foreign key: the chain ends at a contact"
+    return live
 
 
 def _by_handle(session: Session, *, owner: Owner, handle: str) -> list[Contact]:
@@ -150,5 +152,5 @@ def _choose(session: Session, candidates: list[Contact], text: str) -> Contact:
 
 
 def _first_handle(session: Session, contact: Contact) -> Handle | None:
-    query = select(Handle).where(Handle.contact_id == contact.id).order_by(Handle.id)
+    query = select(Handle).where(Handle.contact_id == contact.id).order_by(col(Handle.id))
     return session.exec(query.limit(1)).first()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.events import Profile
 from handlers.drafting import PLATFORM_NAMES
@@ -24,14 +24,14 @@ def describe_contact(contact: Contact, profile: Profile | Handle | None = None) 
     name = contact.name or "someone"
     if profile is None:
         return f"{name} (#{contact.id})"
-    handle = getattr(profile, "display_handle", None) or getattr(profile, "handle", "")
+    handle = getattr(profile, "display_handle", None) or profile.handle
     return f"{name} ({at_handle(profile.platform, handle)}, #{contact.id})"
 
 
 def contact_summary(contact: Contact, profile: Profile | Handle | None = None) -> dict[str, Any]:
     handle = ""
     if profile is not None:
-        handle = getattr(profile, "display_handle", None) or getattr(profile, "handle", "")
+        handle = getattr(profile, "display_handle", None) or profile.handle
     return {
         "id": contact.id,
         "handle": handle,
@@ -65,8 +65,8 @@ def connection_lines(session: Session, *, owner: Owner, contact: Contact) -> lis
     """ "X: follows you, you follow them (mutual)" for each platform with an active link."""
     rows = session.exec(
         select(Account.platform, Connection.kind)
-        .join(Connection, Connection.account_id == Account.id)
-        .join(Handle, Handle.id == Connection.handle_id)
+        .join(Connection, col(Connection.account_id) == Account.id)
+        .join(Handle, col(Handle.id) == Connection.handle_id)
         .where(Connection.owner_id == owner.id, Handle.contact_id == contact.id,
                Connection.state == "active")
     )

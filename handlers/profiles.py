@@ -341,7 +341,8 @@ def is_social_profile(url: str) -> bool:
 
 def website_of(profile: Profile) -> tuple[str | None, str]:
     """Their own website or blog and what to call it, from the best evidence first."""
-    labelled, other = [], []
+    labelled: list[tuple[str, str]] = []
+    other: list[tuple[str, str]] = []
     for name, value in profile.fields:
         label = plain_text(name).casefold()
         target = labelled if any(w in label for w in rules()["website_field_names"]) else other

@@ -82,7 +82,7 @@ def due_query(*, owner_id: int, now: datetime, limit: int = BATCH_LIMIT):
     return (
         select(Reminder)
         .where(Reminder.status == "open", Reminder.due_at <= now, Reminder.owner_id == owner_id)
-        .order_by(Reminder.due_at, Reminder.id)
+        .order_by(col(Reminder.due_at), col(Reminder.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -135,7 +135,7 @@ def compose(lines: list[str], *, catch_up: bool) -> str:
 
 def first_handle(session: Session, contact: Contact) -> Handle | None:
     return session.exec(
-        select(Handle).where(Handle.contact_id == contact.id).order_by(Handle.id)
+        select(Handle).where(Handle.contact_id == contact.id).order_by(col(Handle.id))
     ).first()
 
 
@@ -144,7 +144,7 @@ def first_handles(session: Session, contact_ids: Sequence[int]) -> dict[int, Han
     900, not one each (0.1 ms apiece through the ORM)."""
     found: dict[int, Handle] = {}
     for batch in chunks(list(contact_ids)):
-        query = select(Handle).where(col(Handle.contact_id).in_(batch)).order_by(Handle.id)
+        query = select(Handle).where(col(Handle.contact_id).in_(batch)).order_by(col(Handle.id))
         for handle in session.exec(query):
             found.setdefault(handle.contact_id, handle)
     return found
@@ -202,12 +202,12 @@ def gained_between(session: Session, *, owner_id: int, since: datetime,
                    upto: datetime) -> list[tuple[int, datetime]]:
     rows = session.exec(
         select(Handle.contact_id, ConnectionEvent.at)
-        .join(Connection, Connection.id == ConnectionEvent.connection_id)
-        .join(Handle, Handle.id == Connection.handle_id)
+        .join(Connection, col(Connection.id) == ConnectionEvent.connection_id)
+        .join(Handle, col(Handle.id) == Connection.handle_id)
         .where(ConnectionEvent.owner_id == owner_id, ConnectionEvent.kind == "gained",
                ConnectionEvent.at > since, ConnectionEvent.at <= upto,
                col(ConnectionEvent.detail).not_in(NOT_ARRIVALS))
-        .order_by(ConnectionEvent.at)
+        .order_by(col(ConnectionEvent.at))
     ).all()
     first: dict[int, datetime] = {}
     for contact_id, at in rows:

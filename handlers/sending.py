@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlmodel import col
 
 from bot.context import Context, ContextOpener, SendRefused, WelcomeSender
@@ -43,7 +44,7 @@ def claim(ctx: Context, draft: Draft, *, to: str, allowed: tuple[str, ...]) -> b
         .values(status=to, decided_at=ctx.now())
     )
     ctx.session.refresh(draft)
-    return result.rowcount == 1
+    return cast(CursorResult[Any], result).rowcount == 1  # an UPDATE's result
 
 
 def deliver_after_commit(ctx: Context, *, draft: Draft, sender: WelcomeSender,
@@ -59,8 +60,8 @@ def deliver_after_commit(ctx: Context, *, draft: Draft, sender: WelcomeSender,
 async def deliver(open_context: ContextOpener, *, draft_id: int, sender: WelcomeSender,
                   via: str | None = None) -> None:
     with open_context() as ctx:
-        draft = ctx.session.get(Draft, draft_id)
-        handle = ctx.session.get(Handle, draft.handle_id)
+        draft = ctx.session.get_one(Draft, draft_id)
+        handle = ctx.session.get_one(Handle, draft.handle_id)
         if draft.status != "sending":
             return
     try:
@@ -80,13 +81,13 @@ async def deliver(open_context: ContextOpener, *, draft_id: int, sender: Welcome
 
 def record_sent(ctx: Context, *, draft_id: int, note: str = "", by_hand: bool = False) -> Draft:
     """Mark the welcome sent and put it in the contact's history (once, whoever says so)."""
-    draft = ctx.session.get(Draft, draft_id)
+    draft = ctx.session.get_one(Draft, draft_id)
     if draft.status == "sent":
         return draft
     draft.status = "sent"
     draft.decided_at = ctx.now()
     ctx.session.add(draft)
-    contact = ctx.session.get(Contact, draft.contact_id)
+    contact = ctx.session.get_one(Contact, draft.contact_id)
     repo.add_interaction(ctx.session, owner=ctx.owner, contact=contact, kind="welcome",
                          text=draft.text[:4000], tags=[], at=ctx.now())
     how = "Recorded your welcome" if by_hand else "Sent your welcome"
@@ -100,13 +101,13 @@ def record_sent(ctx: Context, *, draft_id: int, note: str = "", by_hand: bool = 
 
 def refused(ctx: Context, *, draft_id: int, reason: str) -> None:
     """The platform said no: nothing went out, so the draft waits again with a fallback."""
-    draft = ctx.session.get(Draft, draft_id)
+    draft = ctx.session.get_one(Draft, draft_id)
     if draft.status == "sending":
         draft.status = "pending"
         draft.decided_at = None
         ctx.session.add(draft)
-    contact = ctx.session.get(Contact, draft.contact_id)
-    handle = ctx.session.get(Handle, draft.handle_id)
+    contact = ctx.session.get_one(Contact, draft.contact_id)
+    handle = ctx.session.get_one(Handle, draft.handle_id)
     text = (f"{platform_name(draft.platform)} would not take your welcome to {contact.name}: "
             f"{reason}. Nothing was sent; draft #{draft.id} is still waiting.\n"
             + fallback_text(draft, handle))
@@ -117,12 +118,12 @@ def refused(ctx: Context, *, draft_id: int, reason: str) -> None:
 
 def uncertain(ctx: Context, *, draft_id: int, reason: str) -> None:
     """We cannot know whether it arrived: ask the owner, never retry by ourselves."""
-    draft = ctx.session.get(Draft, draft_id)
+    draft = ctx.session.get_one(Draft, draft_id)
     if draft.status != "sending":
         return
     draft.status = "uncertain"
     ctx.session.add(draft)
-    contact = ctx.session.get(Contact, draft.contact_id)
+    contact = ctx.session.get_one(Contact, draft.contact_id)
     where = platform_name(draft.platform)
     text = (f"Your welcome to {contact.name} on {where} (draft #{draft.id}) may or may not "
             f"have gone out ({reason}). Please check your messages on {where}: reply "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_TIME = time(9, 0)
@@ -176,7 +177,7 @@ def clock_time(match: re.Match | None, default: time = DEFAULT_TIME) -> time | N
     return time(hour, minute) if hour <= 23 and minute <= 59 else None
 
 
-def time_suffix(rest: str) -> re.Match | None | bool:
+def time_suffix(rest: str) -> re.Match | None | Literal[False]:
     """The time-of-day match for ``rest`` ("", "9am", "at 14:00"); False if it is not one."""
     rest = rest.strip()
     if not rest:
@@ -250,7 +251,7 @@ def read_weekday(phrase: str, zone: ZoneInfo, now: datetime) -> When | None:
                         strictly_after_today=strictly)
 
 
-def weekday_when(weekday: int, suffix, zone: ZoneInfo, now: datetime, *,
+def weekday_when(weekday: int, suffix: re.Match | None, zone: ZoneInfo, now: datetime, *,
                  strictly_after_today: bool) -> When | None:
     """The next such weekday at the time given (today counts unless ``strictly``)."""
     at = clock_time(suffix)
@@ -314,11 +315,11 @@ def read_every(phrase: str, zone: ZoneInfo, now: datetime) -> When | None:
     if at is None or count < 1:
         return None
     today = now.astimezone(zone).date()
-    first = to_utc(add_interval(today, unit, count), at, zone)
+    first_due = to_utc(add_interval(today, unit, count), at, zone)
     # a monthly repeat remembers its day: begun on the 31st, it comes on the last day of
     # shorter months and on the 31st again after them, instead of drifting to the 28th
     anchor = f":{today.day}" if unit == "months" else ""
-    return When(first, f"{unit}:{count}{anchor}")
+    return When(first_due, f"{unit}:{count}{anchor}")
 
 
 # --- dateparser, for everything else ------------------------------------------------
@@ -326,10 +327,10 @@ def read_every(phrase: str, zone: ZoneInfo, now: datetime) -> When | None:
 
 def parse_with_dateparser(phrase: str, *, tz: str, now: datetime) -> When | None:
     """Free-form dates ("dec 5", "5 december 3pm"); date-only answers get 09:00."""
-    import dateparser  # lazy: slow to import, rarely needed
+    from dateparser.date import DateDataParser  # lazy: slow to import, rarely needed
 
     zone = zone_of(tz)
-    parser = dateparser.DateDataParser(languages=["en"], settings={
+    parser = DateDataParser(languages=["en"], settings={
         "TIMEZONE": zone.key, "RETURN_AS_TIMEZONE_AWARE": True,
         "PREFER_DATES_FROM": "future", "PREFER_DAY_OF_MONTH": "first",
         "RELATIVE_BASE": now.astimezone(zone).replace(tzinfo=None),

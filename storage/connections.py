@@ -11,13 +11,23 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, func, select
 
 from storage import search
-from storage.models import Account, Connection, ConnectionEvent, Contact, Handle, MassDrop, Owner
+from storage.models import (
+    Account,
+    Connection,
+    ConnectionEvent,
+    Contact,
+    Handle,
+    MassDrop,
+    Owner,
+    table_of,
+)
 
 # Enough ids per IN (...) to keep statements few, few enough for every SQLite build.
 CHUNK = 900
@@ -62,7 +72,7 @@ def iter_active_connections(
     as a second copy in memory)."""
     return _driver_rows(session,
         select(Handle.external_id, Connection.id, Handle.profile_hash)
-        .join(Handle, Handle.id == Connection.handle_id)
+        .join(Handle, col(Handle.id) == Connection.handle_id)
         .where(
             Connection.owner_id == owner_id, Connection.account_id == account_id,
             Connection.kind == kind, Connection.state == "active",
@@ -80,9 +90,11 @@ def _driver_rows(session: Session, statement) -> Iterable[tuple]:
     params = compiled.params
     if compiled.positiontup is not None:
         params = tuple(params[name] for name in compiled.positiontup)
-    cursor = connection.connection.dbapi_connection.cursor()
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None, "a connection the session has just used is open"
+    cursor = dbapi.cursor()
     cursor.execute(str(compiled), params)
-    return cursor
+    return cast(Iterable[tuple], cursor)  # sqlite3's and psycopg's cursors iterate rows
 
 
 def active_connection_id(
@@ -91,7 +103,7 @@ def active_connection_id(
     """The active connection with one person, if there is one."""
     return session.exec(
         select(Connection.id)
-        .join(Handle, Handle.id == Connection.handle_id)
+        .join(Handle, col(Handle.id) == Connection.handle_id)
         .where(
             Connection.owner_id == owner_id, Connection.account_id == account_id,
             Connection.kind == kind, Connection.state == "active",
@@ -105,12 +117,12 @@ def inactive_connections(
 ) -> dict[str, Inactive]:
     """external id → the lost or vanished connection (usually few, so richer rows)."""
     rows = _rows(session,
-        select(Handle.external_id, Connection.id, Connection.state, Connection.mass_drop_id,
-               Connection.lost_cause)
-        .join(Handle, Handle.id == Connection.handle_id)
+        core_select(col(Handle.external_id), col(Connection.id), col(Connection.state),
+                    col(Connection.mass_drop_id), col(Connection.lost_cause))
+        .join(Handle, col(Handle.id) == Connection.handle_id)
         .where(
-            Connection.owner_id == owner_id, Connection.account_id == account_id,
-            Connection.kind == kind, Connection.state != "active",
+            col(Connection.owner_id) == owner_id, col(Connection.account_id) == account_id,
+            col(Connection.kind) == kind, col(Connection.state) != "active",
         )
     )
     return {ext: Inactive(*row) for ext, *row in rows}
@@ -140,7 +152,7 @@ def handle_contacts(
     for batch in chunks(list(external_ids)):
         rows = _rows(session,
             select(Handle.external_id, Handle.id, Contact.id, Contact.name)
-            .join(Contact, Contact.id == Handle.contact_id)
+            .join(Contact, col(Contact.id) == Handle.contact_id)
             .where(Handle.owner_id == owner_id, Handle.platform == platform,
                    col(Handle.external_id).in_(batch))
         )
@@ -188,11 +200,14 @@ def executemany_insert(session: Session, table: Table, rows: list[dict[str, Any]
         return
     names = list(rows[0])
     compiled = insert(table).compile(dialect=connection.dialect, column_keys=names)
+    assert compiled.positiontup is not None, "SQLite's parameters are positional"
     converters = [value_converter(table.c[name].type, connection.dialect)
                   for name in compiled.positiontup]
     params = [tuple(convert(row[name]) for name, convert
                     in zip(compiled.positiontup, converters, strict=True)) for row in rows]
-    connection.connection.dbapi_connection.cursor().executemany(str(compiled), params)
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None, "a connection the session has just used is open"
+    dbapi.cursor().executemany(str(compiled), params)
 
 
 def value_converter(column_type, dialect):
@@ -249,8 +264,8 @@ def update_connections(
     session.flush()
     for batch in chunks(list(connection_ids)):
         session.connection().execute(
-            update(Connection.__table__)
-            .where(Connection.owner_id == owner_id, col(Connection.id).in_(batch))
+            update(table_of(Connection))
+            .where(col(Connection.owner_id) == owner_id, col(Connection.id).in_(batch))
             .values(**values)
         )
 
@@ -264,7 +279,7 @@ def add_events(
          "reported": reported}
         for cid in connection_ids
     ]
-    insert_plain(session, ConnectionEvent.__table__, rows)
+    insert_plain(session, table_of(ConnectionEvent), rows)
 
 
 @dataclass(frozen=True)
@@ -284,8 +299,8 @@ def connection_rows(
     for batch in chunks(list(connection_ids)):
         rows = session.exec(
             select(Connection, Handle, Contact)
-            .join(Handle, Handle.id == Connection.handle_id)
-            .join(Contact, Contact.id == Handle.contact_id)
+            .join(Handle, col(Handle.id) == Connection.handle_id)
+            .join(Contact, col(Contact.id) == Handle.contact_id)
             .where(Connection.owner_id == owner_id, col(Connection.id).in_(batch))
             .execution_options(populate_existing=True)
         )
@@ -302,7 +317,7 @@ def vanished_ids(session: Session, *, owner_id: int, mass_drop_id: int) -> list[
                 Connection.owner_id == owner_id, Connection.mass_drop_id == mass_drop_id,
                 Connection.state == "vanished",
             )
-            .order_by(Connection.id)
+            .order_by(col(Connection.id))
         )
     )
 
@@ -313,7 +328,7 @@ def open_mass_drops(
     query = select(MassDrop).where(MassDrop.owner_id == owner_id, MassDrop.status == "open")
     if account_id is not None:
         query = query.where(MassDrop.account_id == account_id)
-    return list(session.exec(query.order_by(MassDrop.id)))
+    return list(session.exec(query.order_by(col(MassDrop.id))))
 
 
 def recheck_due(session: Session, *, owner: Owner, account: Account, now: datetime) -> bool:
@@ -329,7 +344,7 @@ def accounts_due_for_recheck(session: Session, *, owner: Owner, now: datetime) -
     """The owner's accounts with a mass drop whose re-check is due."""
     drops = open_mass_drops(session, owner_id=owner.id)
     due = sorted({d.account_id for d in drops if d.next_check_at <= now})
-    return [session.get(Account, account_id) for account_id in due]
+    return [session.get_one(Account, account_id) for account_id in due]
 
 
 @dataclass(frozen=True)
@@ -351,9 +366,9 @@ def connection_events(
     """Connection events of ``kinds`` in [since, until), newest first."""
     query = (
         select(ConnectionEvent, Connection, Handle, Contact)
-        .join(Connection, Connection.id == ConnectionEvent.connection_id)
-        .join(Handle, Handle.id == Connection.handle_id)
-        .join(Contact, Contact.id == Handle.contact_id)
+        .join(Connection, col(Connection.id) == ConnectionEvent.connection_id)
+        .join(Handle, col(Handle.id) == Connection.handle_id)
+        .join(Contact, col(Contact.id) == Handle.contact_id)
         .where(
             ConnectionEvent.owner_id == owner.id, col(ConnectionEvent.kind).in_(kinds),
         )
@@ -376,7 +391,7 @@ def mark_reported(session: Session, *, owner: Owner, event_ids: Sequence[int]) -
     session.flush()
     for batch in chunks(list(event_ids)):
         session.connection().execute(
-            update(ConnectionEvent.__table__)
-            .where(ConnectionEvent.owner_id == owner.id, col(ConnectionEvent.id).in_(batch))
+            update(table_of(ConnectionEvent))
+            .where(col(ConnectionEvent.owner_id) == owner.id, col(ConnectionEvent.id).in_(batch))
             .values(reported=True)
         )

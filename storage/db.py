@@ -159,7 +159,9 @@ def current_revision(engine: Engine) -> str | None:
 def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+    assert head is not None, "storage/migrations/versions holds the revisions"
+    return head
 
 
 # The newest migration. Kept here so that starting on an up-to-date database needs no

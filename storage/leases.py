@@ -130,7 +130,9 @@ def release(session: Session, model: Any, ids: Sequence[int], *, worker: str,
 
 def account_id_for(session: Session, *, owner_id: int, platform: str) -> int:
     """The owner's account row on ``platform``, created when missing (race-safe)."""
-    query = select(Account.id).where(Account.owner_id == owner_id, Account.platform == platform)
+    query = select(col(Account.id)).where(
+        col(Account.owner_id) == owner_id, col(Account.platform) == platform
+    )
     found = session.execute(query).scalar()
     if found is not None:
         return found
@@ -151,7 +153,7 @@ def claim_account(
 ) -> int | None:
     """Lease the owner's ``platform`` account for one poll; None when another worker has it."""
     account_id = account_id_for(session, owner_id=owner_id, platform=platform)
-    ids = claim(session, Account, where=[Account.id == account_id], worker=worker, now=now,
+    ids = claim(session, Account, where=[col(Account.id) == account_id], worker=worker, now=now,
                 lease=lease, limit=1)
     return ids[0] if ids else None
 
@@ -168,6 +170,6 @@ def claim_due_accounts(
     last = col(Account.last_synced_at)
     due = or_(last.is_(None), last <= now - poll_every)
     return claim(
-        session, Account, where=[Account.platform == platform, due], worker=worker, now=now,
+        session, Account, where=[col(Account.platform) == platform, due], worker=worker, now=now,
         lease=lease, order_by=[col(Account.last_synced_at).asc().nulls_first()], limit=limit,
     )

@@ -9,9 +9,10 @@ still resolves; it leaves the search index.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlalchemy import CursorResult, update
+from sqlmodel import Session, col, select
 
 from storage import search
 from storage.models import Cadence, Contact, Draft, Handle, Interaction, Owner, Reminder
@@ -36,7 +37,7 @@ def merge_contacts(session: Session, *, owner: Owner, survivor: Contact,
     _move_cadence(session, owner, merged.id, survivor.id)
     session.execute(
         update(Contact)
-        .where(Contact.owner_id == owner.id, Contact.merged_into_id == merged.id)
+        .where(col(Contact.owner_id) == owner.id, col(Contact.merged_into_id) == merged.id)
         .values(merged_into_id=survivor.id)
     )
     _combine_profiles(survivor, merged)
@@ -54,7 +55,8 @@ def _move(session: Session, model, owner: Owner, old_id: int, new_id: int) -> in
         .where(model.owner_id == owner.id, model.contact_id == old_id)
         .values(contact_id=new_id)
     )
-    return result.rowcount or 0
+    # an UPDATE's result is a CursorResult; Session.execute is typed with the base class
+    return cast(CursorResult[Any], result).rowcount or 0
 
 
 def _move_cadence(session: Session, owner: Owner, old_id: int, new_id: int) -> None:

@@ -4,20 +4,24 @@ Every row belongs to an owner (``owner_id``) so that no query can cross from one
 owner's network into another's. Times are aware UTC ``datetime`` values (SQLModel's
 ``UTCDateTime`` refuses naive ones, which catches a whole class of time zone bugs);
 the owner's time zone is applied only for display and for parsing what they write.
+
+Primary keys are typed ``int``: a row's ``id`` is ``None`` only between ``session.add``
+and the next flush, and code reads ids only of rows it has loaded or flushed, so
+``int | None`` would make every use narrow a ``None`` that cannot happen there.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, LargeBinary, UniqueConstraint, func, text
+from sqlalchemy import BigInteger, Index, LargeBinary, Table, UniqueConstraint, func, text
 from sqlmodel import Field, SQLModel
 
 
 class Owner(SQLModel, table=True):
     """The person the bot works for, with their preferences."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     external_ref: str = Field(index=True, unique=True, max_length=200)
     name: str = Field(default="", max_length=200)
     tz: str = Field(default="UTC", max_length=64)
@@ -44,7 +48,7 @@ class Account(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("owner_id", "platform", name="uq_account_owner_platform"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id", index=True)
     platform: str = Field(max_length=16)
     external_id: str = Field(default="", max_length=200)
@@ -88,7 +92,7 @@ class Contact(SQLModel, table=True):
     # every arrival looks for look-alikes by full name (repo.contacts_named)
     __table_args__ = (Index("ix_contact_owner_lower_name", "owner_id", func.lower(text("name"))),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id", index=True)
     name: str = Field(default="", max_length=300)
     first_name: str | None = Field(default=None, max_length=100)
@@ -113,7 +117,7 @@ class Handle(SQLModel, table=True):
         Index("ix_handle_owner_handle", "owner_id", "handle"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id", index=True)
     contact_id: int = Field(foreign_key="contact.id", index=True)
     platform: str = Field(max_length=16)
@@ -135,7 +139,7 @@ class Connection(SQLModel, table=True):
         Index("ix_connection_account_state", "account_id", "state"),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id", index=True)
     account_id: int = Field(foreign_key="account.id")
     handle_id: int = Field(foreign_key="handle.id", index=True)
@@ -152,7 +156,7 @@ class ConnectionEvent(SQLModel, table=True):
 
     __table_args__ = (Index("ix_connevent_owner_at", "owner_id", "at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id")
     connection_id: int = Field(foreign_key="connection.id", index=True)
     kind: str = Field(max_length=16)
@@ -164,7 +168,7 @@ class ConnectionEvent(SQLModel, table=True):
 class MassDrop(SQLModel, table=True):
     """A sudden mass loss held as a probable platform problem and re-checked."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id", index=True)
     account_id: int = Field(foreign_key="account.id")
     detected_at: datetime
@@ -181,7 +185,7 @@ class Interaction(SQLModel, table=True):
 
     __table_args__ = (Index("ix_interaction_contact_at", "contact_id", "at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id", index=True)
     contact_id: int = Field(foreign_key="contact.id")
     kind: str = Field(max_length=16)  # conversation | note | welcome
@@ -198,7 +202,7 @@ class Draft(SQLModel, table=True):
         Index("ix_draft_owner_id", "owner_id", "id"),  # an owner's newest drafts first
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id")
     contact_id: int = Field(foreign_key="contact.id", index=True)
     handle_id: int = Field(foreign_key="handle.id")
@@ -217,7 +221,7 @@ class Reminder(SQLModel, table=True):
 
     __table_args__ = (Index("ix_reminder_status_due", "status", "due_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id", index=True)
     contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
     kind: str = Field(default="reminder", max_length=16)  # reminder | followup
@@ -234,7 +238,7 @@ class Reminder(SQLModel, table=True):
 class Cadence(SQLModel, table=True):
     """A keep-in-touch rule for one person or for everyone with a tag."""
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id", index=True)
     contact_id: int | None = Field(default=None, foreign_key="contact.id")
     tag: str | None = Field(default=None, max_length=100)
@@ -248,7 +252,7 @@ class Goal(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("owner_id", "kind", name="uq_goal_owner_kind"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id")
     kind: str = Field(max_length=16)  # conversations | connections | outside
     per_week: int
@@ -264,7 +268,7 @@ class OutboxMessage(SQLModel, table=True):
 
     __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id", index=True)
     idempotency_key: str = Field(unique=True, max_length=200)
     kind: str = Field(max_length=32)
@@ -288,7 +292,17 @@ class JobRun(SQLModel, table=True):
 
     __table_args__ = (UniqueConstraint("owner_id", "job", name="uq_jobrun_owner_job"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id")
     job: str = Field(max_length=64)
     last_run_at: datetime
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The SQLAlchemy ``Table`` behind a table model, for Core statements.
+
+    SQLModel sets ``model.__table__`` when the class is made but does not declare it,
+    so a type checker cannot see it; this reads the same object with its type."""
+    table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel, undeclared
+    assert isinstance(table, Table), f"{model.__name__} is not a table model"
+    return table

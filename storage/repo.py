@@ -121,7 +121,7 @@ def upsert_handle(
         handle.display_handle = profile.handle or handle.display_handle
         handle.profile_json = profile_json(profile)
         handle.accepts_dms = profile.accepts_dms
-        contact = session.get(Contact, handle.contact_id)
+        contact = session.get_one(Contact, handle.contact_id)
         unnamed = placeholder_name(profile.platform, handle.external_id)
         if profile.name and (placeholder is not None or contact.name == unnamed):
             contact.name = profile.name
@@ -174,7 +174,7 @@ def handles_of(session: Session, *, owner: Owner, contact: Contact) -> list[Hand
         session.exec(
             select(Handle)
             .where(Handle.owner_id == owner.id, Handle.contact_id == contact.id)
-            .order_by(Handle.id)
+            .order_by(col(Handle.id))
         )
     )
 
@@ -240,7 +240,7 @@ def pending_drafts(session: Session, *, owner: Owner) -> list[Draft]:
         session.exec(
             select(Draft)
             .where(Draft.owner_id == owner.id, Draft.status == "pending")
-            .order_by(Draft.id)
+            .order_by(col(Draft.id))
         )
     )
 
@@ -261,7 +261,7 @@ def open_reminders_for(session: Session, *, owner: Owner, contact: Contact) -> l
                 Reminder.contact_id == contact.id,
                 col(Reminder.status).in_(("open", "delivered")),
             )
-            .order_by(Reminder.due_at)
+            .order_by(col(Reminder.due_at))
         )
     )
 
@@ -270,7 +270,7 @@ def connections_of(session: Session, *, owner: Owner, contact: Contact) -> list[
     return list(
         session.exec(
             select(Connection)
-            .join(Handle, Handle.id == Connection.handle_id)
+            .join(Handle, col(Handle.id) == Connection.handle_id)
             .where(Connection.owner_id == owner.id, Handle.contact_id == contact.id)
         )
     )
@@ -306,7 +306,7 @@ def contacts_named(session: Session, *, owner: Owner, name: str, other_than: int
                 Contact.id != other_than,
                 col(Contact.merged_into_id).is_(None),
             )
-            .order_by(Contact.id)
+            .order_by(col(Contact.id))
             .limit(3)
         )
     )
@@ -324,7 +324,7 @@ def contacts_by_name(session: Session, *, owner: Owner, names: Iterable[str],
             .where(Contact.owner_id == owner.id,
                    func.lower(Contact.name).in_(wanted[start:start + 500]),
                    col(Contact.merged_into_id).is_(None))
-            .order_by(Contact.id)
+            .order_by(col(Contact.id))
         )
         for contact_id, name in rows:
             found.setdefault(name.lower(), []).append((contact_id, name))
@@ -336,7 +336,7 @@ def drafts_in_status(session: Session, *, owner: Owner, status: str) -> list[Dra
         session.exec(
             select(Draft)
             .where(Draft.owner_id == owner.id, Draft.status == status)
-            .order_by(Draft.id)
+            .order_by(col(Draft.id))
         )
     )
 
@@ -354,6 +354,6 @@ def drafts_expired_between(
                 col(Draft.decided_at) >= start,
                 col(Draft.decided_at) < end,
             )
-            .order_by(Draft.decided_at, Draft.id)
+            .order_by(col(Draft.decided_at), col(Draft.id))
         )
     )

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, event, inspect, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
-from storage.models import Contact, Handle, Interaction
+from storage.models import Contact, Handle, Interaction, table_of
 
 TABLE = "contact_search"
 NAMES_TABLE = f"{TABLE}_names"  # SQLite only: names and handles again (migration 0008)
@@ -138,16 +139,16 @@ def rebuild(conn: Connection, *, owner_id: int | None = None) -> int:
     """Re-index every contact (of one owner, or everyone); returns how many."""
     if not has_index(conn):
         return 0
-    query = select(Contact.id).where(Contact.merged_into_id.is_(None))
+    query = select(col(Contact.id)).where(col(Contact.merged_into_id).is_(None))
     if owner_id is not None:
-        query = query.where(Contact.owner_id == owner_id)
+        query = query.where(col(Contact.owner_id) == owner_id)
     ids = list(conn.execute(query).scalars())
     reindex(conn, ids)
     return len(ids)
 
 
 def build_documents(conn: Connection, ids: Sequence[int]) -> list[Document]:
-    contact = Contact.__table__.c
+    contact = table_of(Contact).c
     rows = conn.execute(
         select(contact.id, contact.owner_id, contact.name, contact.bio, contact.role,
                contact.organisation, contact.location, contact.interests)
@@ -168,7 +169,7 @@ def build_documents(conn: Connection, ids: Sequence[int]) -> list[Document]:
 
 
 def _add_handles(conn: Connection, documents: dict[int, Document]) -> None:
-    handle = Handle.__table__.c
+    handle = table_of(Handle).c
     found: dict[int, list[str]] = defaultdict(list)
     for row in conn.execute(select(handle.contact_id, handle.handle)
                             .where(handle.contact_id.in_(list(documents)))):
@@ -178,7 +179,7 @@ def _add_handles(conn: Connection, documents: dict[int, Document]) -> None:
 
 
 def _add_interactions(conn: Connection, documents: dict[int, Document]) -> None:
-    interaction = Interaction.__table__.c
+    interaction = table_of(Interaction).c
     notes: dict[int, list[str]] = defaultdict(list)
     tags: dict[int, list[str]] = defaultdict(list)
     sizes: dict[int, int] = defaultdict(int)
@@ -233,8 +234,9 @@ def changed_contact_ids(session: Session) -> set[int]:
     """Contacts whose indexed words may have changed in the flush that just ran."""
     ids: set[int] = set()
     for obj in (*session.new, *session.dirty, *session.deleted):
-        fields = {Contact: CONTACT_FIELDS, Handle: HANDLE_FIELDS,
-                  Interaction: INTERACTION_FIELDS}.get(type(obj))
+        by_model: dict[type, tuple[str, ...]] = {
+            Contact: CONTACT_FIELDS, Handle: HANDLE_FIELDS, Interaction: INTERACTION_FIELDS}
+        fields = by_model.get(type(obj))
         if fields is None:
             continue
         fresh = obj in session.new or obj in session.deleted
@@ -273,8 +275,8 @@ def track(session: Session, table, rows: Sequence[dict], ids: Sequence[int] | No
     elif name == "handle":
         handle_ids = [r.get("row_id") or r.get("id") for r in rows]
         touched = list(session.connection().execute(
-            select(Handle.__table__.c.contact_id)
-            .where(Handle.__table__.c.id.in_([i for i in handle_ids if i]))
+            select(table_of(Handle).c.contact_id)
+            .where(table_of(Handle).c.id.in_([i for i in handle_ids if i]))
         ).scalars())
     else:
         return

@@ -59,6 +59,7 @@ class SingletonLock:
         means the server has already released it, maybe to another worker)."""
         if not self.held or not self.shared:
             return self.held
+        assert self.connection is not None, "a held PostgreSQL lock keeps its connection"
         try:
             self.connection.execute(text("SELECT 1"))
         except Exception as exc:

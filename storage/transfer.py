@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import String, bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Connection as DBConnection
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col
 
 from storage import search
 from storage.models import (
@@ -35,6 +35,7 @@ from storage.models import (
     Interaction,
     Owner,
     Reminder,
+    table_of,
 )
 
 FORMAT = "plnbot-export"
@@ -64,7 +65,7 @@ class TransferError(Exception):
 
 
 def columns_of(model: type[SQLModel]) -> list[str]:
-    return [c.name for c in model.__table__.columns if c.name not in SKIPPED]
+    return [c.name for c in table_of(model).columns if c.name not in SKIPPED]
 
 
 # ----------------------------------------------------------------------- export
@@ -78,7 +79,7 @@ def export_data(session: Session, *, owner: Owner, now: datetime) -> dict[str, A
     }
     conn = session.connection()
     for name, model, _refs in TABLES:
-        table = model.__table__
+        table = table_of(model)
         columns = columns_of(model)
         rows = conn.execute(
             select(*(table.c[c] for c in columns))
@@ -154,7 +155,7 @@ def import_data(session: Session, *, owner: Owner, data: dict[str, Any]) -> dict
     in with bulk inserts, then the search index is rebuilt once.
     """
     has_contacts = session.execute(
-        select(func.count()).select_from(Contact).where(Contact.owner_id == owner.id)
+        select(func.count()).select_from(Contact).where(col(Contact.owner_id) == owner.id)
     ).scalar()
     if has_contacts:
         raise TransferError("this database already has contacts for you; import into an "
@@ -188,9 +189,9 @@ def _insert(conn: DBConnection, model: type[SQLModel], rows: list[dict[str, Any]
     for row in rows:
         if "merged_into_id" in row:
             row["merged_into_id"] = None
-    conn.execute(insert(model.__table__), rows)
+    conn.execute(insert(table_of(model)), rows)
     if links:
-        table = model.__table__
+        table = table_of(model)
         conn.execute(
             update(table).where(table.c.id == bindparam("row_id"))
             .values(merged_into_id=bindparam("target")), links,
@@ -217,14 +218,14 @@ def _apply_owner(owner: Owner, values: Any) -> None:
 
 
 def _offset(conn: DBConnection, model: type[SQLModel]) -> int:
-    return conn.execute(select(func.max(model.__table__.c.id))).scalar() or 0
+    return conn.execute(select(func.max(table_of(model).c.id))).scalar() or 0
 
 
 def _row(model, record, name, number, owner, offsets, refs) -> dict[str, Any]:
     where = f"{name}[{number}]"
     row: dict[str, Any] = {"owner_id": owner.id}
     for column in columns_of(model):
-        if column not in record and not model.__table__.c[column].nullable:
+        if column not in record and not table_of(model).c[column].nullable:
             raise TransferError(f"{where} has no {column!r}")
         value = _coerce(model, column, record.get(column), f"{where}.{column}")
         if value is not None and (column == "id" or column in refs):
@@ -234,7 +235,7 @@ def _row(model, record, name, number, owner, offsets, refs) -> dict[str, Any]:
 
 
 def _coerce(model, column: str, value: Any, where: str) -> Any:
-    col = model.__table__.c[column]
+    col = table_of(model).c[column]
     if value is None:
         if col.nullable:
             return None
@@ -273,7 +274,7 @@ def _reset_sequences(conn: DBConnection) -> None:
     if conn.dialect.name != "postgresql":
         return
     for _name, model, _refs in TABLES:
-        table = model.__table__.name
+        table = table_of(model).name
         conn.execute(text(
             f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
             f"GREATEST((SELECT MAX(id) FROM \"{table}\"), 1))"

@@ -87,7 +87,7 @@ def command(name: str, usage: str, *, group: str = "general", aliases: tuple[str
     """Mark ``func`` as the chat command ``name``; ``usage`` is shown on every error."""
 
     def mark(func: CommandFunc) -> CommandFunc:
-        func.__plnbot_command__ = CommandSpec(
+        vars(func)["__plnbot_command__"] = CommandSpec(  # metadata on the function object
             name=name, usage=usage, func=func, group=group, aliases=aliases
         )
         return func

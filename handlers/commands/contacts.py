@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.context import Context
 from handlers import people
@@ -139,14 +139,14 @@ def _more_line(partial: bool) -> str:
 def _contacts_in_order(ctx: Context, ids: list[int]) -> list[Contact]:
     """The contacts with ``ids``, in that (ranked) order: one query, not one per contact."""
     found = {c.id: c for c in ctx.session.exec(
-        select(Contact).where(Contact.owner_id == ctx.owner.id, Contact.id.in_(ids)))}
+        select(Contact).where(Contact.owner_id == ctx.owner.id, col(Contact.id).in_(ids)))}
     return [found[contact_id] for contact_id in ids if contact_id in found]
 
 
 def _first_handles(ctx: Context, ids: list[int]) -> dict[int, Handle]:
     found: dict[int, Handle] = {}
     query = select(Handle).where(Handle.owner_id == ctx.owner.id,
-                                 Handle.contact_id.in_(ids)).order_by(Handle.id)
+                                 col(Handle.contact_id).in_(ids)).order_by(col(Handle.id))
     for handle in ctx.session.exec(query):
         found.setdefault(handle.contact_id, handle)
     return found

@@ -57,7 +57,7 @@ def one_id(args: str, usage: str) -> None:
 
 
 def contact_of(ctx: Context, draft: Draft) -> Contact:
-    return ctx.session.get(Contact, draft.contact_id)
+    return ctx.session.get_one(Contact, draft.contact_id)
 
 
 @command("drafts", "drafts", group="drafts")
@@ -70,7 +70,8 @@ async def drafts(args: str, ctx: Context) -> None:
     now = ctx.now()
     expired = repo.drafts_expired_between(ctx.session, owner=ctx.owner, start=now - RECENTLY,
                                           end=now + timedelta(microseconds=1))
-    lines, items = [], []
+    lines: list[str] = []
+    items: list[dict] = []
     if pending:
         lines.append(f"{len(pending)} draft{'s' if len(pending) != 1 else ''} waiting:")
         lines += [draft_line(ctx, d, items) for d in pending]
@@ -120,7 +121,7 @@ async def send(args: str, ctx: Context) -> None:
     via = words[1].lower() if len(words) == 2 else None
     if via is not None and (draft.platform != "discord" or via not in ("dm", "channel")):
         raise CommandError("`dm` or `channel` only applies to Discord welcomes.", usage=usage)
-    handle = ctx.session.get(Handle, draft.handle_id)
+    handle = ctx.session.get_one(Handle, draft.handle_id)
     if draft.platform == "x":
         reply_with_link(ctx, draft, handle)
         return
@@ -133,6 +134,7 @@ async def send(args: str, ctx: Context) -> None:
         return
     if not sending.claim(ctx, draft, to="sending", allowed=sending.SENDABLE):
         raise CommandError(f"Draft #{draft.id} {STATUS_WORDS.get(draft.status, draft.status)}.")
+    assert sender is not None, "a missing sender is a problem, reported above"
     sending.deliver_after_commit(ctx, draft=draft, sender=sender, via=via)
 
 
@@ -177,7 +179,7 @@ async def edit(args: str, ctx: Context) -> None:
         raise CommandError("Give the draft number and the new text.", usage=usage)
     draft = draft_in(ctx, args, usage, ("pending", "expired", "uncertain"))
     text = parts[1].strip()
-    handle = ctx.session.get(Handle, draft.handle_id)
+    handle = ctx.session.get_one(Handle, draft.handle_id)
     check_length(text, draft.platform, handle, usage)
     draft.text, draft.edited, draft.status, draft.decided_at = text, True, "pending", None
     draft.expires_at = ctx.now() + timedelta(days=ctx.settings.draft_expiry_days)

@@ -47,7 +47,8 @@ async def lost_command(args: str, ctx: Context) -> None:
     days = lost_days(args)
     rows = store.connection_events(ctx.session, owner=ctx.owner,
                                    since=ctx.now() - timedelta(days=days))
-    lines, seen_drops = [], set()
+    lines: list[str] = []
+    seen_drops: set[int] = set()
     for row in rows:
         line = lost_line(ctx, row, seen_drops)
         if line:
@@ -85,7 +86,7 @@ def lost_line(ctx: Context, row: store.EventRow, seen_drops: set[int]) -> str | 
         if drop_id is None or drop_id in seen_drops:
             return None
         seen_drops.add(drop_id)
-        return drop_line(ctx, ctx.session.get(MassDrop, drop_id), row.handle.platform)
+        return drop_line(ctx, ctx.session.get_one(MassDrop, drop_id), row.handle.platform)
     when = local_time(ctx, event.at)
     person = (f"{row.contact.name or 'someone'} "
               f"({at_handle(row.handle.platform, row.handle.display_handle or row.handle.handle)}"
@@ -189,7 +190,7 @@ def network_facts(ctx: Context) -> dict:
 def active_by_platform(ctx: Context) -> dict[str, int]:
     rows = ctx.session.exec(
         select(Account.platform, func.count())
-        .join(Connection, Connection.account_id == Account.id)
+        .join(Connection, col(Connection.account_id) == Account.id)
         .where(Connection.owner_id == ctx.owner.id, Connection.state == "active")
         .group_by(Account.platform)
     ).all()

@@ -111,7 +111,7 @@ async def reminders(args: str, ctx: Context) -> None:
         select(Reminder)
         .where(Reminder.owner_id == ctx.owner.id,
                col(Reminder.status).in_(("open", "delivered")))
-        .order_by(Reminder.due_at, Reminder.id)
+        .order_by(col(Reminder.due_at), col(Reminder.id))
         .limit(LIST_LIMIT + 1)
     ))
     if not rows:
@@ -326,7 +326,7 @@ def cadence_reply(ctx: Context, row: Cadence, contact: Contact | None, tag: str 
 
 def list_cadences(ctx: Context) -> None:
     rows = ctx.session.exec(
-        select(Cadence).where(Cadence.owner_id == ctx.owner.id).order_by(Cadence.id)
+        select(Cadence).where(Cadence.owner_id == ctx.owner.id).order_by(col(Cadence.id))
     ).all()
     if not rows:
         ctx.send("reply", "You have no keep-in-touch cadences. Try `cadence @jane every 3 weeks`.")

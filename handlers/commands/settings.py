@@ -98,7 +98,10 @@ def valid_digest(value: str) -> tuple[int, str | None]:
                            "`digest friday 16:00` or `digest monday`.")
     if not clock:
         return matches[0], None
-    hours, minutes = CLOCK.fullmatch(clock).groups()
+    found = CLOCK.fullmatch(clock)
+    if found is None:
+        raise CommandError(f"{clock[:20]!r} is not a time; say e.g. `digest friday 16:00`.")
+    hours, minutes = found.groups()
     return matches[0], f"{int(hours):02d}:{minutes}"
 
 
@@ -135,9 +138,9 @@ def settings_text(owner: Owner, heading: str) -> str:
         f"  Quiet hours (quiet): {values['quiet'] or 'none'}",
         f"  Tone of drafts (tone): {values['tone']}",
         f"  Signature (signature): {values['signature'] or 'none'}",
-        f"  Weekly digest (digest): {values['digest'].capitalize()}",
+        f"  Weekly digest (digest): {(values['digest'] or '').capitalize()}",
         f"  Lost connections (losses): {values['losses']}, "
-        f"{LOSSES.get(values['losses'], '')}",
+        f"{LOSSES.get(values['losses'] or '', '')}",
     ])
 
 

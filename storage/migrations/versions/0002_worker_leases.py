@@ -8,7 +8,7 @@ Create Date: 2026-11-28 17:51:47.460579
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # the submodule by name, so mypy sees `sqlmodel.sql`
 from alembic import op
 
 revision: str = '0002_worker_leases'

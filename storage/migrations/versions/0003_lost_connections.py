@@ -7,7 +7,7 @@ Revises: 0002_worker_leases
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # the submodule by name, so mypy sees `sqlmodel.sql`
 from alembic import op
 
 revision: str = "0003_lost_connections"

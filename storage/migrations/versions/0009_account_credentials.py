@@ -11,7 +11,7 @@ Revises: 0008_search_names
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes  # the submodule by name, so mypy sees `sqlmodel.sql`
 from alembic import op
 
 revision: str = "0009_account_credentials"
