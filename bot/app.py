@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 
@@ -23,6 +23,7 @@ from bot.dispatcher import Dispatcher
 from bot.events import Event, NewConnection, Tick
 from bot.outbox import Outbox, worker_id
 from bot.ports import ChatSurface, Source, senders_of
+from bot.scheduler import Job
 from storage import leases, repo
 from storage.db import (
     DatabaseError,
@@ -48,6 +49,9 @@ def open_database(settings: Settings, url: str | None = None, *, migrate: bool =
         except Exception as exc:  # alembic and drivers raise many types; one message for all
             reason = f"{type(exc).__name__}: {exc}"
             raise DatabaseError(f"cannot prepare the database: {reason}") from exc
+        from bot.vault import check_key  # cryptography only for commands that open a database
+
+        check_key(settings, engine)
     return engine
 
 
@@ -91,7 +95,7 @@ class App:
         # Messages leased by a process killed mid-delivery are taken over as soon as it
         # restarts on the same host (Outbox looks for dead processes' leases first).
         self.outbox = Outbox(engine, clock=lambda: self.clock(), worker=self.worker,
-                             lease=self.lease)
+                             lease=self.lease, files=settings.data_path)
         self.owner_id = self._ensure_owner()
         # One event's transaction at a time, and one delivery run at a time: the periodic
         # sweep and the owner's commands share this process (console, demo, run).
@@ -165,19 +169,24 @@ class App:
                                   source.platform)
         await self.flush()
 
-    async def start_work(self, *, once: bool) -> AsyncIOScheduler | None:
-        """The lifecycle every surface shares: poll the sources, catch up on what came due
-        while the bot was down, then (unless ``once``) keep polling and sweeping on timers.
-        Returns the running scheduler for the caller to shut down (None with ``once``)."""
+    async def start_work(self, *, once: bool,
+                         also: Sequence[Job] = ()) -> AsyncIOScheduler | None:
+        """The lifecycle every surface shares: poll the sources (and run ``also``, e.g. the
+        poll of accounts connected by chat), catch up on what came due while the bot was
+        down, then (unless ``once``) keep polling and sweeping on timers. Returns the
+        running scheduler for the caller to shut down (None with ``once``)."""
         from bot.scheduler import build_scheduler
 
         await self.poll_sources()
+        for _name, job, _seconds in also:
+            await job()
         await self.catch_up()
         if once:
             return None
         scheduler = build_scheduler([
             ("sweep", self.sweep, self.settings.sweep_seconds),
             ("poll", self.poll_sources, self.settings.poll_minutes * 60),
+            *also,
         ])
         scheduler.start()
         return scheduler

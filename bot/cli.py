@@ -119,10 +119,7 @@ def demo(fast: bool, as_json: bool, db_url: str | None) -> None:
 
 def fresh_demo_database(settings) -> str:
     """The demo runs on its own new SQLite file so demo people never mix with real ones."""
-    from platformdirs import user_data_path
-
-    folder = settings.data_dir or user_data_path("plnbot", appauthor=False)
-    path = Path(folder) / "demo.sqlite3"
+    path = settings.data_path() / "demo.sqlite3"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     return f"sqlite:///{path}"
@@ -402,6 +399,43 @@ def operator_session(settings, db_url: str | None):
             yield session, utcnow()
     finally:
         engine.dispose()
+
+
+@main.group()
+def secrets() -> None:
+    """The key that encrypts connected accounts' credentials (PLNBOT_SECRET_KEY)."""
+
+
+@secrets.command("new-key")
+@db_option
+def secrets_new_key(db_url: str | None) -> None:
+    """Print a fresh key for PLNBOT_SECRET_KEY (nothing is stored or changed; the
+    database is not opened, ``--db`` is accepted like everywhere and ignored)."""
+    from bot.vault import new_key
+
+    click.echo(new_key())
+
+
+@secrets.command("rotate")
+@db_option
+@friendly
+def secrets_rotate(db_url: str | None) -> None:
+    """Re-encrypt every stored credential under the key in PLNBOT_SECRET_KEY.
+
+    Put the new key in PLNBOT_SECRET_KEY and the old one in PLNBOT_SECRET_KEY_OLD
+    (comma-separated if several), run this, then remove PLNBOT_SECRET_KEY_OLD.
+    """
+    from bot.app import open_database
+    from bot.vault import rotate_all
+
+    settings = settings_and_logging()
+    engine = open_database(settings, db_url)
+    try:
+        count = rotate_all(settings, engine)
+    finally:
+        engine.dispose()
+    click.echo(f"plnbot: re-encrypted {count} stored credential{'s' * (count != 1)} "
+               "under PLNBOT_SECRET_KEY; PLNBOT_SECRET_KEY_OLD is no longer needed", err=True)
 
 
 @main.group()

@@ -48,11 +48,19 @@ class Settings(BaseSettings):
     worker_id: str | None = Field(default=None, max_length=100, alias="PLNBOT_WORKER_ID")
     data_dir: Path | None = Field(default=None, alias="PLNBOT_DATA_DIR")
     log_level: str = Field(default="WARNING", alias="PLNBOT_LOG_LEVEL")
+    # credentials of accounts connected by chat are encrypted with this key (bot/vault.py);
+    # after a change of key the old one(s), comma-separated, until `plnbot secrets rotate`
+    secret_key: SecretStr | None = Field(default=None, alias="PLNBOT_SECRET_KEY")
+    secret_key_old: SecretStr | None = Field(default=None, alias="PLNBOT_SECRET_KEY_OLD")
 
     # X / Twitter
     x_bearer_token: SecretStr | None = Field(default=None, alias="X_BEARER_TOKEN")
     x_user_access_token: SecretStr | None = Field(default=None, alias="X_USER_ACCESS_TOKEN")
     x_user_id: str | None = Field(default=None, alias="X_USER_ID")
+    # the operator's X app, for owners who `connect x` (OAuth 2.0 with PKCE)
+    x_client_id: str | None = Field(default=None, alias="X_CLIENT_ID")
+    x_client_secret: SecretStr | None = Field(default=None, alias="X_CLIENT_SECRET")
+    x_redirect_uri: str | None = Field(default=None, alias="X_REDIRECT_URI")
 
     # Mastodon
     mastodon_base_url: str | None = Field(default=None, alias="MASTODON_BASE_URL")
@@ -81,6 +89,10 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}; use an Area/City name") from exc
         return value
 
+    def data_path(self) -> Path:
+        """Where plnbot keeps files (see ``data_path``)."""
+        return data_path(self.data_dir)
+
     def secrets(self) -> list[str]:
         """Every secret value that is set, so logs and exports can be scrubbed of them: every
         ``SecretStr`` field, so a new platform's token is covered by being declared one."""
@@ -92,6 +104,15 @@ class Settings(BaseSettings):
 def secret(value: SecretStr | None) -> str:
     """A secret setting's value, or "" when it is not set."""
     return value.get_secret_value() if value is not None else ""
+
+
+def data_path(data_dir: Path | None) -> Path:
+    """PLNBOT_DATA_DIR, else the user's data directory: the one place this is decided."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("plnbot", appauthor=False)
 
 
 def load_settings(**overrides) -> Settings:

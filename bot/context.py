@@ -18,6 +18,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
+from bot.connecting import AccountConnector
 from bot.ports import SendRefused, SendUncertain, WelcomeSender
 from storage import connections as store
 from storage.models import OutboxMessage, Owner, table_of
@@ -62,12 +63,18 @@ class Context:
     senders: dict[str, WelcomeSender] = field(default_factory=dict)
     sent: list[OutboxMessage] = field(default_factory=list)
     after_commit: list[AfterCommit] = field(default_factory=list)
+    # how ``connect …`` reaches the platforms (bot/connecting.py); None where unavailable
+    connector: AccountConnector | None = None
 
     def now(self) -> datetime:
         return self.clock()
 
-    def send(self, kind: str, text: str, *, key: str | None = None, **fields: Any):
-        """Queue a message to the owner; the same key twice queues it once."""
+    def send(self, kind: str, text: str, *, key: str | None = None,
+             attachment: bytes | None = None, **fields: Any):
+        """Queue a message to the owner; the same key twice queues it once.
+
+        ``attachment`` (a chart PNG) is stored with the message, so whichever worker
+        delivers it has it (bot/outbox.py writes it where that worker keeps files)."""
         key = key or f"{self.key_prefix}:{len(self.sent)}"
         key = f"{self.owner.id}:{key}"
         existing = self.session.exec(
@@ -84,6 +91,7 @@ class Context:
             payload_json=json.dumps(fields, default=str, ensure_ascii=False),
             next_attempt_at=now,
             created_at=now,
+            attachment=attachment,
         )
         self.session.add(message)
         self.session.flush()

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from bot.config import Settings
+from bot.connecting import AccountConnector, default_connector
 from bot.context import Clock, Context, WelcomeSender, utcnow
 from bot.events import CommandReceived, Event
 from storage import repo
@@ -41,6 +42,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "handlers.requests",
     "handlers.sources",
     "handlers.imports",
+    "handlers.due",  # last: it reads what the sweep's other handlers left due
 )
 
 
@@ -76,12 +78,21 @@ class Dispatcher:
         clock: Clock = utcnow,
         senders: dict[str, WelcomeSender] | None = None,
         modules: Iterable[str] = HANDLER_MODULES,
+        connector: AccountConnector | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.clock = clock
         self.senders = senders or {}
         self.registry = collect_handlers(modules)
+        self._connector = connector
+
+    @property
+    def connector(self) -> AccountConnector:
+        """The platforms' side of ``connect …``: the real one unless one was given."""
+        if self._connector is None:
+            self._connector = default_connector(self.settings)
+        return self._connector
 
     def handlers_for(self, event: Event) -> list[Handler]:
         found: list[Handler] = []
@@ -103,6 +114,7 @@ class Dispatcher:
                 clock=self.clock,
                 key_prefix=key_prefix,
                 senders=self.senders,
+                connector=self.connector,
             )
 
     async def dispatch(self, event: Event) -> bool:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterable
 
 REDACTED = "***"
+_FILTERS: list[RedactSecrets] = []
 
 
 class RedactSecrets(logging.Filter):
@@ -15,6 +16,10 @@ class RedactSecrets(logging.Filter):
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         self.secrets = [s for s in secrets if len(s) >= 4]
+        _FILTERS.append(self)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        self.secrets.extend(s for s in secrets if len(s) >= 4 and s not in self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:
@@ -37,10 +42,19 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def redact_also(secrets: Iterable[str]) -> None:
+    """Scrub these values too from now on: credentials read from the database (accounts
+    connected by chat), which the settings' list cannot know in advance."""
+    values = list(secrets)
+    for redactor in _FILTERS:
+        redactor.add(values)
+
+
 def setup_logging(level: str, secrets: Iterable[str]) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
+    _FILTERS[:] = [f for f in _FILTERS if f in handler.filters]  # replaced handlers' go
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.WARNING))

@@ -13,18 +13,22 @@ is left to its new holder. A surface failure is retried with back-off, never dro
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bot.config import data_path
 from bot.context import Clock, OutgoingMessage, utcnow
 from bot.ports import ChatSurface
 from storage import leases
@@ -73,8 +77,11 @@ class Outbox:
     def __init__(
         self, engine: Engine, *, clock: Clock = utcnow, worker: str | None = None,
         lease: timedelta = LEASE, batch: int = BATCH,
+        files: Callable[[], Path] | None = None,
     ) -> None:
         self.engine = engine
+        # where this process writes the attachments it delivers (charts)
+        self.files = files or (lambda: data_path(None))
         self.clock = clock
         self.worker = worker or worker_id()
         self.lease = lease
@@ -167,7 +174,7 @@ class Outbox:
         self, session: Session, surface: ChatSurface, row: OutboxMessage, owner_ref: str
     ) -> int:
         try:
-            await surface.send(to_outgoing(row, owner_ref))
+            await surface.send(to_outgoing(row, owner_ref, files=self.files()))
         except Exception as exc:  # the surface's failure must not lose the message
             self._retry_later(session, row, exc)
             return 0
@@ -196,12 +203,34 @@ def owner_refs(session: Session, owner_ids: set[int]) -> dict[int, str]:
     return dict(rows)
 
 
-def to_outgoing(row: OutboxMessage, owner_ref: str) -> OutgoingMessage:
+def to_outgoing(row: OutboxMessage, owner_ref: str, *,
+                files: Path | None = None) -> OutgoingMessage:
+    fields = json.loads(row.payload_json or "{}")
+    if row.attachment:
+        try:
+            fields["image"] = str(attachment_file(row, files or data_path(None)))
+        except OSError as exc:  # disk full, unwritable folder: the message still goes
+            log.warning("could not write the %s attachment (%s); delivering it without",
+                        row.kind, exc.strerror or type(exc).__name__)
     return OutgoingMessage(
         kind=row.kind,
         text=row.text,
-        fields=json.loads(row.payload_json or "{}"),
+        fields=fields,
         idempotency_key=row.idempotency_key,
         owner_ref=owner_ref,
         outbox_id=row.id,
     )
+
+
+def attachment_file(row: OutboxMessage, files: Path) -> Path:
+    """The message's attachment as a file on this machine (written once, reused by a
+    retried delivery): ``<data dir>/charts/<key>.png``."""
+    folder = files / "charts"
+    name = hashlib.sha256(row.idempotency_key.encode()).hexdigest()[:24]
+    path = folder / f"{row.kind}-{row.owner_id}-{name}.png"
+    if not path.exists() or path.stat().st_size != len(row.attachment or b""):
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part")
+        partial.write_bytes(row.attachment or b"")
+        partial.replace(path)  # never a half-written chart under the final name
+    return path

@@ -131,7 +131,9 @@ async def run_bot(settings, db_url: str | None, *, once: bool, as_json: bool) ->
 
 async def _run_app(app: App, settings, *, once: bool) -> None:
     freeze_startup_objects()
-    scheduler = await app.start_work(once=once)
+    connected = connected_accounts(settings, app.engine, app.surface, app.worker)
+    scheduler = await app.start_work(once=once, also=[
+        ("poll connected", connected.poll_due, CONNECTED_POLL_SECONDS)])
     if scheduler is None:
         return
     try:
@@ -176,6 +178,8 @@ async def discord_for_workers(settings, worker, stop):
     from bot.adapters.discord_worker import discord_route
 
     async with discord_route(settings, worker, stop) as discord_surface:
+        # ``connect discord-server`` checks the server with this client
+        worker.dispatcher.connector.discord = discord_surface.client
         yield discord_surface
 
 
@@ -184,7 +188,10 @@ async def _serve_all(settings, worker, surface, stop) -> None:
     ``stop`` is set."""
     from bot.scheduler import build_scheduler
 
-    jobs: list[tuple[str, Callable[[], Awaitable[object]], int]] = []
+    connected = connected_accounts(settings, worker.engine, surface, worker.id)
+    await connected.poll_due()
+    jobs: list[tuple[str, Callable[[], Awaitable[object]], int]] = [
+        ("poll connected", connected.poll_due, CONNECTED_POLL_SECONDS)]
     sources = configured_sources(settings)
     if sources:  # only then is PLNBOT_OWNER one of the owners here
         app = App(settings=settings, engine=worker.engine, surface=surface, sources=sources,
@@ -202,6 +209,18 @@ async def _serve_all(settings, worker, surface, stop) -> None:
         await worker.run_forever(stop, idle_seconds=idle)
     finally:
         scheduler.shutdown(wait=False)
+
+
+# How often a process looks for chat-connected accounts whose poll is due (each one is
+# polled every PLNBOT_POLL_MINUTES; this only bounds how late a poll may start).
+CONNECTED_POLL_SECONDS = 30
+
+
+def connected_accounts(settings, engine, surface, worker: str):
+    """Polls every owner's accounts connected by chat (bot/connected.py)."""
+    from bot.connected import ConnectedAccounts
+
+    return ConnectedAccounts(settings=settings, engine=engine, surface=surface, worker=worker)
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -7,16 +7,17 @@ APScheduler's job stores must never be shared between schedulers (several worker
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = logging.getLogger(__name__)
 
+# (name, coroutine function, every N seconds)
+Job = tuple[str, Callable[[], Awaitable[object]], int]
 
-def build_scheduler(
-    jobs: list[tuple[str, Callable[[], Awaitable[object]], int]],
-) -> AsyncIOScheduler:
+
+def build_scheduler(jobs: Sequence[Job]) -> AsyncIOScheduler:
     """``jobs``: (name, coroutine function, every N seconds). Overlapping runs are skipped."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     for name, func, seconds in jobs:

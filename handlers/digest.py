@@ -11,13 +11,14 @@ lazily, because importing it costs most of a second.
 
 from __future__ import annotations
 
+import io
 import logging
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlmodel import Session, col, func, select
 
@@ -76,9 +77,8 @@ async def scheduled_digest(event: Tick, ctx: Context) -> None:
 
 def send_digest(ctx: Context, *, now: datetime, key: str | None = None) -> None:
     digest = build_digest(ctx.session, owner=ctx.owner, now=now)
-    image = save_chart(ctx, now=now)
-    fields = digest.fields | ({"image": str(image)} if image else {})
-    ctx.send("digest", digest.text, key=key, **fields)
+    ctx.send("digest", digest.text, key=key, attachment=chart_png(ctx, now=now),
+             **digest.fields)
 
 
 # --- what --------------------------------------------------------------------------------
@@ -245,26 +245,16 @@ def drafts(session, owner, since, now, digest: Digest) -> None:
 # --- the chart -----------------------------------------------------------------------------
 
 
-def data_dir(ctx: Context) -> Path:
-    if ctx.settings.data_dir:
-        return Path(ctx.settings.data_dir)
-    from platformdirs import user_data_path
-
-    return user_data_path("plnbot", appauthor=False)
-
-
-def save_chart(ctx: Context, *, now: datetime) -> Path | None:
-    """Draw and save the chart; a failure costs the picture, never the digest."""
-    path = data_dir(ctx) / "charts" / f"digest-{ctx.owner.id}-{now:%Y%m%d-%H%M%S}.png"
+def chart_png(ctx: Context, *, now: datetime) -> bytes | None:
+    """The chart as PNG bytes, stored with the digest message (any worker can deliver it);
+    a failure costs the picture, never the digest."""
+    buffer = io.BytesIO()
     try:
-        series = chart_series(ctx.session, owner=ctx.owner, now=now)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        draw_chart(series, path)
-    except Exception:  # disk full, unwritable folder, a matplotlib problem: say so in the log
-        log.exception("could not draw the digest chart at %s; sending the digest without it",
-                      path)
+        draw_chart(chart_series(ctx.session, owner=ctx.owner, now=now), buffer)
+    except Exception:  # a matplotlib problem: say so in the log
+        log.exception("could not draw the digest chart; sending the digest without it")
         return None
-    return path
+    return buffer.getvalue()
 
 
 @dataclass
@@ -385,7 +375,7 @@ def chart_figure(series: ChartSeries) -> Any:
     return figure
 
 
-def draw_chart(series: ChartSeries, path: Path) -> None:
+def draw_chart(series: ChartSeries, path: Path | BinaryIO) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

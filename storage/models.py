@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Table, UniqueConstraint, func, text
+from sqlalchemy import BigInteger, Index, LargeBinary, Table, UniqueConstraint, func, text
 from sqlmodel import Field, SQLModel
 
 
@@ -64,6 +64,28 @@ class Account(SQLModel, table=True):
     last_error_at: datetime | None = Field(default=None)
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_until: datetime | None = Field(default=None)
+    # Connected by chat (``connect …``): the platform credentials as one Fernet token
+    # (bot/secrets.py, PLNBOT_SECRET_KEY), never plain text; None for the environment's
+    # accounts. ``connected_at`` is None while a connection waits for its pasted code.
+    credentials: str | None = Field(default=None)
+    connected_at: datetime | None = Field(default=None)
+    # polls of connected accounts (bot/connected.py): the next one is due at
+    # ``next_poll_at``; ``last_polled_at`` is what ``accounts`` shows
+    next_poll_at: datetime | None = Field(default=None, index=True)
+    last_polled_at: datetime | None = Field(default=None)
+
+
+class PlatformApp(SQLModel, table=True):
+    """The bot's own application on one server (a Mastodon instance), registered once and
+    shared by every owner who connects an account there; its secret is encrypted."""
+
+    __table_args__ = (UniqueConstraint("platform", "instance", name="uq_platformapp_instance"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    instance: str = Field(max_length=500)
+    credentials: str
+    created_at: datetime
 
 
 class Contact(SQLModel, table=True):
@@ -262,6 +284,9 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, max_length=500)
     lease_owner: str | None = Field(default=None, max_length=100)
     lease_until: datetime | None = Field(default=None)
+    # a file that travels with the message (the digest's chart PNG): stored here, so any
+    # worker on any machine delivers it; written to the deliverer's own disk on delivery
+    attachment: bytes | None = Field(default=None, sa_type=LargeBinary)
 
 
 class JobRun(SQLModel, table=True):

@@ -47,7 +47,9 @@ OWNER_FIELDS = ("name", "tz", "quiet_start", "quiet_end", "tone", "signature", "
                 "interests", "bio", "digest_weekday", "digest_time", "report_losses",
                 "date_order")
 SKIPPED = {"owner_id", "lease_owner", "lease_until", "cursor", "last_error", "last_error_at",
-           "mass_drop_id", "followers_count_seen", "last_synced_at", "last_reconciled_at"}
+           "mass_drop_id", "followers_count_seen", "last_synced_at", "last_reconciled_at",
+           # credentials never leave the database
+           "credentials", "connected_at", "next_poll_at", "last_polled_at"}
 # (name in the export, model, {column: table whose id it refers to})
 TABLES: tuple[tuple[str, type[SQLModel], dict[str, str]], ...] = (
     ("accounts", Account, {}),

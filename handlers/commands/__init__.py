@@ -27,6 +27,23 @@ from bot.events import CommandReceived
 log = logging.getLogger(__name__)
 
 CommandFunc = Callable[[str, Context], Awaitable[None]]
+# A line that is no command may still answer something the bot asked for (a pasted
+# authorization code): each hook returns True when the line was its answer.
+LineHook = Callable[[str, Context], Awaitable[bool]]
+UNMATCHED_LINE_HOOKS: list[LineHook] = []
+
+
+def on_unmatched_line(hook: LineHook) -> LineHook:
+    """Offer ``hook`` every line that names no command (see ``UNMATCHED_LINE_HOOKS``)."""
+    UNMATCHED_LINE_HOOKS.append(hook)
+    return hook
+
+
+async def answered_by_hook(line: str, ctx: Context) -> bool:
+    for hook in UNMATCHED_LINE_HOOKS:
+        if await hook(line, ctx):
+            return True
+    return False
 
 COMMAND_MODULES: tuple[str, ...] = (
     "handlers.commands.help",
@@ -38,6 +55,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "handlers.commands.export",
     "handlers.commands.book",
     "handlers.commands.greeting",
+    "handlers.commands.accounts",
 )
 MAX_LINE = 4_000
 
@@ -233,6 +251,9 @@ async def on_command(event: CommandReceived, ctx: Context) -> None:
     mark, jobs = len(ctx.sent), len(ctx.after_commit)
     savepoint = ctx.session.begin_nested()
     try:
+        if spec is None and await answered_by_hook(line, ctx):
+            savepoint.commit()
+            return
         if spec is None:
             raise CommandError(unknown_command(name), usage="help [command]")
         if len(line) > MAX_LINE:

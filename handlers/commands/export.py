@@ -13,10 +13,7 @@ USAGE = "export [json|csv]"
 
 def exports_dir(settings) -> Path:
     """``PLNBOT_DATA_DIR``/exports, else the user's data directory (platformdirs)."""
-    from platformdirs import user_data_path
-
-    base = settings.data_dir or user_data_path("plnbot", appauthor=False)
-    return Path(base).expanduser() / "exports"
+    return settings.data_path() / "exports"
 
 
 def write_export(data: dict, fmt: str, path: Path) -> None:

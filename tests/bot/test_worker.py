@@ -1,12 +1,12 @@
 """Multi-owner workers in one process (SQLite and PostgreSQL), with an injected clock."""
 
-from datetime import timedelta
 
 import pytest
 from sqlmodel import Session, select
 
 from bot.app import App
 from bot.worker import NoRoute, RoutingSurface, Worker
+from handlers.due import MAX_IDLE
 from storage.models import Draft, OutboxMessage, Owner
 from tests.conftest import make_settings
 from tests.support.factories import arrival, x_person
@@ -52,8 +52,9 @@ async def test_two_workers_interleaved_deliver_each_message_once(engine, clock, 
     assert a.messages and b.messages
 
 
-async def test_every_owner_is_swept_once_per_interval(engine, clock, make_worker):
-    """The sweep (Tick) runs per owner: here it expires each owner's stale draft."""
+async def test_every_owner_is_swept_when_its_work_is_due(engine, clock, make_worker):
+    """The sweep (Tick) runs per owner when its next work is due: here it expires each
+    owner's stale draft; then nothing is due for hours (handlers/due.py)."""
     settings = make_settings()
     for ref in ("amara", "ravi"):
         app = App(settings=make_settings(PLNBOT_OWNER=ref), engine=engine,
@@ -67,7 +68,7 @@ async def test_every_owner_is_swept_once_per_interval(engine, clock, make_worker
     with Session(engine) as session:
         assert {d.status for d in session.exec(select(Draft))} == {"expired"}
         sweeps = {o.external_ref: o.next_sweep_at for o in session.exec(select(Owner))}
-    assert sweeps["amara"] == clock.now + timedelta(seconds=30)
+    assert sweeps["amara"] == clock.now + MAX_IDLE
 
 
 async def test_a_dead_workers_owners_are_taken_over_after_the_lease(engine, clock, make_worker):

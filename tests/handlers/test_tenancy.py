@@ -1,5 +1,9 @@
 """Owners are isolated: every chat command, as owner B, against owner A's ids.
 
+A also has a Bluesky account connected by chat and a Mastodon connection waiting for its
+code: B can never see, use, poll or disconnect them (its rows, credentials included, are
+in the fingerprint every example compares).
+
 For B, A's draft ids, reminder ids, ``#contact`` ids, handles, names and tags must be
 indistinguishable from ids that exist nowhere: B's reply to ``<command> <A's ref>`` is
 the reply to ``<command> <a ref nobody has>`` (numbers aside), it never shows A's
@@ -15,18 +19,24 @@ import re
 from dataclasses import dataclass
 
 import pytest
+from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, SQLModel, select
 
 from bot.app import App, open_database
 from handlers.commands import unique_specs
-from storage.models import Contact, Draft, Handle, Reminder
+from storage.models import Account, Contact, Draft, Handle, Reminder
 from tests.conftest import make_settings
 from tests.support.factories import arrival, command, mastodon_person, x_person
+from tests.support.fake_bluesky import HANDLE as BLUESKY_HANDLE
+from tests.support.fake_bluesky import PASSWORD as BLUESKY_PASSWORD
+from tests.support.fake_bluesky import RunningBluesky
+from tests.support.fake_mastodon import RunningMastodon
 from tests.support.fakes import FakeClock, FakeSurface
 
-SECRETS = ("Okafor", "Marlowe", "secret-plan", "amara_teach")
+SECRETS = ("Okafor", "Marlowe", "secret-plan", "amara_teach", BLUESKY_HANDLE, "teacher.bsky")
+KEY = Fernet.generate_key().decode()
 
 
 @dataclass
@@ -34,13 +44,14 @@ class World:
     alice: App
     bob: App
     refs: list[tuple[str, str]]  # (A's reference, one of the same shape that nobody has)
+    code: str  # approved for A's waiting Mastodon connection, not pasted yet
 
 
 async def build_world(db_url: str) -> World:
     clock = FakeClock()
 
     def app_for(owner: str) -> App:
-        return App(settings=make_settings(PLNBOT_OWNER=owner),
+        return App(settings=make_settings(PLNBOT_OWNER=owner, PLNBOT_SECRET_KEY=KEY),
                    engine=open_database(make_settings(), db_url), surface=FakeSurface(),
                    clock=clock)
 
@@ -52,8 +63,20 @@ async def build_world(db_url: str) -> World:
                  "cadence #robotics every 2 weeks", "log jo@marlowe.example secret-plan"):
         await alice.handle(command(line, owner_ref="alice"))
     await bob.handle(arrival(x_person("Quentin Blake", username="qb"), owner_ref="bob"))
+    code = await connect_alices_accounts(alice)
     alice.surface.pop(), bob.surface.pop()
-    return World(alice, bob, references(alice))
+    return World(alice, bob, references(alice), code)
+
+
+async def connect_alices_accounts(alice: App) -> str:
+    """A's Bluesky account, connected; a Mastodon one waiting for the code this returns
+    (approved on the instance, not pasted yet)."""
+    with RunningBluesky() as sky, RunningMastodon() as masto:
+        await alice.handle(command(f"connect bluesky {BLUESKY_HANDLE} {BLUESKY_PASSWORD} "
+                                   f"{sky.url}", owner_ref="alice"))
+        await alice.handle(command(f"connect mastodon {masto.url}", owner_ref="alice"))
+        (client_id,) = masto.apps
+        return masto.authorize(client_id)
 
 
 def references(alice: App) -> list[tuple[str, str]]:
@@ -147,3 +170,31 @@ async def test_as_owner_b_a_ids_are_not_found(world):
                  f"cancel {reminder_ref}", f"snooze {reminder_ref} tomorrow", "who amara"):
         [reply] = await said_by_bob(world, line)
         assert reply.kind == "error", (line, reply.text)
+
+
+async def test_as_owner_b_a_accounts_are_invisible_and_untouchable(world):
+    before = alice_rows(world.alice)
+    [listed] = await said_by_bob(world, "accounts")
+    assert "No accounts connected yet" in listed.text and listed.fields["accounts"] == []
+    for platform in ("bluesky", "mastodon"):
+        [reply] = await said_by_bob(world, f"disconnect {platform}")
+        assert reply.kind == "error" and "connected by chat" in reply.text
+    # A's approved code, pasted by B, connects nothing (for B it is no command at all)
+    [pasted] = await said_by_bob(world, world.code)
+    assert pasted.kind == "error" and "I don't know the command" in pasted.text
+    assert alice_rows(world.alice) == before
+    with Session(world.alice.engine) as session:
+        bobs = session.exec(select(Account).where(Account.owner_id == world.bob.owner_id))
+        assert [a.platform for a in bobs if a.credentials or a.connected_at] == []
+
+
+async def test_a_accounts_are_listed_for_a(world):
+    [listed] = await said_as(world.alice, "alice", "accounts")
+    assert BLUESKY_HANDLE in listed.text and "waiting for the code" in listed.text
+
+
+async def said_as(app: App, ref: str, line: str):
+    await app.handle(command(line, owner_ref=ref))
+    replies = app.surface.pop()
+    assert len(replies) == 1, [m.text for m in replies]
+    return replies

@@ -13,6 +13,7 @@ import asyncio
 import copy
 import itertools
 import json
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -27,6 +28,11 @@ from tests.support.servers import RunningFake, faulty_answer, take_fault
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "mastodon"
 TOKEN = "test-mastodon-token-3f9a"
+OOB = "urn:ietf:wg:oauth:2.0:oob"
+PUBLIC_PATHS = {"/api/v1/apps", "/oauth/token"}
+VALID_SCOPES = {"read", "write", "follow", "push", "profile", "read:accounts", "read:follows",
+                "read:notifications", "read:statuses", "write:statuses",
+                "write:conversations", "write:follows"}
 
 
 @cache
@@ -96,6 +102,11 @@ class FakeMastodon:
     stream_events: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
     _next_notification: itertools.count = field(default_factory=lambda: itertools.count(100))
+    # OAuth (``connect mastodon``): registered apps by client id, codes an owner got by
+    # approving in the browser, and access tokens issued for them (revocable)
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    issued_tokens: set[str] = field(default_factory=set)
 
     # -- what tests set up ---------------------------------------------------------------
     def notify(self, kind: str, account: dict[str, Any] | None = None, **extra) -> dict:
@@ -120,6 +131,19 @@ class FakeMastodon:
                  "created_at": "2026-11-02T08:00:00.000Z"}
         return self.notify("severed_relationships", None, event=event)
 
+    def authorize(self, client_id: str, *, redirect_uri: str = OOB) -> str:
+        """The owner opens the authorization link and approves: the code Mastodon shows
+        (out-of-band) for that app, usable once."""
+        app = self.apps[client_id]
+        code = secrets.token_urlsafe(32)
+        self.codes[code] = {"client_id": client_id, "redirect_uri": redirect_uri,
+                            "scope": " ".join(app["scopes"])}
+        return code
+
+    def revoke(self, token: str) -> None:
+        """The owner revokes the bot's access (Preferences → Account → Authorized apps)."""
+        self.issued_tokens.discard(token)
+
     def fail(self, path_part: str, fault: int | str, times: int = 1) -> None:
         """The next ``times`` requests whose path holds ``path_part`` fail with ``fault``:
         an HTTP status, or ``MALFORMED``, ``TRUNCATED`` or ``HANG`` (tests.support.servers)."""
@@ -138,6 +162,8 @@ class FakeMastodon:
         get("/api/v1/accounts/{id}/followers", self._followers)
         get("/api/v1/streaming/user", self._stream_user)
         app.router.add_post("/api/v1/statuses", self._post_status)
+        app.router.add_post("/api/v1/apps", self._create_app)
+        app.router.add_post("/oauth/token", self._oauth_token)
         return app
 
     @web.middleware
@@ -146,7 +172,10 @@ class FakeMastodon:
         fault = take_fault(self.failures, request.path)
         if fault is not None:
             return self._with_limits(await faulty_answer(fault, request, handler, self._error))
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
+        if request.path in PUBLIC_PATHS or request.path.startswith("/.well-known/"):
+            return self._with_limits(await handler(request))
+        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if bearer != self.token and bearer not in self.issued_tokens:
             return self._with_limits(
                 web.json_response({"error": "The access token is invalid"}, status=401))
         return self._with_limits(await handler(request))
@@ -169,6 +198,47 @@ class FakeMastodon:
             response.headers["X-RateLimit-Reset"] = (
                 self.ratelimit_reset.isoformat(timespec="microseconds").replace("+00:00", "Z"))
         return response
+
+    async def _create_app(self, request: web.Request) -> web.Response:
+        """POST /api/v1/apps as Mastodon validates it (422 for what it refuses)."""
+        form = await request.post()
+        name, redirect = str(form.get("client_name", "")), str(form.get("redirect_uris", ""))
+        scopes = str(form.get("scopes", "read")).split()
+        problem = ("Application name can't be blank" if not name.strip() else
+                   "Redirect URI must be an absolute URI." if not redirect.strip() else
+                   "Scopes must contain only valid scopes"
+                   if not set(scopes) <= VALID_SCOPES else None)
+        if problem:
+            return web.json_response({"error": f"Validation failed: {problem}"}, status=422)
+        client_id = secrets.token_urlsafe(32)
+        app = {"id": str(len(self.apps) + 1), "name": name, "website": form.get("website"),
+               "scopes": scopes, "redirect_uri": redirect, "redirect_uris": redirect.split(),
+               "client_id": client_id, "client_secret": secrets.token_urlsafe(32),
+               "client_secret_expires_at": 0, "vapid_key": "BAhxXyHfAoMqrZEC"}
+        self.apps[client_id] = app
+        return web.json_response(app)
+
+    async def _oauth_token(self, request: web.Request) -> web.Response:
+        """POST /oauth/token (Doorkeeper): a code is good once, for its own app and
+        redirect URI; anything else is ``invalid_client`` or ``invalid_grant``."""
+        form = await request.post()
+        app = self.apps.get(str(form.get("client_id", "")))
+        if app is None or app["client_secret"] != form.get("client_secret"):
+            return web.json_response({"error": "invalid_client", "error_description": (
+                "Client authentication failed due to unknown client, no client "
+                "authentication included, or unsupported authentication method.")}, status=401)
+        grant = self.codes.pop(str(form.get("code", "")), None)
+        if (form.get("grant_type") != "authorization_code" or grant is None
+                or grant["client_id"] != app["client_id"]
+                or grant["redirect_uri"] != form.get("redirect_uri")):
+            return web.json_response({"error": "invalid_grant", "error_description": (
+                "The provided authorization grant is invalid, expired, revoked, does not "
+                "match the redirection URI used in the authorization request, or was issued "
+                "to another client.")}, status=400)
+        token = secrets.token_urlsafe(32)
+        self.issued_tokens.add(token)
+        return web.json_response({"access_token": token, "token_type": "Bearer",
+                                  "scope": grant["scope"], "created_at": 1764403200})
 
     async def _verify_credentials(self, request: web.Request) -> web.Response:
         return web.json_response(self.me)

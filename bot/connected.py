@@ -1,0 +1,205 @@
+"""Polling every owner's accounts connected by chat (``connect …``).
+
+Any worker (or the single-owner bot) calls ``ConnectedAccounts.poll_due()`` regularly.
+It leases accounts whose ``next_poll_at`` has come (``storage/leases.py``: ``FOR UPDATE
+SKIP LOCKED`` on PostgreSQL, so two workers never poll one account), decrypts each
+one's credentials, builds that platform's ordinary source for it (the same code that
+polls the environment's accounts, so the rate limits, the quiet first baseline, the
+cursor and the reconciliation all work the same), polls it as its owner, and gives it
+back with the time of its next poll.
+
+A token the platform no longer accepts (revoked, expired) gives its owner one
+``source_error`` saying to ``connect`` again, and the account is retried only every
+``AUTH_RETRY`` from then on. X tokens are refreshed before they expire; X rotates the
+refresh token on every use, so the new pair is stored before the poll uses it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import zlib
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from pydantic import SecretStr
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, or_, select
+
+from bot.app import App
+from bot.config import Settings
+from bot.connecting import ConnectRefused
+from bot.context import Clock, utcnow
+from bot.events import Event, SourceChecked
+from bot.outbox import ChatSurface, worker_id
+from bot.vault import Vault, require_vault
+from storage import leases
+from storage.models import Account, Owner
+
+log = logging.getLogger(__name__)
+
+POLLED = ("mastodon", "bluesky", "x")
+AUTH_RETRY = timedelta(hours=1)
+ACCOUNTS_PER_CLAIM = 50
+RECONNECT = {"mastodon": "connect mastodon <instance>",
+             "bluesky": "connect bluesky <handle> <app password>", "x": "connect x"}
+NAMES = {"mastodon": "Mastodon", "bluesky": "Bluesky", "x": "X"}
+
+
+def account_settings(settings: Settings, *, owner_ref: str, platform: str, external_id: str,
+                     credentials: dict[str, Any]) -> Settings:
+    """The process settings as if this one account were the configured one."""
+    cleared = {"x_bearer_token": None, "x_user_access_token": None, "x_user_id": None,
+               "mastodon_base_url": None, "mastodon_access_token": None,
+               "mastodon_streaming": False, "bluesky_handle": None,
+               "bluesky_app_password": None, "bluesky_base_url": None}
+    own: dict[str, Any] = {
+        "mastodon": lambda: {"mastodon_base_url": credentials["instance"],
+                             "mastodon_access_token": SecretStr(credentials["access_token"])},
+        "bluesky": lambda: {"bluesky_handle": credentials["handle"],
+                            "bluesky_app_password": SecretStr(credentials["app_password"]),
+                            "bluesky_base_url": credentials["server"]},
+        "x": lambda: {"x_user_access_token": SecretStr(credentials["access_token"]),
+                      "x_user_id": external_id},
+    }
+    return settings.model_copy(update={**cleared, **own[platform](), "owner_ref": owner_ref})
+
+
+class AccountApp(App):
+    """An App for one connected account's owner: a refused token is told as a reason to
+    ``connect`` again (the source's own text names environment variables)."""
+
+    platform: str = ""
+
+    async def handle(self, event: Event) -> None:
+        if isinstance(event, SourceChecked) and event.problem == "auth":
+            event = replace(event, text=reconnect_text(self.platform))
+        await super().handle(event)
+
+
+def reconnect_text(platform: str) -> str:
+    return (f"{NAMES[platform]} no longer accepts my access to your account (it was revoked "
+            f"or has expired), so I cannot see your followers there. Write "
+            f"`{RECONNECT[platform]}` to connect it again, or `disconnect "
+            f"{platform}` to stop.")
+
+
+class ConnectedAccounts:
+    """Polls connected accounts that are due, across every owner."""
+
+    def __init__(self, *, settings: Settings, engine: Engine, surface: ChatSurface,
+                 clock: Clock = utcnow, worker: str | None = None,
+                 build_source: Callable[[str, Settings], Any] | None = None,
+                 per_claim: int = ACCOUNTS_PER_CLAIM) -> None:
+        self.settings, self.engine, self.surface = settings, engine, surface
+        self.clock = clock
+        self.worker = worker or worker_id(settings.worker_id)
+        self.every = timedelta(minutes=settings.poll_minutes)
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self.build_source = build_source or self._build_source
+        self.per_claim = per_claim
+
+    def _build_source(self, platform: str, settings: Settings) -> Any:
+        module = importlib.import_module(f"bot.adapters.{platform}")
+        return module.build_source(settings, clock=self.clock) if platform != "x" else \
+            module.build_source(settings)
+
+    def claim(self) -> list[int]:
+        now = self.clock()
+        due = or_(col(Account.next_poll_at).is_(None), col(Account.next_poll_at) <= now)
+        with Session(self.engine) as session:
+            return leases.claim(
+                session, Account, worker=self.worker, now=now, lease=self.lease,
+                where=[col(Account.platform).in_(POLLED), col(Account.credentials).is_not(None),
+                       col(Account.connected_at).is_not(None), due],
+                order_by=[col(Account.next_poll_at).asc().nulls_first()], limit=self.per_claim)
+
+    async def poll_due(self) -> int:
+        """Poll every due account, batch by batch; returns how many were polled."""
+        total = 0
+        while ids := self.claim():
+            for account_id in ids:
+                await self._poll_and_release(account_id)
+            total += len(ids)
+        return total
+
+    async def _poll_and_release(self, account_id: int) -> None:
+        next_poll = self.clock() + self.every + self._spread(account_id)
+        try:
+            if not await self.poll(account_id):
+                next_poll = self.clock() + AUTH_RETRY
+        except Exception:  # one broken account must not stop the others
+            log.exception("polling connected account %s failed; retrying next interval",
+                          account_id)
+        finally:
+            with Session(self.engine) as session:
+                leases.release(session, Account, [account_id], worker=self.worker,
+                               next_poll_at=next_poll, last_polled_at=self.clock())
+
+    def _spread(self, account_id: int) -> timedelta:
+        """Up to a tenth of the interval, fixed per account, so accounts connected at the
+        same moment do not stay polled at the same moment forever."""
+        return self.every / 10 * (zlib.crc32(str(account_id).encode()) % 1000 / 1000)
+
+    async def poll(self, account_id: int) -> bool:
+        """Poll one account as its owner; False when its credentials no longer work."""
+        vault = require_vault(self.settings)
+        with Session(self.engine) as session:
+            account = session.get(Account, account_id)
+            if account is None or account.credentials is None:
+                return True
+            owner_ref = session.exec(select(Owner.external_ref)
+                                     .where(Owner.id == account.owner_id)).one()
+        app = self._app(owner_ref, account.platform)
+        try:
+            credentials = await self._fresh_credentials(account, vault)
+        except ConnectRefused as exc:
+            await app.handle(SourceChecked(owner_ref=owner_ref, platform=account.platform,
+                                           problem="auth", text=str(exc)))
+            return False
+        settings = account_settings(self.settings, owner_ref=owner_ref,
+                                    platform=account.platform,
+                                    external_id=account.external_id, credentials=credentials)
+        source = self.build_source(account.platform, settings)
+        app.settings = settings
+        try:
+            await source.poll(app)
+        finally:
+            getattr(source, "close", lambda: None)()
+        return self._still_accepted(account_id)
+
+    def _app(self, owner_ref: str, platform: str) -> AccountApp:
+        settings = self.settings.model_copy(update={"owner_ref": owner_ref})
+        app = AccountApp(settings=settings, engine=self.engine, surface=self.surface,
+                         clock=self.clock, worker=self.worker)
+        app.platform = platform
+        return app
+
+    async def _fresh_credentials(self, account: Account, vault: Vault) -> dict[str, Any]:
+        """The account's credentials; an X token near its expiry is refreshed first and
+        the new pair stored at once (the old refresh token stops working)."""
+        credentials = vault.decrypt(account.credentials or "")
+        credentials.pop("pending", None)
+        if account.platform != "x":
+            return credentials
+        from bot.adapters import x_oauth
+
+        if not x_oauth.needs_refresh(credentials, self.clock()):
+            return credentials
+        fresh = await x_oauth.refresh(self.settings, credentials, now=self.clock())
+        with Session(self.engine) as session:
+            row = session.get(Account, account.id)
+            if row is not None:
+                row.credentials = vault.encrypt(fresh)
+                session.add(row)
+                session.commit()
+        return fresh
+
+    def _still_accepted(self, account_id: int) -> bool:
+        with Session(self.engine) as session:
+            error = session.exec(select(Account.last_error)
+                                 .where(Account.id == account_id)).one()
+        return not (error or "").startswith("auth:")
+

@@ -1,0 +1,300 @@
+"""``connect``, ``accounts``, ``disconnect``: each owner connects their own accounts by chat.
+
+The platform talking goes through ``ctx.connector`` (bot/connecting.py); credentials are
+stored only encrypted (bot/vault.py, PLNBOT_SECRET_KEY). Mastodon and X answer an
+authorization link with a code the owner pastes back: while a connection waits for its
+code, a line that looks like one (and is no command) finishes it (``pasted_code``).
+The first poll of a newly connected account is the quiet baseline (bot/connected.py).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.connecting import AccountConnector, ConnectRefused, instance_url
+from bot.context import Context
+from bot.vault import SecretKeyError, Vault, require_vault
+from handlers.commands import CommandError, command, on_unmatched_line
+from handlers.drafting import PLATFORM_NAMES
+from handlers.when import ago
+from storage import accounts as store
+from storage.models import Account
+
+CONNECT_USAGE = "connect <platform> [details…]"
+USAGES = {
+    "mastodon": "connect mastodon <instance>",
+    "bluesky": "connect bluesky <handle> <app password> [<server URL>]",
+    "x": "connect x",
+    "discord-server": "connect discord-server <id>",
+}
+DISCONNECT_USAGE = "disconnect <platform>"
+PLATFORM_OF = {"mastodon": "mastodon", "bluesky": "bluesky", "x": "x", "twitter": "x",
+               "discord-server": "discord", "discord": "discord"}
+BLUESKY_SERVER = "https://bsky.social"
+CODE_SHAPE = re.compile(r"[A-Za-z0-9_\-.~]{16,512}|https?://\S*[?&]code=\S+")
+PENDING_FOR = timedelta(minutes=30)
+BASELINE_NOTE = ("My first look records who already follows you there, quietly; from then "
+                 "on I tell you about each new follower.")
+
+
+def _connector(ctx: Context) -> AccountConnector:
+    if ctx.connector is None:
+        raise CommandError("Connecting accounts is not available here.")
+    return ctx.connector
+
+
+def _vault(ctx: Context) -> Vault:
+    try:
+        return require_vault(ctx.settings)
+    except SecretKeyError:
+        raise CommandError("I cannot keep credentials safely yet: the operator has to set "
+                           "PLNBOT_SECRET_KEY (see the README, Secrets).") from None
+
+
+def _owner_id(ctx: Context) -> int:
+    owner_id = ctx.owner.id
+    assert owner_id is not None  # the dispatcher hands handlers a stored owner
+    return owner_id
+
+
+def _name(platform: str) -> str:
+    return PLATFORM_NAMES.get(platform, platform)
+
+
+@command("connect", CONNECT_USAGE, group="settings")
+async def connect(args: str, ctx: Context) -> None:
+    """Connect one of your accounts so I watch your followers there.
+
+    `connect mastodon <instance>` (e.g. `connect mastodon mastodon.social`): I reply with
+    a link; approve there and paste the code it shows you here.
+    `connect bluesky <handle> <app password> [<server URL>]`: an app password, never your
+    main one (Settings → Privacy and security → App passwords); a self-hosted server
+    by its URL.
+    `connect x`: I reply with a link; approve, then paste the code from the address X
+    sends you to (or the whole address).
+    `connect discord-server <id>`: a server I am in and you may manage.
+    """
+    words = args.split()
+    kind = words[0].lower() if words else ""
+    if kind not in USAGES:
+        raise CommandError("Say which platform: mastodon, bluesky, x or discord-server.",
+                           usage=" | ".join(USAGES.values()))
+    _not_configured_by_operator(ctx, PLATFORM_OF[kind])
+    try:
+        await CONNECTORS[kind](words[1:], ctx)
+    except ConnectRefused as exc:
+        raise CommandError(str(exc), usage=USAGES[kind]) from None
+
+
+async def _connect_mastodon(words: list[str], ctx: Context) -> None:
+    if len(words) != 1:
+        raise CommandError("Name your Mastodon instance, e.g. `connect mastodon "
+                           "mastodon.social`.", usage=USAGES["mastodon"])
+    instance = instance_url(words[0])
+    vault, connector = _vault(ctx), _connector(ctx)
+    app = await _mastodon_app(ctx, vault, connector, instance)
+    authorization = await connector.mastodon_authorization(instance, app)
+    _keep_pending(ctx, vault, "mastodon", {"instance": instance})
+    ctx.send("reply", f"Open this link, approve plnbot, and paste here the code Mastodon "
+                      f"shows you:\n{authorization.url}",
+             platform="mastodon", url=authorization.url)
+
+
+async def _mastodon_app(ctx: Context, vault: Vault, connector: AccountConnector,
+                        instance: str) -> dict[str, str]:
+    """The bot's app on ``instance``: registered once, then kept (encrypted) for everyone."""
+    row = store.platform_app(ctx.session, platform="mastodon", instance=instance)
+    if row is not None:
+        return {k: str(v) for k, v in vault.decrypt(row.credentials).items()}
+    app = await connector.mastodon_register(instance)
+    store.save_platform_app(ctx.session, platform="mastodon", instance=instance,
+                            credentials=vault.encrypt(app), now=ctx.now())
+    return app
+
+
+async def _connect_bluesky(words: list[str], ctx: Context) -> None:
+    if len(words) not in (2, 3):
+        raise CommandError("Give your handle and an app password, e.g. `connect bluesky "
+                           "jane.bsky.social abcd-efgh-ijkl-mnop`.", usage=USAGES["bluesky"])
+    handle, password = words[0].lstrip("@"), words[1]
+    server = instance_url(words[2]) if len(words) == 3 else BLUESKY_SERVER
+    vault = _vault(ctx)
+    account = await _connector(ctx).bluesky_login(handle, password, server)
+    _store_connected(ctx, "bluesky", account.external_id, account.handle,
+                     vault.encrypt(account.credentials))
+    reminder = ("\nThe message you just wrote holds your app password: please delete it."
+                if _on_discord(ctx) else "")
+    ctx.send("reply", f"Connected @{account.handle} on Bluesky. {BASELINE_NOTE}{reminder}",
+             platform="bluesky", handle=account.handle)
+
+
+async def _connect_x(words: list[str], ctx: Context) -> None:
+    if words:
+        raise CommandError("`connect x` takes nothing more; I reply with a link.",
+                           usage=USAGES["x"])
+    vault = _vault(ctx)
+    authorization = await _connector(ctx).x_authorization()
+    _keep_pending(ctx, vault, "x", authorization.pending)
+    ctx.send("reply", "Open this link and approve plnbot; X then sends you to a page whose "
+                      "address holds `code=…`. Paste that code (or the whole address) here:\n"
+                      f"{authorization.url}", platform="x", url=authorization.url)
+
+
+async def _connect_discord_server(words: list[str], ctx: Context) -> None:
+    if len(words) != 1 or not words[0].isdigit():
+        raise CommandError("Give the server's id (right-click the server → Copy Server ID, "
+                           "with Developer Mode on).", usage=USAGES["discord-server"])
+    server = await _connector(ctx).discord_server(int(words[0]), ctx.owner.external_ref)
+    _store_connected(ctx, "discord", server.external_id, server.handle, None)
+    ctx.send("reply", f"Connected the Discord server {server.handle}: its members are your "
+                      "connections from now on.", platform="discord", handle=server.handle)
+
+
+ENVIRONMENT = {"mastodon": ("mastodon_access_token", "MASTODON_…"),
+               "bluesky": ("bluesky_app_password", "BLUESKY_…"),
+               "x": ("x_user_access_token", "X_…"), "discord": ("discord_guild_id", "DISCORD_…")}
+
+
+def _not_configured_by_operator(ctx: Context, platform: str) -> None:
+    """The environment's account is PLNBOT_OWNER's, polled as such: one account per
+    owner and platform, so a second one by chat would be polled with two credentials."""
+    setting, names = ENVIRONMENT[platform]
+    configured = getattr(ctx.settings, setting) or (
+        platform == "x" and ctx.settings.x_bearer_token)
+    if configured and ctx.owner.external_ref == ctx.settings.owner_ref:
+        raise CommandError(f"Your {_name(platform)} account is set up by the operator "
+                           f"({names} settings); it cannot also be connected by chat.")
+
+
+CONNECTORS = {"mastodon": _connect_mastodon, "bluesky": _connect_bluesky, "x": _connect_x,
+              "discord-server": _connect_discord_server}
+
+
+def _on_discord(ctx: Context) -> bool:
+    token = ctx.settings.discord_token
+    return ctx.owner.external_ref.startswith("discord:") or bool(
+        token and token.get_secret_value())
+
+
+def _keep_pending(ctx: Context, vault: Vault, platform: str, pending: dict[str, Any]) -> None:
+    """Remember the half-made connection with what is already stored (still polled)."""
+    account = store.owner_account(ctx.session, owner_id=_owner_id(ctx), platform=platform)
+    current = vault.decrypt(account.credentials) if account and account.credentials else {}
+    current["pending"] = {**pending, "since": ctx.now().isoformat()}
+    store.keep_pending(ctx.session, owner_id=_owner_id(ctx), platform=platform,
+                       credentials=vault.encrypt(current))
+
+
+def _store_connected(ctx: Context, platform: str, external_id: str, handle: str,
+                     credentials: str | None) -> Account:
+    return store.mark_connected(ctx.session, owner_id=_owner_id(ctx), platform=platform,
+                                external_id=external_id, handle=handle,
+                                credentials=credentials, now=ctx.now())
+
+
+# --- the pasted code ----------------------------------------------------------------
+
+
+@on_unmatched_line
+async def pasted_code(line: str, ctx: Context) -> bool:
+    """A line that is no command but looks like a code finishes a waiting connection."""
+    if not CODE_SHAPE.fullmatch(line.strip()):
+        return False
+    waiting = _waiting(ctx)
+    if waiting is None:
+        return False
+    account, credentials = waiting
+    pending = credentials.pop("pending")
+    try:
+        connected = await _finish(ctx, account.platform, pending, line.strip())
+    except ConnectRefused as exc:
+        raise CommandError(str(exc), usage=USAGES[account.platform]) from None
+    _store_connected(ctx, account.platform, connected.external_id, connected.handle,
+                     _vault(ctx).encrypt(connected.credentials))
+    ctx.send("reply", f"Connected {connected.handle} on {_name(account.platform)}. "
+                      f"{BASELINE_NOTE}", platform=account.platform, handle=connected.handle)
+    return True
+
+
+def _waiting(ctx: Context) -> tuple[Account, dict[str, Any]] | None:
+    """The owner's most recent connection still waiting for its code, if any."""
+    if ctx.settings.secret_key is None:
+        return None
+    vault, found = _vault(ctx), []
+    for account in store.owner_accounts(ctx.session, owner_id=_owner_id(ctx)):
+        if account.platform in ("mastodon", "x") and account.credentials:
+            credentials = vault.decrypt(account.credentials)
+            since = (credentials.get("pending") or {}).get("since")
+            if since and datetime.fromisoformat(since) > ctx.now() - PENDING_FOR:
+                found.append((since, account, credentials))
+    return max(found, key=lambda f: f[0])[1:] if found else None
+
+
+async def _finish(ctx: Context, platform: str, pending: dict[str, Any], code: str):
+    connector = _connector(ctx)
+    if platform == "x":
+        return await connector.x_finish(pending, code, ctx.now())
+    instance = pending["instance"]
+    app = await _mastodon_app(ctx, _vault(ctx), connector, instance)
+    return await connector.mastodon_finish(instance, app, code)
+
+
+# --- accounts and disconnect --------------------------------------------------------
+
+
+@command("accounts", "accounts", group="settings")
+async def accounts(args: str, ctx: Context) -> None:
+    """List your connected accounts: handle, last poll and any problem."""
+    if args.strip():
+        raise CommandError("`accounts` takes nothing more.")
+    rows = store.owner_accounts(ctx.session, owner_id=_owner_id(ctx))
+    if not rows:
+        ctx.send("reply", "No accounts connected yet. Write `help connect` to see how.",
+                 accounts=[])
+        return
+    lines = [_account_line(ctx, row) for row in rows]
+    ctx.send("reply", "Your accounts:\n" + "\n".join(lines),
+             accounts=[_account_fields(row) for row in rows])
+
+
+def _account_line(ctx: Context, account: Account) -> str:
+    who = account.handle or "(waiting for the code)"
+    if account.connected_at is None and account.credentials is None:
+        how = "set up by the operator"
+    elif account.connected_at is None:
+        how = "waiting for the code you paste"
+    elif account.last_polled_at is None:
+        how = "connected; first look pending"
+    else:
+        how = f"last looked {ago(ctx.now() - account.last_polled_at)}"
+    problem = f"; problem: {account.last_error.split(': ', 1)[-1]}" if account.last_error \
+        else ""
+    return f"- {_name(account.platform)}: {who} ({how}{problem})"
+
+
+def _account_fields(account: Account) -> dict[str, Any]:
+    return {"platform": account.platform, "handle": account.handle,
+            "connected": account.connected_at is not None,
+            "last_poll": account.last_polled_at, "problem": account.last_error}
+
+
+@command("disconnect", DISCONNECT_USAGE, group="settings")
+async def disconnect(args: str, ctx: Context) -> None:
+    """Stop watching one of your accounts and delete what I stored to reach it.
+
+    `disconnect mastodon` (or bluesky, x, discord-server). Your contacts and history
+    stay. To also withdraw the bot's access on the platform, remove plnbot from your
+    authorized apps there.
+    """
+    platform = PLATFORM_OF.get(args.strip().lower())
+    if platform is None:
+        raise CommandError("Say which: mastodon, bluesky, x or discord-server.")
+    account = store.disconnect(ctx.session, owner_id=_owner_id(ctx), platform=platform)
+    if account is None:
+        raise CommandError(f"You have no {_name(platform)} account connected by chat "
+                           "(`accounts` lists them).")
+    ctx.send("reply", f"Disconnected {account.handle or _name(platform)} on {_name(platform)}: "
+                      "I deleted the stored credentials and stopped reading it.",
+             platform=platform, handle=account.handle)

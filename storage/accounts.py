@@ -1,0 +1,82 @@
+"""An owner's own platform accounts as connected by chat, and the bot's platform apps.
+
+Credentials arrive here already encrypted (a Fernet token made by bot/vault.py) and
+leave encrypted: this module never sees a plain secret. Every function that reads or
+changes an account takes the owner's id, so no owner reaches another's accounts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from storage.models import Account, PlatformApp
+
+
+def platform_app(session: Session, *, platform: str, instance: str) -> PlatformApp | None:
+    return session.exec(select(PlatformApp).where(
+        PlatformApp.platform == platform, PlatformApp.instance == instance)).first()
+
+
+def save_platform_app(session: Session, *, platform: str, instance: str, credentials: str,
+                      now: datetime) -> PlatformApp:
+    app = PlatformApp(platform=platform, instance=instance, credentials=credentials,
+                      created_at=now)
+    session.add(app)
+    session.flush()
+    return app
+
+
+def owner_account(session: Session, *, owner_id: int, platform: str) -> Account | None:
+    return session.exec(select(Account).where(
+        Account.owner_id == owner_id, Account.platform == platform)).first()
+
+
+def owner_accounts(session: Session, *, owner_id: int) -> list[Account]:
+    """The owner's accounts worth listing: connected, waiting for a code, or known."""
+    rows = session.exec(select(Account).where(Account.owner_id == owner_id)
+                        .order_by(col(Account.platform)))
+    return [a for a in rows if a.connected_at or a.credentials or a.handle]
+
+
+def keep_pending(session: Session, *, owner_id: int, platform: str,
+                 credentials: str) -> Account:
+    """Store a half-made connection (what the pasted code will need), encrypted."""
+    account = owner_account(session, owner_id=owner_id, platform=platform)
+    if account is None:
+        account = Account(owner_id=owner_id, platform=platform)
+    account.credentials = credentials
+    session.add(account)
+    session.flush()
+    return account
+
+
+def mark_connected(session: Session, *, owner_id: int, platform: str, external_id: str,
+                   handle: str, credentials: str | None, now: datetime) -> Account:
+    """The account is connected: polled from now on, the first poll being the quiet
+    baseline. A different account than the one stored before starts a fresh baseline."""
+    account = owner_account(session, owner_id=owner_id, platform=platform)
+    if account is None:
+        account = Account(owner_id=owner_id, platform=platform)
+    if account.external_id and account.external_id != external_id:
+        account.baseline_done, account.cursor = False, None
+        account.last_reconciled_at = account.followers_count_seen = None
+    account.external_id, account.handle = external_id, handle
+    account.credentials, account.connected_at = credentials, now
+    account.next_poll_at, account.last_error, account.last_error_at = now, None, None
+    session.add(account)
+    session.flush()
+    return account
+
+
+def disconnect(session: Session, *, owner_id: int, platform: str) -> Account | None:
+    """Stop polling the owner's account and delete its credentials; its history stays."""
+    account = owner_account(session, owner_id=owner_id, platform=platform)
+    if account is None or (account.connected_at is None and account.credentials is None):
+        return None
+    account.credentials = account.connected_at = account.next_poll_at = None
+    account.last_error = account.last_error_at = None
+    session.add(account)
+    session.flush()
+    return account

@@ -1,0 +1,223 @@
+"""Every owner's chat-connected accounts are polled: the first poll is the quiet baseline,
+arrivals reach only their own owner, a revoked token is said once and retried slowly,
+and two pollers never poll one account twice. Real Mastodon.py / atproto over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import responses
+from aioresponses import aioresponses
+from cryptography.fernet import Fernet
+from sqlmodel import Session, select
+
+from bot.app import App, open_database
+from bot.connected import AUTH_RETRY, ConnectedAccounts
+from bot.vault import vault_from
+from storage.models import Account
+from tests.conftest import make_settings
+from tests.support.cli import json_messages, run_plnbot
+from tests.support.factories import command
+from tests.support.fake_bluesky import HANDLE, PASSWORD, RunningBluesky, make_profile
+from tests.support.fake_mastodon import RunningMastodon, make_account
+from tests.support.fakes import FakeClock, FakeSurface
+from tests.support.x_api import FakeXApi, recorded_followers
+from tests.support.x_oauth import FakeXOAuth
+
+KEY = Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def world(database_url):
+    clock = FakeClock()
+    settings = make_settings(PLNBOT_SECRET_KEY=KEY)
+    engine = open_database(settings, database_url)
+    surface = FakeSurface()
+    yield clock, settings, engine, surface
+    engine.dispose()
+
+
+def owner_app(world, ref: str) -> App:
+    clock, settings, engine, surface = world
+    return App(settings=settings.model_copy(update={"owner_ref": ref}), engine=engine,
+               surface=surface, clock=clock)
+
+
+async def connect_mastodon(app: App, fake) -> None:
+    ref = app.settings.owner_ref
+    await app.handle(command(f"connect mastodon {fake.url}", owner_ref=ref))
+    (reply,) = app.surface.pop()
+    client_id = parse_qs(urlparse(reply.fields["url"]).query)["client_id"][0]
+    await app.handle(command(fake.authorize(client_id), owner_ref=ref))
+    (done,) = app.surface.pop()
+    assert done.text.startswith("Connected"), done.text
+
+
+def poller(world, worker: str = "w1") -> ConnectedAccounts:
+    clock, settings, engine, surface = world
+    return ConnectedAccounts(settings=settings, engine=engine, surface=surface, clock=clock,
+                             worker=worker)
+
+
+def by_owner(surface: FakeSurface) -> dict[str, list[str]]:
+    seen: dict[str, list[str]] = {}
+    for message in surface.pop():
+        seen.setdefault(message.owner_ref, []).append(message.kind)
+    return seen
+
+
+def accounts(world) -> list[Account]:
+    with Session(world[2]) as session:
+        return list(session.exec(select(Account).order_by(Account.id)))
+
+
+async def test_each_owners_account_is_polled_for_that_owner(world):
+    clock = world[0]
+    ada, ben = owner_app(world, "ada"), owner_app(world, "ben")
+    with RunningMastodon() as ada_server, RunningMastodon() as ben_server:
+        for fake in (ada_server, ben_server):
+            fake.follow(make_account("old", display_name="Old Follower"))
+        await connect_mastodon(ada, ada_server)
+        await connect_mastodon(ben, ben_server)
+
+        assert await poller(world).poll_due() == 2
+        assert by_owner(world[3]) == {"ada": ["reply"], "ben": ["reply"]}  # quiet baselines
+        assert all(a.baseline_done and a.last_polled_at == clock() for a in accounts(world))
+        assert await poller(world).poll_due() == 0  # nothing due until the next interval
+
+        ada_server.follow(make_account("newt", display_name="Newt Scamander"))
+        clock.advance(minutes=6)
+        assert await poller(world).poll_due() == 2
+    messages = world[3].pop()
+    assert [(m.owner_ref, m.kind) for m in messages] == [("ada", "new_connection")]
+    assert messages[0].fields["contact"]["handle"] == "newt@school.social"
+
+
+async def test_a_revoked_token_is_said_once_and_retried_slowly(world):
+    clock = world[0]
+    ada = owner_app(world, "ada")
+    with RunningMastodon() as fake:
+        await connect_mastodon(ada, fake)
+        await poller(world).poll_due()
+        world[3].pop()
+        fake.revoke(next(iter(fake.issued_tokens)))
+
+        clock.advance(minutes=6)
+        assert await poller(world).poll_due() == 1
+        (error,) = world[3].pop()
+        assert error.kind == "source_error" and error.fields["problem"] == "auth"
+        assert "connect mastodon <instance>" in error.text
+        assert "MASTODON_ACCESS_TOKEN" not in error.text
+        (account,) = accounts(world)
+        assert account.next_poll_at == clock() + AUTH_RETRY
+
+        clock.advance(minutes=6)
+        assert await poller(world).poll_due() == 0  # not every interval any more
+        clock.advance(seconds=AUTH_RETRY.total_seconds())
+        assert await poller(world).poll_due() == 1
+        assert world[3].pop() == []  # said once
+
+
+async def test_bluesky_connected_by_chat_is_polled(world):
+    ada = owner_app(world, "ada")
+    with RunningBluesky() as fake:
+        fake.followers.append(make_profile("Old Friend"))
+        await ada.handle(command(f"connect bluesky {HANDLE} {PASSWORD} {fake.url}",
+                                 owner_ref="ada"))
+        world[3].pop()
+        assert await poller(world).poll_due() == 1
+    (baseline,) = world[3].pop()
+    assert baseline.kind == "reply" and baseline.owner_ref == "ada"
+    assert accounts(world)[0].baseline_done
+
+
+async def test_disconnected_and_half_connected_accounts_are_not_polled(world):
+    ada, ben = owner_app(world, "ada"), owner_app(world, "ben")
+    with RunningMastodon() as fake, RunningBluesky() as sky:
+        await ada.handle(command(f"connect mastodon {fake.url}", owner_ref="ada"))  # no code
+        await ben.handle(command(f"connect bluesky {HANDLE} {PASSWORD} {sky.url}",
+                                 owner_ref="ben"))
+        await ben.handle(command("disconnect bluesky", owner_ref="ben"))
+        world[3].pop()
+        fake.requests.clear()
+        sky.requests.clear()
+        assert await poller(world).poll_due() == 0
+        assert fake.requests == [] and sky.requests == []
+
+
+async def test_two_workers_poll_each_account_exactly_once(world):
+    owners = [owner_app(world, f"owner{i}") for i in range(6)]
+    with RunningBluesky() as fake:
+        for app in owners:
+            await app.handle(command(f"connect bluesky {HANDLE} {PASSWORD} {fake.url}",
+                                     owner_ref=app.settings.owner_ref))
+        world[3].pop()
+        fake.requests.clear()
+        first, second = poller(world, "w1"), poller(world, "w2")
+        first.per_claim = second.per_claim = 2
+        counts = await asyncio.gather(first.poll_due(), second.poll_due())
+    assert sum(counts) == 6
+    sessions = [path for _, path in fake.requests if "createSession" in path]
+    assert len(sessions) == 6
+    assert sorted(m.owner_ref for m in world[3].pop()) == sorted(
+        a.settings.owner_ref for a in owners)
+
+
+
+def test_plnbot_run_worker_once_polls_connected_accounts(tmp_path, db_url):
+    """The public path: an owner connects by chat, `plnbot run --worker --once` makes the
+    quiet baseline; without the key it stops with one line naming PLNBOT_SECRET_KEY."""
+    settings = make_settings(PLNBOT_SECRET_KEY=KEY)
+    app = App(settings=settings.model_copy(update={"owner_ref": "ada"}),
+              engine=open_database(settings, db_url), surface=FakeSurface(), clock=FakeClock())
+    env = {"PLNBOT_DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)}
+    with RunningMastodon() as fake:
+        fake.follow(make_account("old", display_name="Old Follower"))
+        asyncio.run(connect_mastodon(app, fake))
+        missing = run_plnbot("run", "--worker", "--once", "--json", "--db", db_url, env=env,
+                             cwd=tmp_path)
+        result = run_plnbot("run", "--worker", "--once", "--json", "--db", db_url,
+                            env={**env, "PLNBOT_SECRET_KEY": KEY}, cwd=tmp_path)
+    assert missing.returncode == 2 and "PLNBOT_SECRET_KEY" in missing.stderr
+    assert result.returncode == 0, result.stderr
+    replies = [m for m in json_messages(result.stdout)
+               if m.get("owner") == "ada" and m["kind"] != "digest"]  # the sweep's digest
+    assert [m["kind"] for m in replies] == ["reply"]
+    assert "1 existing connection" in replies[0]["text"]
+    assert KEY not in result.stdout + result.stderr
+
+
+async def test_an_x_token_near_expiry_is_refreshed_before_the_poll(world):
+    """X rotates refresh tokens: the new pair is stored, and the poll uses the new one."""
+    clock, settings, engine, _ = world
+    oauth = FakeXOAuth(client_id="plnbot-client")
+    x_settings = settings.model_copy(update={"x_client_id": "plnbot-client",
+                                             "x_redirect_uri": "https://plnbot.example/cb"})
+    ada = App(settings=x_settings.model_copy(update={"owner_ref": "ada"}), engine=engine,
+              surface=world[3], clock=clock)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock, \
+            aioresponses() as mocked:
+        oauth.install(mock)
+        api = FakeXApi(mocked, clock, followers=recorded_followers()[:5])
+        (link,) = [m for m in await said(ada, "connect x")]
+        await said(ada, oauth.authorize(link.fields["url"]))
+        (connected,) = accounts(world)
+        first = vault_from(x_settings).decrypt(connected.credentials)
+
+        clock.advance(hours=1, minutes=50)  # ten minutes before the token expires
+        poller = ConnectedAccounts(settings=x_settings, engine=engine, surface=world[3],
+                                   clock=clock, worker="w1")
+        assert await poller.poll_due() == 1
+    (polled,) = accounts(world)
+    fresh = vault_from(x_settings).decrypt(polled.credentials)
+    assert fresh["refresh_token"] != first["refresh_token"]
+    assert first["refresh_token"] not in oauth.refresh_tokens  # retired by X
+    assert api.authorizations() == {f"Bearer {fresh['access_token']}"}
+    assert polled.baseline_done and [m.kind for m in world[3].pop()] == ["reply"]
+
+
+async def said(app: App, line: str) -> list:
+    await app.handle(command(line, owner_ref=app.settings.owner_ref))
+    return app.surface.pop()
