@@ -41,7 +41,9 @@ class Name:
 
 def clean(display_name: str) -> str:
     """Emoji, pronouns, brackets and everything after a separator removed."""
-    text = emoji.replace_emoji(display_name or "", " ")
+    text = display_name or ""
+    if not text.isascii():  # no emoji is ASCII, and replace_emoji walks every character
+        text = emoji.replace_emoji(text, " ")
     text = PRONOUNS.sub(" ", text)
     text = BRACKETS.sub(" ", text)
     text = SEPARATORS.split(text, maxsplit=1)[0]
