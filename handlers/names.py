@@ -56,8 +56,10 @@ def clean(display_name: str) -> str:
     text = display_name or ""
     if not text.isascii():  # no emoji is ASCII, and replace_emoji walks every character
         text = emoji.replace_emoji(text, " ")
-    text = PRONOUNS.sub(" ", text)
-    text = BRACKETS.sub(" ", text)
+    if "/" in text:  # each pattern needs its mark: most names have none of them
+        text = PRONOUNS.sub(" ", text)
+    if any(mark in text for mark in "([{（"):
+        text = BRACKETS.sub(" ", text)
     text = SEPARATORS.split(text, maxsplit=1)[0]
     text = NOT_NAME_CHARACTERS.sub(" ", text)
     return SPACES.sub(" ", text).strip(" .-")
