@@ -200,13 +200,14 @@ def arrivals(
     result.restored = len(restored)
     back = {ext for ext, row in stored.inactive.items()
             if row.state != "vanished" and ext in current}
-    unmatched = {ext for ext, checksum in current.items() if checksum != SEEN}
-    new = unmatched - stored.inactive.keys()
+    # one set of a million ids, not three (unmatched, new, and their union with back)
+    inactive = stored.inactive
+    new = {ext for ext, checksum in current.items() if checksum != SEEN and ext not in inactive}
     result.unchanged = len(current) - len(new) - len(back) - len(restored)
     refresh_profiles(ctx, account=account, snapshot=snapshot, current=current, stored=stored)
     if not (new or back):
         return
-    people = snapshot.profiles(new | back)
+    people = snapshot.profiles(new | back if back else new)
     if result.baseline:
         record_quietly(ctx, account=account, kind=kind, people=people, result=result,
                        current=current)
