@@ -32,7 +32,7 @@ from bot.dispatcher import on
 from bot.events import ConnectionLeft, Profile, SnapshotReceived
 from handlers import lost, profiles, welcome
 from storage import connections as store
-from storage import repo
+from storage import repo, search
 from storage.models import Account, Connection, Contact, Handle, table_of
 
 log = logging.getLogger(__name__)
@@ -201,13 +201,14 @@ def arrivals(
     result.restored = len(restored)
     back = {ext for ext, row in stored.inactive.items()
             if row.state != "vanished" and ext in current}
-    unmatched = {ext for ext, checksum in current.items() if checksum != SEEN}
-    new = unmatched - stored.inactive.keys()
+    # one set of a million ids, not three (unmatched, new, and their union with back)
+    inactive = stored.inactive
+    new = {ext for ext, checksum in current.items() if checksum != SEEN and ext not in inactive}
     result.unchanged = len(current) - len(new) - len(back) - len(restored)
     refresh_profiles(ctx, account=account, snapshot=snapshot, current=current, stored=stored)
     if not (new or back):
         return
-    people = snapshot.profiles(new | back)
+    people = snapshot.profiles(new | back if back else new)
     if result.baseline:
         record_quietly(ctx, account=account, kind=kind, people=people, result=result,
                        current=current)
@@ -248,12 +249,19 @@ def insert_connections(ctx: Context, *, account: Account, kind: str, people: lis
                                external_ids=[p.external_id for p in people])
     fresh = [p for p in people if p.external_id not in handles]
     how_met = f"followed you on {lost.where(account.platform)}"
-    contact_ids = store.insert_rows(session, table_of(Contact),
-                                    contact_rows(ctx, fresh, how_met))
+    contacts = contact_rows(ctx, fresh, how_met)
+    contact_ids = store.insert_rows(session, table_of(Contact), contacts)
     handle_rows = [handle_row(ctx, p, cid, current[p.external_id])
                    for p, cid in zip(fresh, contact_ids, strict=True)]
     handles.update(zip((p.external_id for p in fresh),
                        store.insert_rows(session, table_of(Handle), handle_rows), strict=True))
+    search.index_new(session, [
+        search.Document(contact_id=contact_id, owner_id=ctx.owner.id, name=contact["name"],
+                        handles=handle["handle"],
+                        bio=search.bio_words(contact.get("bio"), contact.get("role"),
+                                             contact.get("organisation"), contact["location"],
+                                             contact.get("interests")))
+        for contact, handle, contact_id in zip(contacts, handle_rows, contact_ids, strict=True)])
     connection_ids = store.insert_rows(session, table_of(Connection), [
         {"owner_id": ctx.owner.id, "account_id": account.id, "handle_id": handles[p.external_id],
          "kind": kind, "state": "active", "since": now}
@@ -278,7 +286,8 @@ def contact_row(defaults: dict, profile: Profile) -> dict:
     row = {**defaults, "name": profile.name or profile.handle,
            "location": profile.location or None, "website": profile.url or None}
     if profile.bio or profile.fields:
-        row.update(welcome.understood_values(profiles.understand_safely(profile), profile.bio))
+        row.update(welcome.understood_values(profiles.understand_safely(profile, spam=False),
+                                             profile.bio))
     return row
 
 

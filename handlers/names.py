@@ -32,6 +32,18 @@ NOT_NAME_CHARACTERS = regex.compile(r"[^\p{L}\p{M}\p{N}\s'’.\-_@]")
 SPACES = regex.compile(r"\s+")
 
 
+_SETS: dict[tuple[int, str], tuple[dict, frozenset[str]]] = {}
+
+
+def rule_set(rules: dict, key: str) -> frozenset[str]:
+    """``rules[key]`` as a set, made once per rules object (a first sync reads a name
+    per person: building these sets each time was a fifth of the parsing)."""
+    found = _SETS.get((id(rules), key))
+    if found is None or found[0] is not rules:  # (the rules object pins its id)
+        found = _SETS[(id(rules), key)] = (rules, frozenset(rules[key]))
+    return found[1]
+
+
 @dataclass(frozen=True)
 class Name:
     first: str | None = None
@@ -41,9 +53,13 @@ class Name:
 
 def clean(display_name: str) -> str:
     """Emoji, pronouns, brackets and everything after a separator removed."""
-    text = emoji.replace_emoji(display_name or "", " ")
-    text = PRONOUNS.sub(" ", text)
-    text = BRACKETS.sub(" ", text)
+    text = display_name or ""
+    if not text.isascii():  # no emoji is ASCII, and replace_emoji walks every character
+        text = emoji.replace_emoji(text, " ")
+    if "/" in text:  # each pattern needs its mark: most names have none of them
+        text = PRONOUNS.sub(" ", text)
+    if any(mark in text for mark in "([{（"):
+        text = BRACKETS.sub(" ", text)
     text = SEPARATORS.split(text, maxsplit=1)[0]
     text = NOT_NAME_CHARACTERS.sub(" ", text)
     return SPACES.sub(" ", text).strip(" .-")
@@ -69,11 +85,12 @@ def parse(display_name: str, *, handle: str = "", bio: str = "", rules: dict) ->
     cleaned = clean(display_name)
     if not cleaned or FAMILY_NAME_FIRST.search(cleaned):
         return Name()
-    words = [w for w in cleaned.split() if w.casefold().strip(".") not in rules["postnominals"]]
+    postnominals = rule_set(rules, "postnominals")
+    words = [w for w in cleaned.split() if w.casefold().strip(".") not in postnominals]
     lowered = {w.casefold().strip(".").removesuffix("'s").removesuffix("’s") for w in words}
-    if lowered & set(rules["organisation_words"]):
+    if lowered & rule_set(rules, "organisation_words"):
         return Name(organisation=True)
-    if not words or lowered & set(rules["not_in_names"]):
+    if not words or lowered & rule_set(rules, "not_in_names"):
         return Name()
     titles, rest = split_titles(words, rules)
     if titles:
@@ -86,7 +103,7 @@ def parse(display_name: str, *, handle: str = "", bio: str = "", rules: dict) ->
 
 
 def split_titles(words: list[str], rules: dict) -> tuple[list[str], list[str]]:
-    titles = set(rules["titles"])
+    titles = rule_set(rules, "titles")
     index = 0
     while index < len(words) and words[index].casefold().rstrip(".") in titles:
         index += 1
@@ -101,7 +118,8 @@ def titled_name(titles: list[str], rest: list[str], rules: dict) -> Name:
     surname = proper_case(rest[-1]) if kinds[-1] in ("title", "upper", "uncased") else None
     salutation = f"{titles[0].rstrip('.').capitalize()} {surname}" if surname else None
     first = None
-    if len(rest) >= 2 and kinds[0] != "initial" and rest[0].casefold() not in rules["not_names"]:
+    if (len(rest) >= 2 and kinds[0] != "initial"
+            and rest[0].casefold() not in rule_set(rules, "not_names")):
         first = proper_case(rest[0])
     return Name(first=first, salutation=salutation)
 
@@ -114,7 +132,7 @@ def single_name(word: str, *, handle: str, bio: str, rules: dict,
     if kind_of(word) not in ("title", "upper", "uncased") or not 2 <= len(word) <= 12:
         return None
     folded = word.casefold()
-    if folded in rules["not_names"]:
+    if folded in rule_set(rules, "not_names"):
         return None
     handle_letters = letters(handle)
     agrees = folded in handle_letters or (len(handle_letters) >= 4
@@ -135,12 +153,12 @@ def letters(text: str) -> str:
 def first_of_several(words: list[str], rules: dict) -> str | None:
     """ "Amara Okafor" → Amara, "BORO Issouf" → Issouf (a capitalised family name is the
     French-speaking convention), "devin ivy" → Devin; anything odd → None."""
-    particles = set(rules["name_particles"])
+    particles = rule_set(rules, "name_particles")
     words = [w for i, w in enumerate(words) if i == 0 or w.casefold() not in particles]
     kinds = [kind_of(w) for w in words]
     if None in kinds or len(words) > 4:
         return None
-    if words[0].casefold().strip(".") in rules["not_names"]:
+    if words[0].casefold().strip(".") in rule_set(rules, "not_names"):
         return None
     if "lower" in kinds:
         return proper_case(words[0]) if set(kinds) == {"lower"} and len(words) <= 3 else None

@@ -8,9 +8,10 @@ take the owner explicitly and filter by it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, update
@@ -201,20 +202,40 @@ def executemany_insert(session: Session, table: Table, rows: list[dict[str, Any]
     names = list(rows[0])
     compiled = insert(table).compile(dialect=connection.dialect, column_keys=names)
     assert compiled.positiontup is not None, "SQLite's parameters are positional"
-    converters = [value_converter(table.c[name].type, connection.dialect)
-                  for name in compiled.positiontup]
-    params = [tuple(convert(row[name]) for name, convert
-                    in zip(compiled.positiontup, converters, strict=True)) for row in rows]
+    params = driver_params(rows, compiled.positiontup, [
+        value_converter(table.c[name].type, connection.dialect) for name in compiled.positiontup])
     dbapi = connection.connection.dbapi_connection
     assert dbapi is not None, "a connection the session has just used is open"
     dbapi.cursor().executemany(str(compiled), params)
 
 
-def value_converter(column_type, dialect):
-    """The column's bind conversion, remembered per value (rows share their times)."""
+def driver_params(rows: list[dict[str, Any]], names: Sequence[str],
+                  converters: Sequence[Callable[[Any], Any] | None]) -> list[Any]:
+    """Each row's values in ``names`` order, converted where a column needs it: the
+    values are picked in C (``itemgetter``) and only the few converted columns (times,
+    flags) cost a Python call per row."""
+    if len(names) == 1:
+        (name,), (one,) = names, converters
+        return [(one(row[name]) if one else row[name],) for row in rows]
+    pick = itemgetter(*names)
+    convert = [(i, c) for i, c in enumerate(converters) if c is not None]
+    if not convert:
+        return [pick(row) for row in rows]
+    params = []
+    for row in rows:
+        values = list(pick(row))
+        for index, converter in convert:
+            values[index] = converter(values[index])
+        params.append(values)
+    return params
+
+
+def value_converter(column_type, dialect) -> Callable[[Any], Any] | None:
+    """The column's bind conversion, remembered per value (rows share their times);
+    None when values go to the driver as they are."""
     process = column_type.dialect_impl(dialect).bind_processor(dialect)
     if process is None:
-        return lambda value: value
+        return None
     seen: dict[Any, Any] = {}
 
     def convert(value):

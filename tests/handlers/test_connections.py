@@ -3,12 +3,17 @@
 import json
 
 import yaml
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 from bot.adapters.translate import profiles_from_document, x_profile
+from bot.app import App, open_database
 from bot.events import SnapshotReceived
-from storage.models import Connection, Draft, Handle
+from handlers import profiles, welcome
+from storage import search
+from storage.models import Connection, Contact, Draft, Handle
 from tests.conftest import RECORDED
+from tests.support.chat import say_one
 from tests.support.factories import x_person
 
 
@@ -87,3 +92,57 @@ async def test_a_sync_refreshes_only_changed_profiles(app, surface):
     unchanged = [people[0].external_id, people[2].external_id]
     assert [after[e].profile_hash for e in unchanged] == [before[e] for e in unchanged]
     assert after[changed.external_id].profile_hash != before[changed.external_id]
+
+
+BASELINE_USERS = [
+    {"id": "101", "name": "Zoë Ångström 🍎", "username": "Zoe_Teaches", "location": "Leeds",
+     "description": "Year 5 teacher at Riverside Primary School. #edtech and Desmos fan"},
+    {"id": "102", "name": "Follower Two", "username": "follower_2", "description": "historian"},
+    {"id": "103", "name": "DM for promo", "username": "dm_for_promo",
+     "description": "Follow back 💰 crypto giveaway, dm for promo &amp; more: promo.example.com"},
+    {"id": "104", "name": "Sam", "username": "sam", "description": ""},
+]
+
+
+def index_rows(engine) -> list[tuple]:
+    """The search index as stored, in a form both engines can compare."""
+    with engine.connect() as conn:
+        sql = ("SELECT rowid, owner_id, name, handles, bio, tags, notes FROM contact_search "
+               "ORDER BY rowid" if conn.dialect.name == "sqlite" else
+               "SELECT contact_id, owner_id, document::text FROM contact_search "
+               "ORDER BY contact_id")
+        return [tuple(row) for row in conn.execute(text(sql))]
+
+
+async def test_a_baseline_is_understood_and_indexed_like_anyone_else(database_url, settings,
+                                                                     clock, surface):
+    """The first sync understands and indexes people in bulk, in a cheap pass: what it
+    stores must be what understanding each profile on its own gives, and what the
+    index holds what re-indexing the contacts one by one writes."""
+    app = App(settings=settings, engine=open_database(settings, database_url), surface=surface,
+              clock=clock)
+    people = profiles_from_document("x", {"data": BASELINE_USERS})
+    await app.handle(snapshot("x", people))
+    [message] = surface.pop()
+    assert "4 existing connections recorded quietly" in message.text
+    with Session(app.engine) as session:
+        contacts = {c.name: c for c in session.exec(select(Contact)).all()}
+        for profile in people:
+            stored = contacts[profile.name].model_dump()
+            if profile.bio:
+                understood = welcome.understood_values(profiles.understand(profile), profile.bio)
+                assert {k: stored[k] for k in understood} == understood
+        assert contacts["Zoë Ångström 🍎"].role == "Year 5 teacher"
+        assert contacts["Zoë Ångström 🍎"].organisation == "Riverside Primary School"
+    indexed = index_rows(app.engine)
+    assert len(indexed) == len(people)
+    with Session(app.engine) as session:
+        search.rebuild(session.connection())
+        session.commit()
+    assert index_rows(app.engine) == indexed
+    for query, name in [("find riverside", "Zoë Ångström 🍎"), ("find zoe", "Zoë Ångström 🍎"),
+                        ("find desmos", "Zoë Ångström 🍎"), ("find historian", "Follower Two"),
+                        ("find promo", "DM for promo"), ("find sam", "Sam")]:
+        reply = await say_one(app, query)
+        assert [c["name"] for c in reply.fields["contacts"]] == [name], query
+    app.engine.dispose()
