@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick clean
+.PHONY: demo test test-peers lint bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "plnbot needs Python 3.11 or newer")'
@@ -21,6 +21,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# plnbot against real reference servers (tests/peers; the atproto ones need npm, PostgreSQL
+# and redis-server). Its own pytest options: the peers start once, in this one process.
+test-peers: $(STAMP)
+	$(BIN)/python -m pytest tests/peers -m peers -o addopts="" -q -rs --durations=0
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all
