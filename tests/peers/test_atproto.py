@@ -157,6 +157,9 @@ def test_followers_losses_returns_and_welcomes_against_the_reference_pds(
     assert refusal["kind"] == "error" and refusal["status"] == "pending", refusal
     assert "chat" in refusal["text"] and "by hand" in refusal["text"], refusal["text"]
     assert refusal["fallback"] == by_handle[dana.handle]["draft"]
+    first_line = refusal["fallback"].splitlines()[0]
+    assert refusal["text"].count(first_line) == 1, refusal["text"]  # the text, once
+    assert ".." not in refusal["text"]
     assert "may or may not" not in refusal["text"]
     [listing] = bot("console", "--json", stdin="drafts\n")
     assert f"#{draft_id}" in listing["text"]
