@@ -31,6 +31,14 @@ INSTALL_TIMEOUT = 45 * 60  # a cold install compiles better-sqlite3 on a busy 2-
 START_TIMEOUT = 240
 NO_REGISTRY = 3  # install.sh's exit code when npm is missing or cannot reach its registry
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+TIMINGS: dict[str, float] = {}  # shown at the end of the run
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if TIMINGS:
+        terminalreporter.write_line(
+            "atproto peer: " + ", ".join(f"{name} {seconds:.1f} s"
+                                         for name, seconds in TIMINGS.items()))
 
 
 @dataclass
@@ -60,15 +68,22 @@ def free_port() -> int:
 def install(report: dict[str, float]) -> Path:
     """The installed directory (cached); skips when npm cannot get the packages."""
     started = time.monotonic()
-    result = subprocess.run(["bash", str(HERE / "install.sh")], capture_output=True, text=True,
-                            timeout=INSTALL_TIMEOUT)
-    report["install_s"] = time.monotonic() - started
-    if result.returncode == NO_REGISTRY:
-        pytest.skip(f"atproto peer not installed: {result.stderr.strip().splitlines()[-1]}")
-    if result.returncode != 0:
-        raise RuntimeError(f"installing the atproto peer failed (exit {result.returncode}):\n"
-                           f"{result.stderr[-4000:]}")
-    return Path(result.stdout.strip().splitlines()[-1])
+    # its own process group, so that a timeout or an interrupt stops npm and the compiler too
+    process = subprocess.Popen(["bash", str(HERE / "install.sh")], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=INSTALL_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait()
+    report["install (or cache check)"] = time.monotonic() - started
+    if process.returncode == NO_REGISTRY:
+        pytest.skip(f"atproto peer not installed: {err.strip().splitlines()[-1]}")
+    if process.returncode != 0:
+        raise RuntimeError(f"installing the atproto peer failed (exit {process.returncode}):\n"
+                           f"{err[-4000:]}")
+    return Path(out.strip().splitlines()[-1])
 
 
 def stop(process: subprocess.Popen, *, grace: float = 30) -> None:
@@ -83,7 +98,8 @@ def stop(process: subprocess.Popen, *, grace: float = 30) -> None:
         process.wait(timeout=10)
 
 
-def start_redis(folder: Path) -> subprocess.Popen:
+def start_redis(folder: Path) -> tuple[subprocess.Popen, int]:
+    """A redis-server of our own on a free 127.0.0.1 port (never the machine's own)."""
     redis = shutil.which("redis-server")
     if redis is None:
         pytest.skip("redis-server is not installed: the bsky AppView needs a redis")
@@ -92,13 +108,12 @@ def start_redis(folder: Path) -> subprocess.Popen:
         [redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(folder), "--protected-mode", "yes"],
         stdout=(folder / "redis.log").open("w"), stderr=subprocess.STDOUT)
-    process.port = port  # type: ignore[attr-defined]
     for _ in range(100):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
                 sock.sendall(b"PING\r\n")
                 if sock.recv(16).startswith(b"+PONG"):
-                    return process
+                    return process, port
         except OSError:
             time.sleep(0.1)
     stop(process)
@@ -134,8 +149,9 @@ def postgres_database() -> Iterator[str]:
 def read_first_line(process: subprocess.Popen, timeout: float) -> str:
     """The process's first stdout line, or '' if it exits or takes longer than ``timeout``."""
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()),
-                              daemon=True)
+    stdout = process.stdout
+    assert stdout is not None
+    reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
     reader.start()
     reader.join(timeout)
     return lines[0] if lines else ""
@@ -144,12 +160,12 @@ def read_first_line(process: subprocess.Popen, timeout: float) -> str:
 @pytest.fixture(scope="session")
 def atproto_peer(tmp_path_factory, postgres_database) -> Iterator[AtprotoPeer]:
     """PLC + PDS + AppView, up for the whole session."""
-    timings: dict[str, float] = {}
+    timings = TIMINGS
     installed = install(timings)
     folder = tmp_path_factory.mktemp("atproto")
-    redis = start_redis(folder)
+    redis, redis_port = start_redis(folder)
     try:
-        yield from run_network(installed, folder, redis.port, postgres_database, timings)
+        yield from run_network(installed, folder, redis_port, postgres_database, timings)
     finally:
         stop(redis)
 
@@ -174,7 +190,7 @@ def run_network(installed: Path, folder: Path, redis_port: int, database: str,
             stop(process, grace=5)
             raise RuntimeError(f"the atproto servers did not start (exit {process.returncode}); "
                                f"log {log}:\n{log.read_text()[-4000:]}")
-        timings["start_s"] = time.monotonic() - started
+        timings["servers up"] = time.monotonic() - started
         urls = json.loads(line)
         yield AtprotoPeer(pds=urls["pds"], appview=urls["appview"], plc=urls["plc"],
                           control=urls["control"], log=log, timings=timings)

