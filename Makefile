@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-crash lint bench bench-quick clean
+.PHONY: demo test test-crash test-peers lint bench bench-quick clean
 
 # uv (installed by pip) installs what pip would, about three times faster: on a fresh
 # clone the set-up is part of `make test`'s time. Compiled up front as pip does: where
@@ -30,6 +30,15 @@ test: lint
 
 test-crash: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope -m crash
+
+# plnbot against real reference servers (tests/peers; the atproto ones need npm, PostgreSQL
+# and redis-server). Its own pytest options: the peers start once, in this one process.
+# The install comes first, outside pytest's per-test timeout (exit 3: npm cannot reach its
+# registry; the tests then skip and say so).
+test-peers: $(STAMP)
+	bash tests/peers/atproto/install.sh >/dev/null || [ $$? -eq 3 ]
+	$(BIN)/python -m pytest tests/peers -m peers -o addopts="" -o timeout=900 -q -rs \
+		--durations=0
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all

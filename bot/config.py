@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     mass_drop_min: int = Field(default=20, ge=1, alias="PLNBOT_MASS_DROP_MIN")
     vanished_give_up_days: int = Field(default=7, ge=1, alias="PLNBOT_VANISHED_GIVE_UP_DAYS")
     poll_minutes: int = Field(default=5, ge=1, le=1440, alias="PLNBOT_POLL_MINUTES")
-    reconcile_hours: int = Field(default=24, ge=1, alias="PLNBOT_RECONCILE_HOURS")
+    # fractional hours allowed (0.5 = every half hour); the peer tests use seconds' worth
+    reconcile_hours: float = Field(default=24, gt=0, alias="PLNBOT_RECONCILE_HOURS")
     sweep_seconds: int = Field(default=30, ge=1, le=3600, alias="PLNBOT_SWEEP_SECONDS")
     # several workers on one database (``plnbot run --worker``)
     lease_seconds: int = Field(default=60, ge=1, le=3600, alias="PLNBOT_LEASE_SECONDS")

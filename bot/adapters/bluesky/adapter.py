@@ -31,6 +31,7 @@ from atproto_client.exceptions import (
     NetworkError,
     RateLimitExceededError,
     RequestErrorBase,
+    RequestException,
     UnauthorizedError,
 )
 from atproto_client.models.utils import get_model_as_dict
@@ -301,6 +302,18 @@ def grapheme_count(text: str) -> int:
     return len(regex.findall(r"\X", text))
 
 
+def chat_service_missing(exc: RequestErrorBase) -> bool:
+    """Whether the owner's server said it has no way to a chat service: a server error, a
+    method it does not serve, or a proxy it cannot resolve (not a refusal by the person)."""
+    response = exc.response
+    if response is None or isinstance(exc, RateLimitExceededError):
+        return False
+    if response.status_code >= 500 or response.status_code in (404, 501):
+        return True
+    return response.status_code == 400 and (
+        "proxy" in str(exc).lower() or "MethodNotImplemented" in str(exc))
+
+
 def chat_allowed(profile: dict[str, Any]) -> tuple[bool, str]:
     """Whether the owner may open a chat with this person, and their setting.
 
@@ -337,8 +350,7 @@ class BlueskySender:
             await self.client.ensure_login()
             await self._check_allowed(handle.external_id, shown)
             dm = self.client.api.with_bsky_chat_proxy()
-            convo = await self.client.call(dm.chat.bsky.convo.get_convo_for_members,
-                                           params={"members": [handle.external_id]})
+            convo = await self._open_convo(dm, handle.external_id)
         except AtProtocolError as exc:
             raise SendRefused(self._refusal(exc, shown)) from None
         try:
@@ -357,6 +369,24 @@ class BlueskySender:
         except AtProtocolError as exc:
             raise SendRefused(self._refusal(exc, shown)) from None
         return f"Sent to {shown} as a Bluesky chat message."
+
+    async def _open_convo(self, dm: AsyncClient, did: str) -> Any:
+        """The conversation with ``did``. Nothing has been sent yet, so a server that cannot
+        reach a chat service is a refusal with the way to send by hand, never a retry: the
+        chat service is Bluesky's own (api.bsky.chat) and not part of the open-source
+        servers, so a self-hosted PDS (or the reference one) answers 5xx or "could not
+        resolve proxy did"."""
+        try:
+            return await self.client.call(dm.chat.bsky.convo.get_convo_for_members,
+                                          params={"members": [did]})
+        except (RequestException, BadRequestError) as exc:
+            if not chat_service_missing(exc):
+                raise
+            status = exc.response.status_code if exc.response is not None else "?"
+            raise SendRefused(  # the text itself is added once, by whoever reports this
+                f"Bluesky chats are not available through your server {self.client.base_url} "
+                f"(HTTP {status}): chats go through Bluesky's own chat service, which a "
+                f"self-hosted or test server does not offer, so send it by hand") from None
 
     async def _check_allowed(self, did: str, shown: str) -> None:
         profile = await self.client.call(self.client.api.app.bsky.actor.get_profile,

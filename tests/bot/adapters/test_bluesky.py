@@ -107,6 +107,21 @@ async def test_reconciliation_pages_through_followers_and_finds_who_left(
     assert sum("cursor=" in p for p in pages) == 2 + 1  # 5, then 4 followers, pages of 2
 
 
+async def test_the_reconciliation_interval_may_be_a_fraction_of_an_hour(
+        app, fake, clock, sleep):
+    config = make_settings(BLUESKY_HANDLE=fake.handle, BLUESKY_APP_PASSWORD=fake.password,
+                           BLUESKY_BASE_URL=fake.url, PLNBOT_RECONCILE_HOURS="0.5")
+    source = build_source(config, clock=clock, sleep=sleep)
+    await baseline(app, fake, source, count=3)
+    gone = fake.followers.pop(1)
+    clock.advance(minutes=29)
+    await source.poll(app)
+    assert lost_handles(app) == []
+    clock.advance(minutes=2)
+    await source.poll(app)
+    assert lost_handles(app) == [gone["handle"]]
+
+
 def lost_handles(app: App) -> list[str]:
     with Session(app.engine) as session:
         return list(session.exec(
@@ -203,6 +218,20 @@ async def test_a_server_error_backs_off_and_is_reported_once(app, fake, source, 
     clock.advance(minutes=5)
     await source.poll(app)
     assert [m.kind for m in app.surface.pop()] == ["reply", "source_recovered"]
+
+
+async def test_a_server_without_a_chat_service_says_so_and_gives_the_way_by_hand(
+        app, fake, source):
+    # what the open-source reference PDS answers (tests/peers): it has no chat service
+    person = make_profile("Jo", allow="all")
+    fake.follow(person)
+    fake.fail("getConvoForMembers", 500)
+    handle = SimpleNamespace(external_id=person["did"], handle=person["handle"],
+                             display_handle=person["handle"])
+    with pytest.raises(SendRefused, match="chats are not available") as refused:
+        await source.sender.send_welcome(handle=handle, text="Hi Jo", via=None)
+    assert fake.url in str(refused.value) and "by hand" in str(refused.value)
+    assert fake.messages == []
 
 
 def test_half_a_configuration_is_a_clear_error():
