@@ -136,7 +136,7 @@ async def send(args: str, ctx: Context) -> None:
     if where.respects_closed_dms and handle.accepts_dms is False:
         problem = f"they don't accept direct messages on {where.name}"
     if problem:
-        report_cannot_send(ctx, draft, handle, problem)
+        report_cannot_send(ctx, draft, handle, problem, usage=usage)
         return
     if not sending.claim(ctx, draft, to="sending", allowed=sending.SENDABLE):
         raise CommandError(f"Draft #{draft.id} {STATUS_WORDS.get(draft.status, draft.status)}.")
@@ -170,11 +170,15 @@ def reply_with_link(ctx: Context, draft: Draft, handle: Handle) -> None:
     )
 
 
-def report_cannot_send(ctx: Context, draft: Draft, handle: Handle, problem: str) -> None:
+def report_cannot_send(ctx: Context, draft: Draft, handle: Handle, problem: str, *,
+                       usage: str) -> None:
+    """Nothing can go out (no sender, closed DMs): an ``error`` like any other, with the
+    usage, and the text to send by hand."""
     contact = contact_of(ctx, draft)
     text = (f"I can't send your welcome to {contact.name}: {problem}. Nothing was sent; "
             f"draft #{draft.id} is still waiting.\n" + sending.fallback_text(draft, handle))
-    ctx.send("error", text, draft_id=draft.id, platform=draft.platform, fallback=draft.text)
+    ctx.send("error", text, draft_id=draft.id, platform=draft.platform, fallback=draft.text,
+             usage=usage)
 
 
 @command("sent", "sent <draft>", group="drafts")
