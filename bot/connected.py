@@ -105,10 +105,11 @@ class ConnectedAccounts:
     def claim(self) -> list[int]:
         now = self.clock()
         due = or_(col(Account.next_poll_at).is_(None), col(Account.next_poll_at) <= now)
+        polled = col(Account.platform).in_(platforms.polled_connected())
         with Session(self.engine) as session:
             return leases.claim(
                 session, Account, worker=self.worker, now=now, lease=self.lease,
-                where=[col(Account.platform).in_(platforms.polled_connected()), col(Account.credentials).is_not(None),
+                where=[polled, col(Account.credentials).is_not(None),
                        col(Account.connected_at).is_not(None), due],
                 order_by=[col(Account.next_poll_at).asc().nulls_first()], limit=self.per_claim)
 
