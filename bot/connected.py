@@ -10,13 +10,16 @@ back with the time of its next poll.
 
 A token the platform no longer accepts (revoked, expired) gives its owner one
 ``source_error`` saying to ``connect`` again, and the account is retried only every
-``AUTH_RETRY`` from then on. X tokens are refreshed before they expire; X rotates the
-refresh token on every use, so the new pair is stored before the poll uses it.
+``AUTH_RETRY`` from then on. Tokens that expire are refreshed first when the platform
+offers it (``Platform.refreshed``: X rotates the refresh token on every use, so the new
+pair is stored before the poll uses it).
+
+Which platforms are polled here, what their credentials stand for and how they are
+connected again all come from the platform registry (``bot/platforms.py``).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import zlib
 from collections.abc import Callable
@@ -24,10 +27,10 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, or_, select
 
+from bot import platforms
 from bot.app import App
 from bot.config import Settings
 from bot.connecting import ConnectRefused
@@ -40,31 +43,24 @@ from storage.models import Account, Owner
 
 log = logging.getLogger(__name__)
 
-POLLED = ("mastodon", "bluesky", "x")
 AUTH_RETRY = timedelta(hours=1)
 ACCOUNTS_PER_CLAIM = 50
-RECONNECT = {"mastodon": "connect mastodon <instance>",
-             "bluesky": "connect bluesky <handle> <app password>", "x": "connect x"}
-NAMES = {"mastodon": "Mastodon", "bluesky": "Bluesky", "x": "X"}
+
+
+class NotPolledHere(Exception):
+    """A platform whose connected accounts ``ConnectedAccounts`` does not poll."""
 
 
 def account_settings(settings: Settings, *, owner_ref: str, platform: str, external_id: str,
                      credentials: dict[str, Any]) -> Settings:
-    """The process settings as if this one account were the configured one."""
-    cleared = {"x_bearer_token": None, "x_user_access_token": None, "x_user_id": None,
-               "mastodon_base_url": None, "mastodon_access_token": None,
-               "mastodon_streaming": False, "bluesky_handle": None,
-               "bluesky_app_password": None, "bluesky_base_url": None}
-    own: dict[str, Any] = {
-        "mastodon": lambda: {"mastodon_base_url": credentials["instance"],
-                             "mastodon_access_token": SecretStr(credentials["access_token"])},
-        "bluesky": lambda: {"bluesky_handle": credentials["handle"],
-                            "bluesky_app_password": SecretStr(credentials["app_password"]),
-                            "bluesky_base_url": credentials["server"]},
-        "x": lambda: {"x_user_access_token": SecretStr(credentials["access_token"]),
-                      "x_user_id": external_id},
-    }
-    return settings.model_copy(update={**cleared, **own[platform](), "owner_ref": owner_ref})
+    """The process settings as if this one account were the configured one: every
+    platform's environment account cleared, then this account's fields set."""
+    own = platforms.get(platform).account_settings
+    if own is None:
+        raise NotPolledHere(f"accounts on {platform} connected by chat are not polled")
+    return settings.model_copy(update={**platforms.all_account_fields(),
+                                       **own(credentials, external_id),
+                                       "owner_ref": owner_ref})
 
 
 class AccountApp(App):
@@ -80,10 +76,11 @@ class AccountApp(App):
 
 
 def reconnect_text(platform: str) -> str:
-    return (f"{NAMES[platform]} no longer accepts my access to your account (it was revoked "
+    known = platforms.get(platform)
+    return (f"{known.name} no longer accepts my access to your account (it was revoked "
             f"or has expired), so I cannot see your followers there. Write "
-            f"`{RECONNECT[platform]}` to connect it again, or `disconnect "
-            f"{platform}` to stop.")
+            f"`{known.reconnect or 'connect ' + platform}` to connect it again, or "
+            f"`disconnect {platform}` to stop.")
 
 
 class ConnectedAccounts:
@@ -102,17 +99,17 @@ class ConnectedAccounts:
         self.per_claim = per_claim
 
     def _build_source(self, platform: str, settings: Settings) -> Any:
-        module = importlib.import_module(f"bot.adapters.{platform}")
-        return module.build_source(settings, clock=self.clock) if platform != "x" else \
-            module.build_source(settings)
+        """The platform's ordinary source, as the environment's account gets it."""
+        return platforms.get(platform).build_source(settings, clock=self.clock)
 
     def claim(self) -> list[int]:
         now = self.clock()
         due = or_(col(Account.next_poll_at).is_(None), col(Account.next_poll_at) <= now)
+        polled = col(Account.platform).in_(platforms.polled_connected())
         with Session(self.engine) as session:
             return leases.claim(
                 session, Account, worker=self.worker, now=now, lease=self.lease,
-                where=[col(Account.platform).in_(POLLED), col(Account.credentials).is_not(None),
+                where=[polled, col(Account.credentials).is_not(None),
                        col(Account.connected_at).is_not(None), due],
                 order_by=[col(Account.next_poll_at).asc().nulls_first()], limit=self.per_claim)
 
@@ -178,17 +175,14 @@ class ConnectedAccounts:
         return app
 
     async def _fresh_credentials(self, account: Account, vault: Vault) -> dict[str, Any]:
-        """The account's credentials; an X token near its expiry is refreshed first and
-        the new pair stored at once (the old refresh token stops working)."""
+        """The account's credentials; a token near its expiry is refreshed first and the
+        new credentials stored at once (X's old refresh token stops working)."""
         credentials = vault.decrypt(account.credentials or "")
         credentials.pop("pending", None)
-        if account.platform != "x":
+        fresh = await platforms.get(account.platform).refreshed(self.settings, credentials,
+                                                                 now=self.clock())
+        if fresh is None:
             return credentials
-        from bot.adapters import x_oauth
-
-        if not x_oauth.needs_refresh(credentials, self.clock()):
-            return credentials
-        fresh = await x_oauth.refresh(self.settings, credentials, now=self.clock())
         with Session(self.engine) as session:
             row = session.get(Account, account.id)
             if row is not None:

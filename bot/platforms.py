@@ -23,11 +23,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from bot.config import Settings
     from bot.events import Profile
     from bot.ports import Source, WelcomeSender
 
 Translator = Callable[[dict[str, Any]], "Profile"]
+# one account connected by chat: (its stored credentials, its external id) -> the Settings
+# fields that make it the configured account
+AccountSettings = Callable[[dict[str, Any], str], dict[str, Any]]
 ADAPTERS = "bot.adapters"
 
 
@@ -78,6 +83,26 @@ class Platform:
     adapter: str | None = None
     # Settings fields holding this platform's secrets (tokens, passwords)
     secrets: tuple[str, ...] = ()
+    # the account the operator configures in the environment: the Settings fields any of
+    # which, set, means it is configured (then its owner cannot also ``connect`` it by
+    # chat); the prefix its settings share ("MASTODON_"; default: the id upper-cased);
+    # and the fields with their "not configured" values, cleared when the process polls
+    # an account connected by chat instead (``bot/connected.py``)
+    configured_by: tuple[str, ...] = ()
+    settings_prefix: str = ""
+    account_fields: dict[str, Any] = field(default_factory=dict)
+    # accounts connected by chat (``connect …``): whether ``bot/connected.py`` polls them
+    # (a Discord server's members arrive over the gateway instead), the Settings fields
+    # one account's credentials stand for (``account_settings``), the chat command that
+    # connects it again once the platform stops accepting the bot's access, whether the
+    # connection finishes with a code the owner pastes back, and the module that may
+    # offer ``async refreshed(settings, credentials, *, now) -> dict | None`` (new
+    # credentials before a poll, stored at once; None while the old ones are fresh)
+    polls_connected: bool = False
+    account_settings: AccountSettings | None = None
+    reconnect: str = ""
+    pasted_code: bool = False
+    connect: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     order: int = 100  # where it comes in lists (the first platforms kept their order)
 
@@ -123,10 +148,32 @@ class Platform:
         values = "\x1f".join(str(item.get(key) or "") for key in self.snapshot.checksum_keys)
         return zlib.crc32(values.encode("utf-8", "surrogatepass"))  # lone surrogates too
 
-    def build_source(self, settings: Settings) -> Source | None:
-        """The configured source, or None when the platform is not configured."""
+    @property
+    def settings_names(self) -> str:
+        """How its environment settings are named, for messages ("MASTODON_…")."""
+        return f"{self.settings_prefix or self.id.upper() + '_'}…"
+
+    def configured_in(self, settings: Settings) -> bool:
+        """Whether the operator configured this platform's account in the environment."""
+        return any(getattr(settings, name, None) for name in self.configured_by)
+
+    def build_source(self, settings: Settings, **options: Any) -> Source | None:
+        """The configured source, or None when the platform is not configured. Every
+        platform's builder takes the same keywords (``clock``, ``sleep``)."""
         build = self._adapter_function("build_source")
-        return build(settings) if build is not None else None
+        return build(settings, **options) if build is not None else None
+
+    async def refreshed(self, settings: Settings, credentials: dict[str, Any], *,
+                        now: datetime) -> dict[str, Any] | None:
+        """A connected account's new credentials when they are about to expire, else
+        None (a platform whose ``connect`` module offers no ``refreshed``: never)."""
+        if self.connect is None:
+            return None
+        refresh = getattr(importlib.import_module(self.connect), "refreshed", None)
+        if refresh is None:
+            return None
+        fresh: dict[str, Any] | None = await refresh(settings, credentials, now=now)
+        return fresh
 
     def build_sender(self, settings: Settings) -> WelcomeSender | None:
         """A welcome sender for a process that polls nothing (``plnbot console``)."""
@@ -165,6 +212,16 @@ def ids() -> tuple[str, ...]:
 
 def name(platform_id: str) -> str:
     return get(platform_id).name
+
+
+def polled_connected() -> tuple[str, ...]:
+    """The platforms whose accounts connected by chat ``bot/connected.py`` polls."""
+    return tuple(p.id for p in registry().values() if p.polls_connected)
+
+
+def all_account_fields() -> dict[str, Any]:
+    """Every platform's environment-account fields with their "not configured" values."""
+    return {k: v for p in registry().values() for k, v in p.account_fields.items()}
 
 
 def all_secrets_fields() -> tuple[str, ...]:

@@ -110,5 +110,14 @@ async def refresh(settings: Settings, credentials: dict[str, Any], *,
     return token_credentials(token, now)
 
 
+async def refreshed(settings: Settings, credentials: dict[str, Any], *,
+                    now: datetime) -> dict[str, Any] | None:
+    """New credentials when the access token is near its expiry, else None (the
+    platform registry's refresh hook: ``Platform.refreshed``)."""
+    if not needs_refresh(credentials, now):
+        return None
+    return await refresh(settings, credentials, now=now)
+
+
 def _reason(exc: Exception) -> str:
     return getattr(exc, "error", None) or type(exc).__name__

@@ -5,6 +5,10 @@ stored only encrypted (bot/vault.py, PLNBOT_SECRET_KEY). Mastodon and X answer a
 authorization link with a code the owner pastes back: while a connection waits for its
 code, a line that looks like one (and is no command) finishes it (``pasted_code``).
 The first poll of a newly connected account is the quiet baseline (bot/connected.py).
+
+What differs between platforms beyond the command words (which settings mean the
+operator configured the account, which connections finish with a pasted code) is read
+from the platform registry (bot/platforms.py).
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.connecting import AccountConnector, ConnectRefused, instance_url
+from bot import platforms
+from bot.connecting import AccountConnector, ConnectedAccount, ConnectRefused, instance_url
 from bot.context import Context
 from bot.vault import SecretKeyError, Vault, require_vault
 from handlers.commands import CommandError, command, on_unmatched_line
@@ -32,6 +37,7 @@ USAGES = {
 DISCONNECT_USAGE = "disconnect <platform>"
 PLATFORM_OF = {"mastodon": "mastodon", "bluesky": "bluesky", "x": "x", "twitter": "x",
                "discord-server": "discord", "discord": "discord"}
+WORD_OF = {platform: word for word, platform in PLATFORM_OF.items() if word in USAGES}
 BLUESKY_SERVER = "https://bsky.social"
 CODE_SHAPE = re.compile(r"[A-Za-z0-9_\-.~]{16,512}|https?://\S*[?&]code=\S+")
 PENDING_FOR = timedelta(minutes=30)
@@ -152,20 +158,14 @@ async def _connect_discord_server(words: list[str], ctx: Context) -> None:
                       "connections from now on.", platform="discord", handle=server.handle)
 
 
-ENVIRONMENT = {"mastodon": ("mastodon_access_token", "MASTODON_…"),
-               "bluesky": ("bluesky_app_password", "BLUESKY_…"),
-               "x": ("x_user_access_token", "X_…"), "discord": ("discord_guild_id", "DISCORD_…")}
-
-
 def _not_configured_by_operator(ctx: Context, platform: str) -> None:
     """The environment's account is PLNBOT_OWNER's, polled as such: one account per
     owner and platform, so a second one by chat would be polled with two credentials."""
-    setting, names = ENVIRONMENT[platform]
-    configured = getattr(ctx.settings, setting) or (
-        platform == "x" and ctx.settings.x_bearer_token)
-    if configured and ctx.owner.external_ref == ctx.settings.owner_ref:
+    known = platforms.get(platform)
+    if known.configured_in(ctx.settings) and ctx.owner.external_ref == ctx.settings.owner_ref:
         raise CommandError(f"Your {_name(platform)} account is set up by the operator "
-                           f"({names} settings); it cannot also be connected by chat.")
+                           f"({known.settings_names} settings); it cannot also be connected "
+                           f"by chat.")
 
 
 CONNECTORS = {"mastodon": _connect_mastodon, "bluesky": _connect_bluesky, "x": _connect_x,
@@ -207,10 +207,11 @@ async def pasted_code(line: str, ctx: Context) -> bool:
         return False
     account, credentials = waiting
     pending = credentials.pop("pending")
+    word = WORD_OF[account.platform]
     try:
-        connected = await _finish(ctx, account.platform, pending, line.strip())
+        connected = await FINISHERS[word](ctx, pending, line.strip())
     except ConnectRefused as exc:
-        raise CommandError(str(exc), usage=USAGES[account.platform]) from None
+        raise CommandError(str(exc), usage=USAGES[word]) from None
     _store_connected(ctx, account.platform, connected.external_id, connected.handle,
                      _vault(ctx).encrypt(connected.credentials))
     ctx.send("reply", f"Connected {connected.handle} on {_name(account.platform)}. "
@@ -224,7 +225,7 @@ def _waiting(ctx: Context) -> tuple[Account, dict[str, Any]] | None:
         return None
     vault, found = _vault(ctx), []
     for account in store.owner_accounts(ctx.session, owner_id=_owner_id(ctx)):
-        if account.platform in ("mastodon", "x") and account.credentials:
+        if platforms.get(account.platform).pasted_code and account.credentials:
             credentials = vault.decrypt(account.credentials)
             since = (credentials.get("pending") or {}).get("since")
             if since and datetime.fromisoformat(since) > ctx.now() - PENDING_FOR:
@@ -232,13 +233,20 @@ def _waiting(ctx: Context) -> tuple[Account, dict[str, Any]] | None:
     return max(found, key=lambda f: f[0])[1:] if found else None
 
 
-async def _finish(ctx: Context, platform: str, pending: dict[str, Any], code: str):
-    connector = _connector(ctx)
-    if platform == "x":
-        return await connector.x_finish(pending, code, ctx.now())
-    instance = pending["instance"]
+async def _finish_mastodon(ctx: Context, pending: dict[str, Any],
+                           code: str) -> ConnectedAccount:
+    connector, instance = _connector(ctx), pending["instance"]
     app = await _mastodon_app(ctx, _vault(ctx), connector, instance)
     return await connector.mastodon_finish(instance, app, code)
+
+
+async def _finish_x(ctx: Context, pending: dict[str, Any], code: str) -> ConnectedAccount:
+    return await _connector(ctx).x_finish(pending, code, ctx.now())
+
+
+# how a connection waiting for its pasted code finishes, by command word (the platforms
+# whose ``Platform.pasted_code`` is set)
+FINISHERS = {"mastodon": _finish_mastodon, "x": _finish_x}
 
 
 # --- accounts and disconnect --------------------------------------------------------

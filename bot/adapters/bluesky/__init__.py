@@ -3,8 +3,21 @@ message where the person's chat setting allows it (atproto, in ``adapter``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import SecretStr
+
 from bot.adapters.translate import bluesky_profile
 from bot.platforms import Platform, Snapshot
+
+
+def account_settings(credentials: dict[str, Any], external_id: str) -> dict[str, Any]:
+    """An account connected by chat (``bot/adapters/account_connector.py``) as the
+    configured one."""
+    return {"bluesky_handle": credentials["handle"],
+            "bluesky_app_password": SecretStr(credentials["app_password"]),
+            "bluesky_base_url": credentials["server"]}
+
 
 PLATFORM = Platform(
     id="bluesky",
@@ -21,4 +34,10 @@ PLATFORM = Platform(
     adapter="bot.adapters.bluesky.adapter",
     order=3,
     secrets=("bluesky_app_password",),
+    configured_by=("bluesky_app_password",),
+    account_fields={"bluesky_handle": None, "bluesky_app_password": None,
+                    "bluesky_base_url": None},
+    polls_connected=True,
+    account_settings=account_settings,
+    reconnect="connect bluesky <handle> <app password>",
 )

@@ -36,4 +36,5 @@ PLATFORM = Platform(
     adapter="bot.adapters.discord.sender",
     order=4,
     secrets=("discord_token",),
+    configured_by=("discord_guild_id",),  # a server is connected by ``connect discord-server``
 )

@@ -3,8 +3,20 @@ status mentioning the person (Mastodon.py, in ``adapter``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import SecretStr
+
 from bot.adapters.translate import mastodon_profile
 from bot.platforms import Platform, Snapshot
+
+
+def account_settings(credentials: dict[str, Any], external_id: str) -> dict[str, Any]:
+    """An account connected by chat (``bot/adapters/account_connector.py``) as the
+    configured one."""
+    return {"mastodon_base_url": credentials["instance"],
+            "mastodon_access_token": SecretStr(credentials["access_token"])}
+
 
 PLATFORM = Platform(
     id="mastodon",
@@ -19,4 +31,11 @@ PLATFORM = Platform(
     adapter="bot.adapters.mastodon.adapter",
     order=2,
     secrets=("mastodon_access_token",),
+    configured_by=("mastodon_access_token",),
+    account_fields={"mastodon_base_url": None, "mastodon_access_token": None,
+                    "mastodon_streaming": False},
+    polls_connected=True,
+    account_settings=account_settings,
+    reconnect="connect mastodon <instance>",
+    pasted_code=True,
 )

@@ -81,8 +81,10 @@ TRANSIENT = (tweepy.TwitterServerError, aiohttp.ClientError, TimeoutError, Retry
              UnreadableAnswer)
 
 
-def build_source(settings):
-    """The X source when a token is configured, else None."""
+def build_source(settings: Any, *, clock: Callable[[], datetime] = utcnow,
+                 sleep: Sleep = asyncio.sleep) -> XSource | None:
+    """The X source when a token is configured, else None (the same keywords as every
+    platform's builder: ``Platform.build_source``)."""
     bearer, user = settings.x_bearer_token, settings.x_user_access_token
     bearer = bearer.get_secret_value() if bearer else ""
     user = user.get_secret_value() if user else ""
@@ -94,7 +96,7 @@ def build_source(settings):
             "whose followers to read. Set X_USER_ID to your numeric X user id (or also set "
             "X_USER_ACCESS_TOKEN) — see config.example.env"
         )
-    return XSource(settings, bearer_token=bearer, user_token=user)
+    return XSource(settings, bearer_token=bearer, user_token=user, clock=clock, sleep=sleep)
 
 
 class RateLimiter:
