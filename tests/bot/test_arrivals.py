@@ -63,10 +63,10 @@ async def test_a_batch_that_fails_is_written_one_by_one(app, surface, monkeypatc
 async def test_one_unreadable_profile_loses_only_itself(app, surface, monkeypatch, caplog):
     understand = profiles.understand
 
-    def fussy(profile):
+    def fussy(profile, **options):
         if profile.name == "Unreadable Person":
             raise ValueError("cannot read this profile")
-        return understand(profile)
+        return understand(profile, **options)
 
     monkeypatch.setattr(profiles, "understand", fussy)
     people = [x_person("Amara Okafor"), x_person("Unreadable Person"), x_person("Kwame Mensah")]
