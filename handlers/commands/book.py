@@ -24,6 +24,7 @@ from handlers.commands.contacts import MAX_TEXT, PLATFORM_NAMES, TAG, tags_in
 from handlers.nudges import tag_members
 from handlers.present import at_handle, describe_contact
 from handlers.profiles import first_name
+from handlers.reminders import first_handles
 from storage import repo, search, undo
 from storage.linking import merge_contacts
 from storage.models import (
@@ -236,7 +237,7 @@ async def people_command(args: str, ctx: Context) -> None:
         reply = f"Nobody {title}." if page == 1 else f"There is no page {page}; {total} in all."
         ctx.send("reply", reply, contacts=[], total=total, page=page)
         return
-    handles = first_handles(ctx, [c.id for c in shown])
+    handles = first_handles(ctx.session, [c.id for c in shown])
     lines = [f"{total} {'person' if total == 1 else 'people'} {title}"
              + (f" (page {page} of {-(-total // PAGE)})" if total > PAGE else "") + ":"]
     lines += [f"  {describe_contact(c, handles.get(c.id))}" for c in shown]
@@ -289,15 +290,6 @@ def lost_ids(ctx: Context):  # noqa: ANN201 - a SQL subquery
     active = joined.where(Connection.state == "active")
     return joined.where(col(Connection.state).in_(("lost", "vanished")),
                         col(Handle.contact_id).not_in(active))
-
-
-def first_handles(ctx: Context, ids: list[int]) -> dict[int, Handle]:
-    found: dict[int, Handle] = {}
-    query = select(Handle).where(Handle.owner_id == ctx.owner.id,
-                                 col(Handle.contact_id).in_(ids)).order_by(col(Handle.id))
-    for handle in ctx.session.exec(query):
-        found.setdefault(handle.contact_id, handle)
-    return found
 
 
 # --- history and single entries ------------------------------------------------------------

@@ -21,6 +21,7 @@ from handlers.present import (
     describe_contact,
     history_line,
 )
+from handlers.reminders import first_handles
 from storage import repo, search
 from storage.models import Contact, Handle
 
@@ -121,13 +122,13 @@ async def find(args: str, ctx: Context) -> None:
         ctx.send("reply", f"Nobody matches {args[:60]!r}.", contacts=[])
         return
     shown = _contacts_in_order(ctx, ids[:FIND_LIMIT])
-    first_handles = _first_handles(ctx, [c.id for c in shown])
+    handles = first_handles(ctx.session, [c.id for c in shown])
     lines = [f"People matching {args[:60]!r}, best first:"]
-    lines += [_find_line(c, first_handles.get(c.id)) for c in shown]
+    lines += [_find_line(c, handles.get(c.id)) for c in shown]
     if len(ids) > FIND_LIMIT or found.partial:
         lines.append(_more_line(found.partial))
     ctx.send("reply", "\n".join(lines),
-             contacts=[contact_summary(c, first_handles.get(c.id)) for c in shown])
+             contacts=[contact_summary(c, handles.get(c.id)) for c in shown])
 
 
 def _more_line(partial: bool) -> str:
@@ -145,15 +146,6 @@ def _contacts_in_order(ctx: Context, ids: list[int]) -> list[Contact]:
     found = {c.id: c for c in ctx.session.exec(
         select(Contact).where(Contact.owner_id == ctx.owner.id, col(Contact.id).in_(ids)))}
     return [found[contact_id] for contact_id in ids if contact_id in found]
-
-
-def _first_handles(ctx: Context, ids: list[int]) -> dict[int, Handle]:
-    found: dict[int, Handle] = {}
-    query = select(Handle).where(Handle.owner_id == ctx.owner.id,
-                                 col(Handle.contact_id).in_(ids)).order_by(col(Handle.id))
-    for handle in ctx.session.exec(query):
-        found.setdefault(handle.contact_id, handle)
-    return found
 
 
 def _find_line(contact: Contact, handle: Handle | None) -> str:
