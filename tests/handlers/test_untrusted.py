@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, select
 
-from bot.adapters.mastodon import build_source
+from bot.adapters.mastodon.adapter import build_source
 from bot.app import App, open_database
 from handlers import profiles
 from storage.models import Account, Contact, Draft, Handle
@@ -78,10 +78,10 @@ async def test_an_unreadable_profile_is_skipped_and_told_once(app, fake, source,
     one message, everyone else is stored, the cursor moves past both."""
     understand = profiles.understand
 
-    def fails_for_ivy(profile):
+    def fails_for_ivy(profile, **options):
         if profile.handle.startswith("ivy"):
             raise ValueError("Invalid IPv6 URL")
-        return understand(profile)
+        return understand(profile, **options)
 
     monkeypatch.setattr(profiles, "understand", fails_for_ivy)
     ivy = make_account("ivy", display_name="Ivy Lee", note=TEACHER)
