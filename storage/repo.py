@@ -219,7 +219,19 @@ def handles_of(session: Session, *, owner: Owner, contact: Contact) -> list[Hand
     )
 
 
+def row_id(text: str) -> int | None:
+    """``text`` ("12" or "#12") as a row id, or None when it can name no row: anything but
+    ASCII digits ("²", "١٢"), 0, or past what every database here stores ("#1000…0")."""
+    text = text.strip().removeprefix("#")
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ROW_ID else None
+
+
 def get_contact(session: Session, *, owner: Owner, contact_id: int) -> Contact | None:
+    if not 0 < contact_id <= MAX_ROW_ID:
+        return None
     contact = session.get(Contact, contact_id)
     if contact is None or contact.owner_id != owner.id:
         return None

@@ -251,9 +251,10 @@ def page_of(args: str, usage: str = PEOPLE_USAGE) -> tuple[str, int]:
     """``… page 3`` → ("…", 3); no ``page`` → page 1."""
     words = args.split()
     if len(words) >= 2 and words[-2].lower() == "page":
-        if not words[-1].isdigit() or not 1 <= int(words[-1]) <= 100_000:
+        page = repo.row_id(words[-1])
+        if page is None or page > 100_000:
             raise CommandError("Pages are numbered from 1: `page 2`.", usage=usage)
-        return " ".join(words[:-2]), int(words[-1])
+        return " ".join(words[:-2]), page
     return " ".join(words), 1
 
 
@@ -343,7 +344,8 @@ def owned_entry(ctx: Context, token: str, usage: str) -> Interaction:
     if not token.isdigit():
         raise CommandError("Give the entry's number, as `history <person>` shows it.",
                            usage=usage)
-    entry = ctx.session.get(Interaction, int(token))
+    number = repo.row_id(token)
+    entry = ctx.session.get(Interaction, number) if number is not None else None
     if entry is None or entry.owner_id != ctx.owner.id:
         raise CommandError(f"There is no log entry or note {token}. "
                            "`history <person>` shows the numbers.", usage=usage)
@@ -410,7 +412,8 @@ async def draft(args: str, ctx: Context) -> None:
     token = args.strip().lstrip("#")
     if not token.isdigit():
         raise CommandError("Give the draft's number, as shown in `drafts`.", usage=DRAFT_USAGE)
-    row = repo.get_draft(ctx.session, owner=ctx.owner, draft_id=int(token))
+    number = repo.row_id(token)
+    row = repo.get_draft(ctx.session, owner=ctx.owner, draft_id=number) if number else None
     if row is None:
         raise CommandError(f"There is no draft #{token}. `drafts` lists them.",
                            usage=DRAFT_USAGE)

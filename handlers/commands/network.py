@@ -14,6 +14,7 @@ from handlers.lost import GAVE_UP_CAUSE, describe_cause, where
 from handlers.nudges import cadence_status, goal_progress, progress_line, weekly_counts
 from handlers.present import at_handle, history_line
 from storage import connections as store
+from storage import repo
 from storage.models import (
     Account,
     Connection,
@@ -121,7 +122,8 @@ def drop_line(ctx: Context, drop: MassDrop, platform: str) -> str:
 def open_drop(ctx: Context, text: str) -> None:
     """``lost #3``: one mass drop, with everyone still missing (or who never came back)."""
     number = text[1:]
-    drop = ctx.session.get(MassDrop, int(number)) if number.isdigit() else None
+    drop_id = repo.row_id(number)
+    drop = ctx.session.get(MassDrop, drop_id) if drop_id is not None else None
     if drop is None or drop.owner_id != ctx.owner.id:
         raise CommandError(f"There is no mass drop {text[:20]}. `lost` shows them with their "
                            "numbers.", usage=LOST_USAGE)
