@@ -3,6 +3,7 @@ and (where TEST_DATABASE_URL is set) a fresh PostgreSQL database per test."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy import create_engine, text
 import storage.db
 from bot.app import App, open_database
 from bot.config import Settings
+from tests.support import factories
 from tests.support.fakes import FakeClock, FakeSurface
 from tests.support.templates import MigratedTemplates
 
@@ -32,6 +34,14 @@ def _clone_migrated_databases(request, monkeypatch) -> None:
     if request.node.get_closest_marker("real_migrations") is None:
         templates = request.getfixturevalue("migrated_templates")
         monkeypatch.setattr(storage.db, "upgrade", templates.upgrade)
+
+
+@pytest.fixture(autouse=True)
+def _same_ids_whatever_ran_before(monkeypatch) -> None:
+    """The factories number people from 1000 in every test, so a test sees the same ids
+    (and so the same draft choices, which follow the id) whichever tests its xdist worker
+    ran before it: a draft test once failed in CI only, with a different person's id."""
+    monkeypatch.setattr(factories, "_ids", itertools.count(1000))
 
 
 def make_settings(**values) -> Settings:

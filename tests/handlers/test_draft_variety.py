@@ -44,17 +44,22 @@ async def test_forty_newcomers_get_varied_openings_and_questions(app, tone, name
 
 @pytest.mark.parametrize("tone", TONES)
 async def test_a_tag_keeps_the_case_the_person_wrote_it_in(app, surface, tone):
-    """ "#send" in lower case reads as the verb; the person wrote "#SEND"."""
+    """ "#send" in lower case reads as the verb; the person wrote "#SEND". Which details a
+    draft mentions depends on the person's id, so several people with the same bio."""
     set_owner(app, tone=tone, interests="send, inclusion")
-    await app.handle(arrival(mastodon_person(
-        "Robin Grey", acct="robin@school.social",
-        note="<p>SENCo. Inclusion for every learner. #SEND #InclusiveEd</p>")))
-    [message] = surface.pop()
-    draft = message.fields["draft"]
-    tags = set(regex.findall(r"#\w+", draft))
-    assert tags and tags <= {"#SEND", "#InclusiveEd"}, draft
-    if tone != "brief":  # brief drafts mention one detail: here, the role
-        assert "#SEND" in draft, draft
+    drafts = []
+    for number in range(6):
+        await app.handle(arrival(mastodon_person(
+            "Robin Grey", acct=f"robin{number}@school.social", id=str(4200 + number),
+            note="<p>SENCo. Inclusion for every learner. #SEND #InclusiveEd</p>")))
+        [message] = surface.pop()
+        drafts.append(message.fields["draft"])
+    tagged = [d for d in drafts if regex.search(r"#\w+", d)]
+    assert tagged, drafts
+    for draft in tagged:
+        assert set(regex.findall(r"#\w+", draft)) <= {"#SEND", "#InclusiveEd"}, draft
+    if tone != "brief":  # brief drafts mention one detail: often the role
+        assert all("#SEND" in draft for draft in drafts), drafts
 
 
 @pytest.mark.parametrize(("tone", "expected"), [
