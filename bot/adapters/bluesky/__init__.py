@@ -35,6 +35,7 @@ PLATFORM = Platform(
     order=3,
     secrets=("bluesky_app_password",),
     configured_by=("bluesky_app_password",),
+    mentioned_by=("bluesky_handle", "bluesky_app_password"),
     account_fields={"bluesky_handle": None, "bluesky_app_password": None,
                     "bluesky_base_url": None},
     polls_connected=True,

@@ -37,4 +37,5 @@ PLATFORM = Platform(
     order=4,
     secrets=("discord_token",),
     configured_by=("discord_guild_id",),  # a server is connected by ``connect discord-server``
+    mentioned_by=("discord_token",),
 )

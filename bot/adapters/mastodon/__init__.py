@@ -32,6 +32,7 @@ PLATFORM = Platform(
     order=2,
     secrets=("mastodon_access_token",),
     configured_by=("mastodon_access_token",),
+    mentioned_by=("mastodon_base_url", "mastodon_access_token"),
     account_fields={"mastodon_base_url": None, "mastodon_access_token": None,
                     "mastodon_streaming": False},
     polls_connected=True,
