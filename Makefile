@@ -25,7 +25,10 @@ demo: $(STAMP)
 # The kill -9 crash trials (marker `crash`) have their own target, which .ci/run runs too.
 PYTEST_WORKERS ?= auto
 
+# The project's own modules are compiled first: where PYTHONDONTWRITEBYTECODE is set, every
+# process (each xdist worker, each command a test runs) would compile them again.
 test: lint
+	$(BIN)/python -m compileall -q bot handlers storage tests bench
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m "not crash"
 
 test-crash: $(STAMP)

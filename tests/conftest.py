@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlmodel import create_engine as _create_engine
 
 import storage.db
 from bot.app import App, open_database
@@ -42,6 +43,32 @@ def _same_ids_whatever_ran_before(monkeypatch) -> None:
     (and so the same draft choices, which follow the id) whichever tests its xdist worker
     ran before it: a draft test once failed in CI only, with a different person's id."""
     monkeypatch.setattr(factories, "_ids", itertools.count(1000))
+
+
+class _OneDialectPerDatabaseKind:
+    """Every test opens its own database, so its own engine, and SQLAlchemy caches each
+    statement's compiled SQL per engine's dialect: without this, every test compiled every
+    statement it ran again (about a seventh of the in-process tests' time). Engines of the
+    same kind (sqlite, postgresql+psycopg) here share one dialect and one compiled cache,
+    as the one engine of a running plnbot does across its whole life."""
+
+    shared: dict[str, tuple] = {}
+
+    @classmethod
+    def create_engine(cls, url, **options):
+        engine = _create_engine(url, **options)
+        kind = engine.url.drivername
+        if kind not in cls.shared:
+            cls.shared[kind] = (engine.dialect, engine._compiled_cache)
+        dialect, cache = cls.shared[kind]
+        engine.dialect = engine.pool._dialect = dialect
+        engine._compiled_cache = cache
+        return engine
+
+
+@pytest.fixture(autouse=True)
+def _statements_compiled_once(monkeypatch) -> None:
+    monkeypatch.setattr(storage.db, "create_engine", _OneDialectPerDatabaseKind.create_engine)
 
 
 def make_settings(**values) -> Settings:
