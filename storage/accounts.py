@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from storage.models import Account, PlatformApp
+from storage.models import Account, Owner, PlatformApp
 
 
 def platform_app(session: Session, *, platform: str, instance: str) -> PlatformApp | None:
@@ -53,9 +53,11 @@ def keep_pending(session: Session, *, owner_id: int, platform: str,
 
 
 def mark_connected(session: Session, *, owner_id: int, platform: str, external_id: str,
-                   handle: str, credentials: str | None, now: datetime) -> Account:
+                   handle: str, credentials: str | None, now: datetime,
+                   welcome_channel: str | None = None) -> Account:
     """The account is connected: polled from now on, the first poll being the quiet
-    baseline. A different account than the one stored before starts a fresh baseline."""
+    baseline. A different account than the one stored before starts a fresh baseline.
+    ``welcome_channel``: where a Discord server's welcomes are posted (None: DMs)."""
     account = owner_account(session, owner_id=owner_id, platform=platform)
     if account is None:
         account = Account(owner_id=owner_id, platform=platform)
@@ -64,10 +66,25 @@ def mark_connected(session: Session, *, owner_id: int, platform: str, external_i
         account.last_reconciled_at = account.followers_count_seen = None
     account.external_id, account.handle = external_id, handle
     account.credentials, account.connected_at = credentials, now
+    account.welcome_channel = welcome_channel
     account.next_poll_at, account.last_error, account.last_error_at = now, None, None
     session.add(account)
     session.flush()
     return account
+
+
+def connected_by_chat(session: Session, *, platform: str, external_id: str | None = None,
+                      owner_id: int | None = None) -> list[tuple[Account, str]]:
+    """Every account on ``platform`` connected by chat right now, with its owner's ref,
+    by account id; or only those with ``external_id`` (the owners who connected one
+    Discord server), or only ``owner_id``'s. A disconnected account is not among them."""
+    query = (select(Account, Owner.external_ref).join(Owner, col(Owner.id) == Account.owner_id)
+             .where(Account.platform == platform, col(Account.connected_at).is_not(None)))
+    if external_id is not None:
+        query = query.where(Account.external_id == external_id)
+    if owner_id is not None:
+        query = query.where(Account.owner_id == owner_id)
+    return [(account, ref) for account, ref in session.exec(query.order_by(col(Account.id)))]
 
 
 def disconnect(session: Session, *, owner_id: int, platform: str) -> Account | None:
