@@ -44,6 +44,17 @@ def fake(monkeypatch):
         yield fake
 
 
+@pytest.fixture(autouse=True)
+def quick_gateway(monkeypatch):
+    """A worker without the gateway tries again every 0.1 s (not 5 s)."""
+    hold = adapter.hold_gateway
+
+    async def hold_gateway(client, lock, stop):
+        await hold(client, lock, stop, retry_seconds=0.1, check_seconds=0.1)
+
+    monkeypatch.setattr(adapter, "hold_gateway", hold_gateway)
+
+
 @pytest.fixture
 def engine(database_url):
     engine = make_engine(database_url)
@@ -215,3 +226,160 @@ async def test_a_mass_drop_seen_on_reconnect_is_held_not_reported_as_losses(
     states = people(engine, fake.ada)
     assert "lost" not in states.values()
     assert sum(state == "vanished" for state in states.values()) == 40
+
+
+# --- tenancy, disconnecting, servers nobody connected ------------------------------------
+
+
+async def test_each_owner_gets_only_the_members_of_the_server_they_connected(
+        fake, engine, staffroom, tmp_path):
+    labroom = fake.add_guild("Lab", owner_id=fake.ben)
+    nobodys = fake.add_guild("Elsewhere", owner_id=fake.add_user("carol"))
+    fake.add_member(labroom, fake.jane)  # Jane is in both servers
+    fake.add_member(staffroom, fake.ben)  # Ben too, but may not manage Staffroom
+    async with running_worker(fake, engine, tmp_path) as client:
+        await wait_until(client.is_ready)
+        [refused] = await tell(fake, fake.ben, f"connect discord-server {staffroom}")
+        assert "You need the Manage Server permission in Staffroom" in refused
+        await tell(fake, fake.ada, f"connect discord-server {staffroom}", answers=2)
+        await tell(fake, fake.ben, f"connect discord-server {labroom}", answers=2)
+        assert set(people(engine, fake.ada)) == {"jane", "omar", "ben"}
+        assert set(people(engine, fake.ben)) == {"jane"}  # not themself
+
+        lee, kim, zed = fake.add_user("lee"), fake.add_user("kim"), fake.add_user("zed")
+        fake.join(staffroom, lee)
+        fake.join(labroom, kim)
+        fake.join(nobodys, zed)
+        await wait_until(lambda: drafts_for(engine, fake.ada) and drafts_for(engine, fake.ben))
+        fake.leave(labroom, fake.jane)
+        await wait_until(lambda: people(engine, fake.ben)["jane"] == "lost")
+        assert people(engine, fake.ada)["jane"] == "active"  # still in Ada's server
+
+        [gone] = await tell(fake, fake.ben, "disconnect discord-server")
+        assert gone.startswith("Disconnected Lab on Discord")
+        fake.join(labroom, fake.add_user("max"))
+        fake.join(staffroom, fake.add_user("ned"))
+        await wait_until(lambda: len(drafts_for(engine, fake.ada)) == 2)
+    assert [name for _, name in drafts_for(engine, fake.ada)] == ["Lee", "Ned"]
+    assert [name for _, name in drafts_for(engine, fake.ben)] == ["Kim"]
+    assert set(people(engine, fake.ben)) == {"jane", "kim"}
+    with Session(engine) as session:  # Zed, of a server nobody connected, is nobody's
+        assert session.exec(select(Handle).where(Handle.handle == "zed")).first() is None
+
+
+async def test_a_join_just_after_connecting_is_an_arrival_not_baseline(
+        fake, engine, staffroom, tmp_path):
+    """The first list is read right after ``connect``; a join racing it (the list not
+    yet read) is left out of the baseline and welcomed."""
+    async with running_worker(fake, engine, tmp_path) as client:
+        await wait_until(client.is_ready)
+        reading = asyncio.Event()
+        original = client.read_unread_servers
+
+        async def late(owner_ref: str) -> None:  # the list is read after the join
+            await reading.wait()
+            await original(owner_ref)
+
+        client.read_unread_servers = late
+        fake.send_dm(fake.ada, f"connect discord-server {staffroom}")
+        await wait_until(lambda: said_to(fake, fake.ada))
+        fake.join(staffroom, fake.add_user("lee"))
+        await wait_until(lambda: drafts_for(engine, fake.ada))
+        reading.set()
+        await asyncio.sleep(0.2)
+    assert [name for _, name in drafts_for(engine, fake.ada)] == ["Lee"]
+    assert people(engine, fake.ada) == {"jane": "active", "omar": "active", "lee": "active"}
+
+
+# --- welcomes: a DM, or the owner's welcome channel --------------------------------------
+
+
+async def test_welcomes_are_posted_in_the_welcome_channel_named_when_connecting(
+        fake, engine, staffroom, tmp_path):
+    channel = fake.add_text_channel("welcome", guild_id=staffroom)
+    elsewhere = fake.add_text_channel("general", guild_id=fake.add_guild(
+        "Lab", owner_id=fake.ben))
+    async with running_worker(fake, engine, tmp_path) as client:
+        await wait_until(client.is_ready)
+        for bad, why in ((elsewhere, "There is no channel"), ("12x", "Give the server's id")):
+            [refused] = await tell(fake, fake.ada, f"connect discord-server {staffroom} {bad}")
+            assert why in refused and "Usage: connect discord-server" in refused
+        assert people(engine, fake.ada) == {}
+        [connected, _] = await tell(fake, fake.ada,
+                                    f"connect discord-server {staffroom} {channel}", answers=2)
+        assert "posted in the welcome channel" in connected
+        lee = fake.add_user("lee")
+        fake.join(staffroom, lee)
+        await wait_until(lambda: drafts_for(engine, fake.ada))
+        [(draft_id, _)] = drafts_for(engine, fake.ada)
+        [sent] = await tell(fake, fake.ada, f"send {draft_id}")
+        assert "Posted your welcome to lee in #welcome" in sent
+    [post] = [m for m in fake.messages if m["channel_id"] == channel]
+    assert post["content"].startswith(f"<@{lee}> ")
+    assert [str(user) for user in post["allowed_mentions"]["users"]] == [lee]
+    assert said_to(fake, lee) == []
+
+
+async def test_send_by_channel_without_a_welcome_channel_says_how_to_name_one(
+        fake, engine, staffroom, tmp_path):
+    async with running_worker(fake, engine, tmp_path) as client:
+        await wait_until(client.is_ready)
+        await tell(fake, fake.ada, f"connect discord-server {staffroom}", answers=2)
+        fake.join(staffroom, fake.add_user("lee"))
+        await wait_until(lambda: drafts_for(engine, fake.ada))
+        [(draft_id, _)] = drafts_for(engine, fake.ada)
+        [refused] = await tell(fake, fake.ada, f"send {draft_id} channel")
+    assert "No welcome channel is set" in refused
+    assert "connect discord-server <server id> <channel id>" in refused
+    with Session(engine) as session:
+        assert session.get(Draft, draft_id).status == "pending"
+
+
+# --- a bot without the Server Members Intent ---------------------------------------------
+
+
+async def test_without_the_members_intent_dms_still_work_and_connect_says_why_not(
+        fake, engine, staffroom, tmp_path):
+    fake.members_intent = False
+    async with running_worker(fake, engine, tmp_path) as client:
+        await wait_until(client.is_ready)
+        [refused] = await tell(fake, fake.ada, f"connect discord-server {staffroom}")
+        [helped] = await tell(fake, fake.ada, "help remind")
+    assert "Server Members Intent" in refused and "\n" not in refused.split("Usage")[0].strip()
+    assert helped.startswith("Usage: remind")
+    members = discord.Intents(members=True).value
+    assert fake.identified[0] & members and not fake.identified[-1] & members
+    assert people(engine, fake.ada) == {}
+
+
+# --- one gateway among several workers (PostgreSQL) --------------------------------------
+
+
+@pytest.mark.postgres
+async def test_a_worker_taking_over_the_gateway_reads_what_changed_meanwhile(
+        fake, pg_url, tmp_path):
+    engines = [make_engine(pg_url), make_engine(pg_url)]
+    upgrade(engines[0])
+    enrol(engines[0], fake.ada, fake.ben)
+    server = fake.add_guild("Staffroom", owner_id=fake.ada)
+    fake.add_member(server, fake.add_user("jane"))
+    try:
+        async with contextlib.AsyncExitStack() as first_worker:
+            first = await first_worker.enter_async_context(
+                running_worker(fake, engines[0], tmp_path / "a"))
+            await wait_until(first.is_ready)
+            async with running_worker(fake, engines[1], tmp_path / "b") as second:
+                await asyncio.sleep(0.5)  # it keeps trying for the lock, and failing
+                assert not second.is_ready() and len(fake.identified) == 1
+                await tell(fake, fake.ada, f"connect discord-server {server}", answers=2)
+                fake.join(server, fake.add_user("lee"))
+                await wait_until(lambda: drafts_for(engines[0], fake.ada))
+                await first_worker.aclose()  # the holder stops; Kim joins meanwhile
+                fake.add_member(server, fake.add_user("kim"))
+                await wait_until(lambda: len(drafts_for(engines[0], fake.ada)) == 2)
+                assert second.is_ready() and len(fake.sockets) == 1
+    finally:
+        for engine in engines:
+            engine.dispose()
+    assert [name for _, name in drafts_for(engines[0], fake.ada)] == ["Lee", "Kim"]
+    assert people(engines[0], fake.ada) == {"jane": "active", "lee": "active", "kim": "active"}
