@@ -29,7 +29,6 @@ from tests.conftest import make_settings
 from tests.support.fake_discord import RunningDiscord
 from tests.support.fakes import FakeSurface
 
-
 # --- the fake Discord and the worker ----------------------------------------------------
 
 
