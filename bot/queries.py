@@ -92,21 +92,13 @@ def watchers(engine: Engine, *, platform: str, external_id: str | None = None,
              owner_id: int | None = None) -> list[Watcher]:
     """The owners who connected ``platform`` accounts by chat: all of them, those who
     connected ``external_id`` (one Discord server), or only ``owner_id``'s account."""
-    with Session(engine) as session:
-        rows = accounts.connected_by_chat(session, platform=platform, external_id=external_id,
-                                          owner_id=owner_id)
-        return [Watcher(owner_id=account.owner_id, owner_ref=ref,
-                        external_id=account.external_id, baseline_done=account.baseline_done,
-                        synced=_synced_since_connected(account),
-                        welcome_channel=_channel_id(account.welcome_channel))
-                for account, ref in rows]
-
-
-def _synced_since_connected(account: Account) -> bool:
-    synced, connected = account.last_synced_at, account.connected_at
-    if synced is None or connected is None:
-        return False
-    return synced.replace(tzinfo=None) >= connected.replace(tzinfo=None)
+    with engine.connect() as connection:
+        rows = accounts.connected_by_chat(connection, platform=platform,
+                                          external_id=external_id, owner_id=owner_id)
+    return [Watcher(owner_id=row.owner_id, owner_ref=row.owner_ref,
+                    external_id=row.external_id, baseline_done=bool(row.baseline_done),
+                    synced=bool(row.synced), welcome_channel=_channel_id(row.welcome_channel))
+            for row in rows]
 
 
 def _channel_id(stored: str | None) -> int | None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, Row, and_
 from sqlmodel import Session, col, select
 
 from storage.models import Account, Owner, PlatformApp
@@ -73,18 +76,30 @@ def mark_connected(session: Session, *, owner_id: int, platform: str, external_i
     return account
 
 
-def connected_by_chat(session: Session, *, platform: str, external_id: str | None = None,
-                      owner_id: int | None = None) -> list[tuple[Account, str]]:
-    """Every account on ``platform`` connected by chat right now, with its owner's ref,
-    by account id; or only those with ``external_id`` (the owners who connected one
-    Discord server), or only ``owner_id``'s. A disconnected account is not among them."""
-    query = (select(Account, Owner.external_ref).join(Owner, col(Owner.id) == Account.owner_id)
+def connected_by_chat(connection: Connection, *, platform: str,
+                      external_id: str | None = None,
+                      owner_id: int | None = None) -> Sequence[Row]:
+    """Every account on ``platform`` connected by chat right now, by account id; or only
+    those with ``external_id`` (the owners who connected one Discord server), or only
+    ``owner_id``'s. A disconnected account is not among them.
+
+    Plain rows (``owner_id``, ``owner_ref``, ``external_id``, ``baseline_done``,
+    ``synced``: its connections were read since it was last connected,
+    ``welcome_channel``) on a plain connection, not ORM objects: the gateway holder
+    reads them for every member event and all of them on every reconnect
+    (bench/bench_servers.py)."""
+    synced = and_(col(Account.last_synced_at).is_not(None),
+                  col(Account.last_synced_at) >= col(Account.connected_at))
+    query = (select(Account.owner_id, col(Owner.external_ref).label("owner_ref"),
+                    Account.external_id, Account.baseline_done, synced.label("synced"),
+                    Account.welcome_channel)
+             .join(Owner, col(Owner.id) == Account.owner_id)
              .where(Account.platform == platform, col(Account.connected_at).is_not(None)))
     if external_id is not None:
         query = query.where(Account.external_id == external_id)
     if owner_id is not None:
         query = query.where(Account.owner_id == owner_id)
-    return [(account, ref) for account, ref in session.exec(query.order_by(col(Account.id)))]
+    return connection.execute(query.order_by(col(Account.id))).all()
 
 
 def disconnect(session: Session, *, owner_id: int, platform: str) -> Account | None:

@@ -200,16 +200,20 @@ class FakeDiscord:
 
     def drop(self) -> None:
         """The connection drops (close code 4000: the client reconnects)."""
-        self._in_loop(self._close_all(4000))
+        self._in_loop(self._close_all(4000), wait=False)  # the close needs the client
 
     def _dispatch(self, event: str, data: dict[str, Any]) -> None:
         self._in_loop(self._send_all(event, data))
 
-    def _in_loop(self, coro) -> None:
+    def _in_loop(self, coro, *, wait: bool = True) -> None:
+        """Run ``coro`` in the fake's own loop; ``wait`` for it when it needs nothing
+        from the client (whose loop is the caller's)."""
         if self.loop is None:
             coro.close()
             return
-        asyncio.run_coroutine_threadsafe(coro, self.loop).result(5)
+        done = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        if wait:
+            done.result(5)
 
     async def _send_all(self, event: str, data: dict[str, Any]) -> None:
         for ws in [ws for ws in self.sockets if not ws.closed]:

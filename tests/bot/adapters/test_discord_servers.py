@@ -373,8 +373,9 @@ async def test_a_worker_taking_over_the_gateway_reads_what_changed_meanwhile(
                 await tell(fake, fake.ada, f"connect discord-server {server}", answers=2)
                 fake.join(server, fake.add_user("lee"))
                 await wait_until(lambda: drafts_for(engines[0], fake.ada))
-                await first_worker.aclose()  # the holder stops; Kim joins meanwhile
+                # Kim joins as the holder goes down: nobody hears it
                 fake.add_member(server, fake.add_user("kim"))
+                await first_worker.aclose()
                 await wait_until(lambda: len(drafts_for(engines[0], fake.ada)) == 2)
                 assert second.is_ready() and len(fake.sockets) == 1
     finally:
