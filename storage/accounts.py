@@ -7,9 +7,8 @@ changes an account takes the owner's id, so no owner reaches another's accounts.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import Connection, Row, and_
 from sqlmodel import Session, col, select
