@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy import Connection, Row, and_
 from sqlmodel import Session, col, select
 
@@ -89,15 +90,16 @@ def connected_by_chat(connection: Connection, *, platform: str,
     (bench/bench_servers.py)."""
     synced = and_(col(Account.last_synced_at).is_not(None),
                   col(Account.last_synced_at) >= col(Account.connected_at))
-    query = (select(Account.owner_id, col(Owner.external_ref).label("owner_ref"),
-                    Account.external_id, Account.baseline_done, synced.label("synced"),
-                    Account.welcome_channel)
-             .join(Owner, col(Owner.id) == Account.owner_id)
-             .where(Account.platform == platform, col(Account.connected_at).is_not(None)))
+    query: sa.Select = (sa.select(col(Account.owner_id), col(Owner.external_ref).label("owner_ref"),
+                                  col(Account.external_id), col(Account.baseline_done),
+                                  synced.label("synced"), col(Account.welcome_channel))
+                        .join(Owner, col(Owner.id) == col(Account.owner_id))
+                        .where(col(Account.platform) == platform,
+                               col(Account.connected_at).is_not(None)))
     if external_id is not None:
-        query = query.where(Account.external_id == external_id)
+        query = query.where(col(Account.external_id) == external_id)
     if owner_id is not None:
-        query = query.where(Account.owner_id == owner_id)
+        query = query.where(col(Account.owner_id) == owner_id)
     return connection.execute(query.order_by(col(Account.id))).all()
 
 
