@@ -98,6 +98,13 @@ def said_to(fake, user_id: str) -> list[str]:
             if fake.channels.get(m["channel_id"], {}).get("dm_for") == user_id]
 
 
+async def told_of(fake, user_id: str, name: str) -> None:
+    """Wait for the owner's new-connection DM about ``name`` (a draft is stored before
+    its DM goes out, so waiting for the draft is not enough before the next ``tell``)."""
+    await wait_until(lambda: any(f"New connection on Discord: {name}" in text
+                                 for text in said_to(fake, user_id)))
+
+
 async def tell(fake, user_id: str, line: str, *, answers: int = 1) -> list[str]:
     """``user_id`` DMs the bot ``line``; returns the ``answers`` DMs it writes back."""
     before = len(said_to(fake, user_id))
@@ -166,11 +173,8 @@ async def test_a_connected_servers_members_become_the_owners_connections(
         assert drafts_for(engine, fake.ada) == []  # the baseline is quiet
 
         lee = fake.add_user("lee")
-        before = len(said_to(fake, fake.ada))
         fake.join(staffroom, lee)
-        await wait_until(lambda: drafts_for(engine, fake.ada))
-        await wait_until(lambda: len(said_to(fake, fake.ada)) > before)
-        assert "Lee" in "\n".join(said_to(fake, fake.ada)[before:])
+        await told_of(fake, fake.ada, "Lee")
         [(draft_id, name)] = drafts_for(engine, fake.ada)
         assert name == "Lee"
 
@@ -249,7 +253,8 @@ async def test_each_owner_gets_only_the_members_of_the_server_they_connected(
         fake.join(staffroom, lee)
         fake.join(labroom, kim)
         fake.join(nobodys, zed)
-        await wait_until(lambda: drafts_for(engine, fake.ada) and drafts_for(engine, fake.ben))
+        await told_of(fake, fake.ada, "Lee")
+        await told_of(fake, fake.ben, "Kim")
         fake.leave(labroom, fake.jane)
         await wait_until(lambda: people(engine, fake.ben)["jane"] == "lost")
         assert people(engine, fake.ada)["jane"] == "active"  # still in Ada's server
@@ -309,7 +314,7 @@ async def test_welcomes_are_posted_in_the_welcome_channel_named_when_connecting(
         assert "posted in the welcome channel" in connected
         lee = fake.add_user("lee")
         fake.join(staffroom, lee)
-        await wait_until(lambda: drafts_for(engine, fake.ada))
+        await told_of(fake, fake.ada, "Lee")
         [(draft_id, _)] = drafts_for(engine, fake.ada)
         [sent] = await tell(fake, fake.ada, f"send {draft_id}")
         assert "Posted your welcome to lee in #welcome" in sent
@@ -325,7 +330,7 @@ async def test_send_by_channel_without_a_welcome_channel_says_how_to_name_one(
         await wait_until(client.is_ready)
         await tell(fake, fake.ada, f"connect discord-server {staffroom}", answers=2)
         fake.join(staffroom, fake.add_user("lee"))
-        await wait_until(lambda: drafts_for(engine, fake.ada))
+        await told_of(fake, fake.ada, "Lee")
         [(draft_id, _)] = drafts_for(engine, fake.ada)
         [refused] = await tell(fake, fake.ada, f"send {draft_id} channel")
     assert "No welcome channel is set" in refused
