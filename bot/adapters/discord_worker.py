@@ -57,6 +57,8 @@ RETRY_SECONDS = 5.0  # how often a worker without the gateway tries to take it
 CHECK_SECONDS = 5.0  # how often the holder checks it still holds the lock
 NOT_ENROLLED = ("Sorry, I only work for people enrolled on this bot; ask whoever runs it "
                 "to run `plnbot owner add discord:{user_id}`.")
+MEMBERS_FLAG = discord.Intents(members=True).value
+CHANNEL_BY_CHAT = "`connect discord-server <server id> <channel id>`"  # how to name one
 
 
 def worker_intents() -> discord.Intents:
@@ -193,12 +195,22 @@ class WorkerDiscordClient(PlnbotClient):
                 continue
             await self.fetch_member_list(guild)
             for watcher in owners:
-                await self.submit(SnapshotReceived(
-                    owner_ref=watcher.owner_ref, platform=PLATFORM, kind="member",
-                    profiles=[member_profile(m) for m in guild.members
-                              if m.id != leaving_out and self.is_connection(m, watcher)],
-                    complete=guild.chunked, account_external_id=str(guild.id),
-                    account_handle=guild.name, summary=not watcher.baseline_done))
+                try:
+                    await self.submit(self.member_list(guild, watcher, leaving_out))
+                except Exception:  # one owner's failed sync must not cost the others theirs
+                    log.exception("reading server %s's members for %s failed; the next "
+                                  "(re)connect reads them again", server_id, watcher.owner_ref)
+
+    def member_list(self, guild: discord.Guild, watcher: Watcher,
+                    leaving_out: int | None) -> SnapshotReceived:
+        """The server's members as this owner's connections; the first list is their
+        quiet baseline and says so, later ones speak only of changes."""
+        return SnapshotReceived(
+            owner_ref=watcher.owner_ref, platform=PLATFORM, kind="member",
+            profiles=[member_profile(m) for m in guild.members
+                      if m.id != leaving_out and self.is_connection(m, watcher)],
+            complete=guild.chunked, account_external_id=str(guild.id),
+            account_handle=guild.name, summary=not watcher.baseline_done)
 
     async def fetch_member_list(self, guild: discord.Guild) -> None:
         """Every member, when Discord gives them in time (else the list is partial, and
@@ -243,9 +255,6 @@ class WorkerDiscordClient(PlnbotClient):
                     kind="member"))
 
 
-MEMBERS_FLAG = discord.Intents(members=True).value
-
-
 class ServerWelcomeSender:
     """Approved welcomes to members of servers connected by chat: a DM to the member,
     or a post in the welcome channel its owner named (``connect discord-server <id>
@@ -262,9 +271,6 @@ class ServerWelcomeSender:
         channel = connected[0].welcome_channel if connected else None
         sender = DiscordWelcomeSender(self.client, channel, set_by=CHANNEL_BY_CHAT)
         return await sender.send_welcome(handle=handle, text=text, via=via)
-
-
-CHANNEL_BY_CHAT = "`connect discord-server <server id> <channel id>`"
 
 
 # --- one gateway among many workers ---------------------------------------------------
