@@ -85,6 +85,9 @@ class WorkerDiscordClient(PlnbotClient):
         self.worker = worker
         self.inbound = asyncio.Lock()
         self.members_refused = False  # Discord refused the Server Members Intent
+        # whole member lists are read one at a time, each deciding afresh whose list is
+        # still unread: a join racing ``connect`` must not read the baseline twice
+        self.reading = asyncio.Lock()
 
     @property
     def engine(self) -> Engine:
@@ -165,7 +168,8 @@ class WorkerDiscordClient(PlnbotClient):
         """On every ready: each connected server's member list, for each owner who
         connected it (a reconnect's catch-up: joins and leaves missed while offline)."""
         if self.watching_members():
-            await self.read_member_lists(queries.watchers(self.engine, platform=PLATFORM))
+            async with self.reading:
+                await self.read_member_lists(queries.watchers(self.engine, platform=PLATFORM))
 
     async def read_unread_servers(self, owner_ref: str) -> None:
         """The owner's server connected since its list was last read (just now, by
@@ -173,12 +177,20 @@ class WorkerDiscordClient(PlnbotClient):
         owner_id = queries.owner_id_of(self.engine, owner_ref)
         if owner_id is None or not self.watching_members():
             return
-        unread = [w for w in queries.watchers(self.engine, platform=PLATFORM, owner_id=owner_id)
-                  if not w.synced]
         try:
-            await self.read_member_lists(unread)
+            await self.read_unread(owner_id=owner_id)
         except Exception:  # the next (re)connect reads it again
             log.exception("reading a newly connected server's members failed")
+
+    async def read_unread(self, *, owner_id: int | None = None, external_id: str | None = None,
+                          leaving_out: int | None = None) -> None:
+        """The lists not read since their server was (last) connected, decided under
+        the lock so that each is read once."""
+        async with self.reading:
+            unread = [w for w in queries.watchers(self.engine, platform=PLATFORM,
+                                                  owner_id=owner_id, external_id=external_id)
+                      if not w.synced]
+            await self.read_member_lists(unread, leaving_out=leaving_out)
 
     async def read_member_lists(self, watchers: list[Watcher], *,
                                 leaving_out: int | None = None) -> None:
@@ -227,13 +239,13 @@ class WorkerDiscordClient(PlnbotClient):
     async def live_watchers(self, guild_id: int, *,
                             leaving_out: int | None = None) -> list[Watcher]:
         """The owners who connected this server, read now; an owner whose first list is
-        still unread has it read first, and gets no live event (it is in the list)."""
+        still unread has it read first (``leaving_out`` a member who just joined, who
+        is then an arrival, not baseline)."""
         if not self.watching_members():
             return []
         watchers = queries.watchers(self.engine, platform=PLATFORM, external_id=str(guild_id))
-        unread = [w for w in watchers if not w.synced]
-        if unread:
-            await self.read_member_lists(unread, leaving_out=leaving_out)
+        if any(not w.synced for w in watchers):
+            await self.read_unread(external_id=str(guild_id), leaving_out=leaving_out)
         return watchers
 
     async def on_member_join(self, member: discord.Member) -> None:
@@ -246,14 +258,15 @@ class WorkerDiscordClient(PlnbotClient):
                     kind="member", at=member.joined_at))
 
     async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:
+        """A leave; for an owner whose first list was read just now it changes nothing
+        (they were not in it)."""
         if payload.user.bot:
             return
         for watcher in await self.live_watchers(payload.guild_id):
-            if watcher.synced and self.is_connection(payload.user, watcher):
+            if self.is_connection(payload.user, watcher):
                 await self.submit(ConnectionLeft(
                     owner_ref=watcher.owner_ref, profile=member_profile(payload.user),
                     kind="member"))
-
 
 class ServerWelcomeSender:
     """Approved welcomes to members of servers connected by chat: a DM to the member,

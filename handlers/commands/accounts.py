@@ -284,6 +284,10 @@ def _account_line(ctx: Context, account: Account) -> str:
         how = "set up by the operator"
     elif account.connected_at is None:
         how = "waiting for the code you paste"
+    elif not platforms.get(account.platform).polls_connected:  # a Discord server: live
+        how = ("connected; first look pending" if account.last_synced_at is None else
+               f"connected; joins and leaves seen as they happen, whole list last read "
+               f"{ago(ctx.now() - account.last_synced_at)} ago")
     elif account.last_polled_at is None:
         how = "connected; first look pending"
     else:

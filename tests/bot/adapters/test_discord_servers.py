@@ -171,6 +171,8 @@ async def test_a_connected_servers_members_become_the_owners_connections(
         assert people(engine, fake.ada) == {"jane": "active", "omar": "active",
                                             "early": "active"}
         assert drafts_for(engine, fake.ada) == []  # the baseline is quiet
+        [listed] = await tell(fake, fake.ada, "accounts")
+        assert "Discord: Staffroom (connected; joins and leaves seen as they happen" in listed
 
         lee = fake.add_user("lee")
         fake.join(staffroom, lee)
