@@ -26,7 +26,7 @@ from bot.worker import RoutingSurface, Worker
 from storage.db import make_engine, upgrade
 from storage.models import Account, Connection, Contact, Draft, Handle, Owner
 from tests.conftest import make_settings
-from tests.support.fake_discord import RunningDiscord
+from tests.support.fake_discord import BOT_ID, RunningDiscord
 from tests.support.fakes import FakeSurface
 
 # --- the fake Discord and the worker ----------------------------------------------------
@@ -305,9 +305,16 @@ async def test_welcomes_are_posted_in_the_welcome_channel_named_when_connecting(
     channel = fake.add_text_channel("welcome", guild_id=staffroom)
     elsewhere = fake.add_text_channel("general", guild_id=fake.add_guild(
         "Lab", owner_id=fake.ben))
+    voice = fake.add_text_channel("lounge", guild_id=staffroom)
+    fake.channels[voice].update(type=2, bitrate=64_000, user_limit=0)
+    closed = fake.add_text_channel("staff-only", guild_id=staffroom)
+    fake.channels[closed]["permission_overwrites"] = [
+        {"id": BOT_ID, "type": 1, "allow": "0", "deny": str(1 << 11)}]  # no Send Messages
     async with running_worker(fake, engine, tmp_path) as client:
         await wait_until(client.is_ready)
-        for bad, why in ((elsewhere, "There is no channel"), ("12x", "Give the server's id")):
+        for bad, why in ((elsewhere, "There is no channel"), ("12x", "Give the server's id"),
+                         (voice, "#lounge is not a text channel"),
+                         (closed, "The bot may not post in #staff-only")):
             [refused] = await tell(fake, fake.ada, f"connect discord-server {staffroom} {bad}")
             assert why in refused and "Usage: connect discord-server" in refused
         assert people(engine, fake.ada) == {}
