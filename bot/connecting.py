@@ -36,6 +36,8 @@ class ConnectedAccount:
     external_id: str
     handle: str
     credentials: dict[str, Any]
+    # a Discord server's welcome channel (its id), checked to be one the bot may post in
+    welcome_channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,11 @@ class AccountConnector(Protocol):
         """Exchange the code; ``now`` (the app's clock) dates the token's expiry."""
         ...
 
-    async def discord_server(self, guild_id: int, owner_ref: str) -> ConnectedAccount:
-        """The server, when the bot is in it and ``owner_ref`` may manage it."""
+    async def discord_server(self, guild_id: int, owner_ref: str,
+                             channel_id: int | None = None) -> ConnectedAccount:
+        """The server, when the bot is in it and ``owner_ref`` may manage it; with
+        ``channel_id``, also that channel as its welcome channel, when it is one of the
+        server's text channels the bot may post in."""
         ...
 
 
@@ -124,8 +129,9 @@ class LazyConnector:
                        now: datetime) -> ConnectedAccount:
         return await self.real.x_finish(pending, code, now)
 
-    async def discord_server(self, guild_id: int, owner_ref: str) -> ConnectedAccount:
-        return await self.real.discord_server(guild_id, owner_ref)
+    async def discord_server(self, guild_id: int, owner_ref: str,
+                             channel_id: int | None = None) -> ConnectedAccount:
+        return await self.real.discord_server(guild_id, owner_ref, channel_id)
 
 
 def default_connector(settings: Any) -> LazyConnector:

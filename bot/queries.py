@@ -1,18 +1,21 @@
 """What adapters may ask about an owner's stored state, so they read no tables themselves.
 
 The Discord client needs to know whether a server's first member list was recorded,
-which draft a button means, and when it last read the owner's DMs; these answer it
-from the database, each in its own short transaction.
+which draft a button means, when it last read the owner's DMs, and (a worker's) which
+owners connected a server by chat; these answer it from the database, each in its own
+short transaction.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from handlers import periodic
+from storage import accounts
 from storage.db import session_scope
 from storage.models import Account, Draft, Owner
 
@@ -69,3 +72,34 @@ def owner_since(engine: Engine, owner_id: int) -> datetime | None:
     with Session(engine) as session:
         owner = session.get(Owner, owner_id)
         return owner.created_at if owner is not None else None
+
+
+@dataclass(frozen=True)
+class Watcher:
+    """An owner who connected a server (or other account) by chat, as read just now."""
+
+    owner_id: int
+    owner_ref: str
+    external_id: str
+    baseline_done: bool
+    # its connections were read since it was (last) connected: until then, live events
+    # wait for that first read (the quiet baseline, or the catch-up after a reconnect)
+    synced: bool
+    welcome_channel: int | None
+
+
+def watchers(engine: Engine, *, platform: str, external_id: str | None = None,
+             owner_id: int | None = None) -> list[Watcher]:
+    """The owners who connected ``platform`` accounts by chat: all of them, those who
+    connected ``external_id`` (one Discord server), or only ``owner_id``'s account."""
+    with engine.connect() as connection:
+        rows = accounts.connected_by_chat(connection, platform=platform,
+                                          external_id=external_id, owner_id=owner_id)
+    return [Watcher(owner_id=row.owner_id, owner_ref=row.owner_ref,
+                    external_id=row.external_id, baseline_done=bool(row.baseline_done),
+                    synced=bool(row.synced), welcome_channel=_channel_id(row.welcome_channel))
+            for row in rows]
+
+
+def _channel_id(stored: str | None) -> int | None:
+    return int(stored) if stored and stored.isdigit() else None

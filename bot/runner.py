@@ -175,11 +175,14 @@ async def discord_for_workers(settings, worker, stop):
     if settings.discord_token is None or not settings.discord_token.get_secret_value():
         yield None
         return
-    from bot.adapters.discord_worker import discord_route
+    from bot.adapters.discord_worker import ServerWelcomeSender, discord_route
 
     async with discord_route(settings, worker, stop) as discord_surface:
-        # ``connect discord-server`` checks the server with this client
+        # ``connect discord-server`` checks the server with this client, and members of
+        # connected servers get their approved welcomes through it
         worker.dispatcher.connector.discord = discord_surface.client
+        worker.dispatcher.senders.setdefault(
+            "discord", ServerWelcomeSender(discord_surface.client, worker.engine))
         yield discord_surface
 
 

@@ -7,11 +7,14 @@ changes an account takes the owner's id, so no owner reaches another's accounts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+import sqlalchemy as sa
+from sqlalchemy import Connection, Row, and_
 from sqlmodel import Session, col, select
 
-from storage.models import Account, PlatformApp
+from storage.models import Account, Owner, PlatformApp
 
 
 def platform_app(session: Session, *, platform: str, instance: str) -> PlatformApp | None:
@@ -53,9 +56,11 @@ def keep_pending(session: Session, *, owner_id: int, platform: str,
 
 
 def mark_connected(session: Session, *, owner_id: int, platform: str, external_id: str,
-                   handle: str, credentials: str | None, now: datetime) -> Account:
+                   handle: str, credentials: str | None, now: datetime,
+                   welcome_channel: str | None = None) -> Account:
     """The account is connected: polled from now on, the first poll being the quiet
-    baseline. A different account than the one stored before starts a fresh baseline."""
+    baseline. A different account than the one stored before starts a fresh baseline.
+    ``welcome_channel``: where a Discord server's welcomes are posted (None: DMs)."""
     account = owner_account(session, owner_id=owner_id, platform=platform)
     if account is None:
         account = Account(owner_id=owner_id, platform=platform)
@@ -64,10 +69,38 @@ def mark_connected(session: Session, *, owner_id: int, platform: str, external_i
         account.last_reconciled_at = account.followers_count_seen = None
     account.external_id, account.handle = external_id, handle
     account.credentials, account.connected_at = credentials, now
+    account.welcome_channel = welcome_channel
     account.next_poll_at, account.last_error, account.last_error_at = now, None, None
     session.add(account)
     session.flush()
     return account
+
+
+def connected_by_chat(connection: Connection, *, platform: str,
+                      external_id: str | None = None,
+                      owner_id: int | None = None) -> Sequence[Row]:
+    """Every account on ``platform`` connected by chat right now, by account id; or only
+    those with ``external_id`` (the owners who connected one Discord server), or only
+    ``owner_id``'s. A disconnected account is not among them.
+
+    Plain rows (``owner_id``, ``owner_ref``, ``external_id``, ``baseline_done``,
+    ``synced``: its connections were read since it was last connected,
+    ``welcome_channel``) on a plain connection, not ORM objects: the gateway holder
+    reads them for every member event and all of them on every reconnect
+    (bench/bench_servers.py)."""
+    synced = and_(col(Account.last_synced_at).is_not(None),
+                  col(Account.last_synced_at) >= col(Account.connected_at))
+    query: sa.Select = (sa.select(col(Account.owner_id), col(Owner.external_ref).label("owner_ref"),
+                                  col(Account.external_id), col(Account.baseline_done),
+                                  synced.label("synced"), col(Account.welcome_channel))
+                        .join(Owner, col(Owner.id) == col(Account.owner_id))
+                        .where(col(Account.platform) == platform,
+                               col(Account.connected_at).is_not(None)))
+    if external_id is not None:
+        query = query.where(col(Account.external_id) == external_id)
+    if owner_id is not None:
+        query = query.where(col(Account.owner_id) == owner_id)
+    return connection.execute(query.order_by(col(Account.id))).all()
 
 
 def disconnect(session: Session, *, owner_id: int, platform: str) -> Account | None:

@@ -48,7 +48,11 @@ class Owner(SQLModel, table=True):
 class Account(SQLModel, table=True):
     """One of the owner's own accounts on a platform, with its sync state."""
 
-    __table_args__ = (UniqueConstraint("owner_id", "platform", name="uq_account_owner_platform"),)
+    __table_args__ = (
+        UniqueConstraint("owner_id", "platform", name="uq_account_owner_platform"),
+        # who connected this server? (a Discord member event names only the server)
+        Index("ix_account_platform_external_id", "platform", "external_id"),
+    )
 
     id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id", index=True)
@@ -73,6 +77,9 @@ class Account(SQLModel, table=True):
     # ``next_poll_at``; ``last_polled_at`` is what ``accounts`` shows
     next_poll_at: datetime | None = Field(default=None, index=True)
     last_polled_at: datetime | None = Field(default=None)
+    # A Discord server connected by chat: the channel its welcomes are posted in
+    # (``connect discord-server <id> <channel id>``); None sends them as DMs.
+    welcome_channel: str | None = Field(default=None, max_length=32)
 
 
 class PlatformApp(SQLModel, table=True):

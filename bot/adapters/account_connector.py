@@ -123,14 +123,15 @@ class PlatformConnector:
         return await x_oauth.finish(self.settings, pending, code, now=now)
 
     # -- Discord -----------------------------------------------------------------------
-    async def discord_server(self, guild_id: int, owner_ref: str) -> ConnectedAccount:
+    async def discord_server(self, guild_id: int, owner_ref: str,
+                             channel_id: int | None = None) -> ConnectedAccount:
         from bot.adapters.discord_connect import check_server
 
         client = self.discord()
         if client is None:
             raise ConnectRefused("Connecting a Discord server needs the bot running on "
                                  "Discord (DISCORD_TOKEN); write it to the bot by DM.")
-        return await check_server(client, guild_id, owner_ref)
+        return await check_server(client, guild_id, owner_ref, channel_id)
 
 
 def _reason(exc: Exception) -> str:

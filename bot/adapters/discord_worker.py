@@ -12,6 +12,16 @@ command whose answer is already in the outbox.
 
 Only enrolled owners (``plnbot owner add discord:<id>``) are served; anyone else gets
 one polite line saying how to be enrolled, and nothing of theirs is stored.
+
+Servers connected by chat (``connect discord-server <id>``) are watched as
+``DISCORD_GUILD_ID`` is for ``plnbot run``: member joins, leaves and the member list
+read on every (re)connect become ``NewConnection`` / ``ConnectionLeft`` /
+``SnapshotReceived`` for each owner who connected that server, looked up afresh for
+every event (a server connected or disconnected a moment ago counts at once). A
+server's first member list for an owner is read right after they connect it, and is
+their quiet baseline; until it is read, that owner gets no live event from it.
+Approved welcomes go as DMs to the member, or to the welcome channel the owner named
+when connecting (``ServerWelcomeSender``).
 """
 
 from __future__ import annotations
@@ -26,13 +36,18 @@ import discord
 from sqlalchemy.engine import Engine
 
 from bot import queries
-from bot.adapters.discord.client import DiscordOwner, PlnbotClient
+from bot.adapters.discord import PLATFORM_ID as PLATFORM
+from bot.adapters.discord.client import CHUNK_TIMEOUT, PORTAL, DiscordOwner, PlnbotClient
 from bot.adapters.discord.run import startup_error
+from bot.adapters.discord.sender import DiscordWelcomeSender
 from bot.adapters.discord.surface import DiscordSurface
+from bot.adapters.discord.text import member_profile
 from bot.config import Settings, secret
-from bot.events import Event
+from bot.events import CommandReceived, ConnectionLeft, Event, NewConnection, SnapshotReceived
 from bot.owners import discord_ref, discord_user_id
+from bot.queries import Watcher
 from bot.worker import Worker
+from storage.models import Handle
 from storage.singleton import SingletonLock
 
 log = logging.getLogger(__name__)
@@ -42,20 +57,37 @@ RETRY_SECONDS = 5.0  # how often a worker without the gateway tries to take it
 CHECK_SECONDS = 5.0  # how often the holder checks it still holds the lock
 NOT_ENROLLED = ("Sorry, I only work for people enrolled on this bot; ask whoever runs it "
                 "to run `plnbot owner add discord:{user_id}`.")
+MEMBERS_FLAG = discord.Intents(members=True).value
+CHANNEL_BY_CHAT = "`connect discord-server <server id> <channel id>`"  # how to name one
+
+
+def worker_intents() -> discord.Intents:
+    """DMs, and the members of servers connected by chat (privileged: see
+    ``WorkerDiscordClient.without_members`` for a bot that was not granted it)."""
+    intents = discord.Intents.none()
+    intents.guilds = intents.dm_messages = intents.members = True
+    return intents
 
 
 class WorkerDiscordClient(PlnbotClient):
-    """The Discord client of a worker: any enrolled owner, no server members.
+    """The Discord client of a worker: any enrolled owner, and the members of every
+    server an owner connected by chat, for that owner.
 
     ``app`` is the ``Worker``: events go to ``Worker.handle``, which answers at once.
-    Server members as connections stay a single-owner (``plnbot run``) feature.
+    Member lists are fetched only for connected servers (not every server the bot is
+    in at start-up: ``chunk_guilds_at_startup=False``).
     """
 
     def __init__(self, settings: Settings, worker: Worker) -> None:
         super().__init__(settings.model_copy(
-            update={"discord_guild_id": None, "discord_owner_id": None}))
+            update={"discord_guild_id": None, "discord_owner_id": None}),
+            intents=worker_intents(), chunk_guilds_at_startup=False)
         self.worker = worker
         self.inbound = asyncio.Lock()
+        self.members_refused = False  # Discord refused the Server Members Intent
+        # whole member lists are read one at a time, each deciding afresh whose list is
+        # still unread: a join racing ``connect`` must not read the baseline twice
+        self.reading = asyncio.Lock()
 
     @property
     def engine(self) -> Engine:
@@ -72,15 +104,19 @@ class WorkerDiscordClient(PlnbotClient):
         if not self._started:
             self._started = True
             await self.sync_commands()
-        try:
-            await self.catch_up_on_dms()
-        except Exception:  # a failed catch-up must not stop the live DMs
-            log.exception("reading the DMs written while offline failed; continuing")
+        for catch_up in (self.snapshot_members, self.catch_up_on_dms):
+            try:
+                await catch_up()
+            except Exception:  # one failed catch-up must not stop the live DMs
+                log.exception("%s failed after connecting; continuing", catch_up.__name__)
 
     async def submit(self, event: Event) -> None:
-        """One inbound event at a time, so an owner's DMs are answered in order."""
+        """One inbound event at a time, so an owner's DMs are answered in order. After
+        an owner's command, a server they connected by it has its first list read."""
         async with self.inbound:
             await self.worker.handle(event)
+        if isinstance(event, CommandReceived):
+            await self.read_unread_servers(event.owner_ref)
 
     def owner_of(self, user_id: int) -> DiscordOwner | None:
         ref = discord_ref(user_id)
@@ -105,6 +141,149 @@ class WorkerDiscordClient(PlnbotClient):
 
     def not_owner_text(self, user_id: int) -> str:
         return NOT_ENROLLED.format(user_id=user_id)
+
+    # members of servers connected by chat ----------------------------------------------
+
+    def without_members(self, exc: BaseException) -> bool:
+        """Discord refused the Server Members Intent: go on without it (DMs still work;
+        ``connect discord-server`` then says what the operator has to do). True when the
+        gateway should simply be connected again."""
+        refused = isinstance(exc, discord.PrivilegedIntentsRequired) or (
+            isinstance(exc, discord.ConnectionClosed) and exc.code == 4014)
+        if not refused or not self.intents.members:
+            return False
+        self._connection._intents = discord.Intents(self.intents.value & ~MEMBERS_FLAG)
+        self.members_refused = True
+        log.warning("Discord refused the Server Members Intent: members of servers connected "
+                    "by chat are not watched until it is enabled (%s → your application → "
+                    "Bot → Privileged Gateway Intents) and the worker restarted", PORTAL)
+        return True
+
+    def watching_members(self) -> bool:
+        """Without the members intent a server's member list holds only the bot: reading
+        it would make every member look gone."""
+        return self.intents.members
+
+    async def snapshot_members(self) -> None:
+        """On every ready: each connected server's member list, for each owner who
+        connected it (a reconnect's catch-up: joins and leaves missed while offline)."""
+        if self.watching_members():
+            async with self.reading:
+                await self.read_member_lists(queries.watchers(self.engine, platform=PLATFORM))
+
+    async def read_unread_servers(self, owner_ref: str) -> None:
+        """The owner's server connected since its list was last read (just now, by
+        ``connect discord-server``): read it, their quiet baseline the first time."""
+        owner_id = queries.owner_id_of(self.engine, owner_ref)
+        if owner_id is None or not self.watching_members():
+            return
+        try:
+            await self.read_unread(owner_id=owner_id)
+        except Exception:  # the next (re)connect reads it again
+            log.exception("reading a newly connected server's members failed")
+
+    async def read_unread(self, *, owner_id: int | None = None, external_id: str | None = None,
+                          leaving_out: int | None = None) -> None:
+        """The lists not read since their server was (last) connected, decided under
+        the lock so that each is read once."""
+        async with self.reading:
+            unread = [w for w in queries.watchers(self.engine, platform=PLATFORM,
+                                                  owner_id=owner_id, external_id=external_id)
+                      if not w.synced]
+            await self.read_member_lists(unread, leaving_out=leaving_out)
+
+    async def read_member_lists(self, watchers: list[Watcher], *,
+                                leaving_out: int | None = None) -> None:
+        """Each server's list once (fetched if need be), handed to each of its owners;
+        ``leaving_out``: a member who just joined, an arrival rather than baseline."""
+        by_server: dict[str, list[Watcher]] = {}
+        for watcher in watchers:
+            by_server.setdefault(watcher.external_id, []).append(watcher)
+        for server_id, owners in by_server.items():
+            guild = self.get_guild(int(server_id)) if server_id.isdigit() else None
+            if guild is None:
+                log.warning("server %s was connected by chat but the bot is not in it; its "
+                            "members are not watched", server_id)
+                continue
+            await self.fetch_member_list(guild)
+            for watcher in owners:
+                try:
+                    await self.submit(self.member_list(guild, watcher, leaving_out))
+                except Exception:  # one owner's failed sync must not cost the others theirs
+                    log.exception("reading server %s's members for %s failed; the next "
+                                  "(re)connect reads them again", server_id, watcher.owner_ref)
+
+    def member_list(self, guild: discord.Guild, watcher: Watcher,
+                    leaving_out: int | None) -> SnapshotReceived:
+        """The server's members as this owner's connections; the first list is their
+        quiet baseline and says so, later ones speak only of changes."""
+        return SnapshotReceived(
+            owner_ref=watcher.owner_ref, platform=PLATFORM, kind="member",
+            profiles=[member_profile(m) for m in guild.members
+                      if m.id != leaving_out and self.is_connection(m, watcher)],
+            complete=guild.chunked, account_external_id=str(guild.id),
+            account_handle=guild.name, summary=not watcher.baseline_done)
+
+    async def fetch_member_list(self, guild: discord.Guild) -> None:
+        """Every member, when Discord gives them in time (else the list is partial, and
+        nobody is counted as gone)."""
+        if not guild.chunked:
+            with suppress(TimeoutError, discord.HTTPException, discord.ClientException):
+                await asyncio.wait_for(guild.chunk(), CHUNK_TIMEOUT)
+
+    @staticmethod
+    def is_connection(member: discord.Member | discord.User, watcher: Watcher) -> bool:
+        """A connection of this owner: not a bot, and not the owner themself."""
+        return not member.bot and discord_ref(member.id) != watcher.owner_ref
+
+    async def live_watchers(self, guild_id: int, *,
+                            leaving_out: int | None = None) -> list[Watcher]:
+        """The owners who connected this server, read now; an owner whose first list is
+        still unread has it read first (``leaving_out`` a member who just joined, who
+        is then an arrival, not baseline)."""
+        if not self.watching_members():
+            return []
+        watchers = queries.watchers(self.engine, platform=PLATFORM, external_id=str(guild_id))
+        if any(not w.synced for w in watchers):
+            await self.read_unread(external_id=str(guild_id), leaving_out=leaving_out)
+        return watchers
+
+    async def on_member_join(self, member: discord.Member) -> None:
+        if member.bot:
+            return
+        for watcher in await self.live_watchers(member.guild.id, leaving_out=member.id):
+            if self.is_connection(member, watcher):
+                await self.submit(NewConnection(
+                    owner_ref=watcher.owner_ref, profile=member_profile(member),
+                    kind="member", at=member.joined_at))
+
+    async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:
+        """A leave; for an owner whose first list was read just now it changes nothing
+        (they were not in it)."""
+        if payload.user.bot:
+            return
+        for watcher in await self.live_watchers(payload.guild_id):
+            if self.is_connection(payload.user, watcher):
+                await self.submit(ConnectionLeft(
+                    owner_ref=watcher.owner_ref, profile=member_profile(payload.user),
+                    kind="member"))
+
+class ServerWelcomeSender:
+    """Approved welcomes to members of servers connected by chat: a DM to the member,
+    or a post in the welcome channel its owner named (``connect discord-server <id>
+    <channel id>``), read afresh for each welcome. ``send <draft> dm|channel`` chooses."""
+
+    platform = PLATFORM
+
+    def __init__(self, client: discord.Client, engine: Engine) -> None:
+        self.client = client
+        self.engine = engine
+
+    async def send_welcome(self, *, handle: Handle, text: str, via: str | None = None) -> str:
+        connected = queries.watchers(self.engine, platform=PLATFORM, owner_id=handle.owner_id)
+        channel = connected[0].welcome_channel if connected else None
+        sender = DiscordWelcomeSender(self.client, channel, set_by=CHANNEL_BY_CHAT)
+        return await sender.send_welcome(handle=handle, text=text, via=via)
 
 
 # --- one gateway among many workers ---------------------------------------------------
@@ -143,8 +322,9 @@ async def connect_while_held(client: discord.Client, lock: SingletonLock, stop: 
         stopping.cancel()
         await drop_gateway(client, connection)
     exc = connection.exception() if connection.done() and not connection.cancelled() else None
-    if exc is not None:
-        raise startup_error(exc) or exc
+    if exc is None or (isinstance(client, WorkerDiscordClient) and client.without_members(exc)):
+        return
+    raise startup_error(exc) or exc
 
 
 async def drop_gateway(client: discord.Client, connection: asyncio.Future) -> None:

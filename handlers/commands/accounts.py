@@ -32,7 +32,7 @@ USAGES = {
     "mastodon": "connect mastodon <instance>",
     "bluesky": "connect bluesky <handle> <app password> [<server URL>]",
     "x": "connect x",
-    "discord-server": "connect discord-server <id>",
+    "discord-server": "connect discord-server <id> [<welcome channel id>]",
 }
 DISCONNECT_USAGE = "disconnect <platform>"
 PLATFORM_OF = {"mastodon": "mastodon", "bluesky": "bluesky", "x": "x", "twitter": "x",
@@ -80,7 +80,9 @@ async def connect(args: str, ctx: Context) -> None:
     by its URL.
     `connect x`: I reply with a link; approve, then paste the code from the address X
     sends you to (or the whole address).
-    `connect discord-server <id>`: a server I am in and you may manage.
+    `connect discord-server <id> [<welcome channel id>]`: a server I am in and you may
+    manage; its members become your connections. Welcomes you approve go to each
+    member as a DM, or are posted in the welcome channel when you name one.
     """
     words = args.split()
     kind = words[0].lower() if words else ""
@@ -149,13 +151,21 @@ async def _connect_x(words: list[str], ctx: Context) -> None:
 
 
 async def _connect_discord_server(words: list[str], ctx: Context) -> None:
-    if len(words) != 1 or not words[0].isdigit():
+    if not 1 <= len(words) <= 2 or not all(w.isdigit() and len(w) <= 20 for w in words):
         raise CommandError("Give the server's id (right-click the server → Copy Server ID, "
-                           "with Developer Mode on).", usage=USAGES["discord-server"])
-    server = await _connector(ctx).discord_server(int(words[0]), ctx.owner.external_ref)
-    _store_connected(ctx, "discord", server.external_id, server.handle, None)
+                           "with Developer Mode on), and optionally the welcome channel's "
+                           "id the same way.", usage=USAGES["discord-server"])
+    channel = int(words[1]) if len(words) == 2 else None
+    server = await _connector(ctx).discord_server(int(words[0]), ctx.owner.external_ref,
+                                                  channel)
+    _store_connected(ctx, "discord", server.external_id, server.handle, None,
+                     welcome_channel=server.welcome_channel)
+    where = ("posted in the welcome channel" if server.welcome_channel
+             else "sent to each member as a DM")
     ctx.send("reply", f"Connected the Discord server {server.handle}: its members are your "
-                      "connections from now on.", platform="discord", handle=server.handle)
+                      "connections from now on. My first look records who is there "
+                      f"already, quietly; welcomes you approve are {where}.",
+             platform="discord", handle=server.handle, welcome_channel=server.welcome_channel)
 
 
 def _not_configured_by_operator(ctx: Context, platform: str) -> None:
@@ -188,10 +198,11 @@ def _keep_pending(ctx: Context, vault: Vault, platform: str, pending: dict[str, 
 
 
 def _store_connected(ctx: Context, platform: str, external_id: str, handle: str,
-                     credentials: str | None) -> Account:
+                     credentials: str | None, *, welcome_channel: str | None = None) -> Account:
     return store.mark_connected(ctx.session, owner_id=_owner_id(ctx), platform=platform,
                                 external_id=external_id, handle=handle,
-                                credentials=credentials, now=ctx.now())
+                                credentials=credentials, now=ctx.now(),
+                                welcome_channel=welcome_channel)
 
 
 # --- the pasted code ----------------------------------------------------------------
@@ -273,6 +284,10 @@ def _account_line(ctx: Context, account: Account) -> str:
         how = "set up by the operator"
     elif account.connected_at is None:
         how = "waiting for the code you paste"
+    elif not platforms.get(account.platform).polls_connected:  # a Discord server: live
+        how = ("connected; first look pending" if account.last_synced_at is None else
+               f"connected; joins and leaves seen as they happen, whole list last read "
+               f"{ago(ctx.now() - account.last_synced_at)} ago")
     elif account.last_polled_at is None:
         how = "connected; first look pending"
     else:

@@ -99,11 +99,12 @@ class PlnbotClient(discord.Client):
     """discord.py's client, translating its events for ``App`` (set as ``client.app``)."""
 
     def __init__(self, settings: Settings, *, once: bool = False,
-                 startup_timeout: float = STARTUP_TIMEOUT) -> None:
+                 startup_timeout: float = STARTUP_TIMEOUT,
+                 intents: discord.Intents | None = None, **options: Any) -> None:
         # plnbot never uses voice: its optional libraries are not worth a warning
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
-        super().__init__(intents=intents_for(settings),
-                         allowed_mentions=discord.AllowedMentions.none())
+        super().__init__(intents=intents or intents_for(settings),
+                         allowed_mentions=discord.AllowedMentions.none(), **options)
         self.settings = settings
         self.owner_user_id: int = settings.discord_owner_id or 0  # 0: none (workers)
         self.guild_id = settings.discord_guild_id

@@ -30,9 +30,11 @@ class DiscordWelcomeSender:
 
     platform = "discord"
 
-    def __init__(self, client: discord.Client, channel_id: int | None) -> None:
+    def __init__(self, client: discord.Client, channel_id: int | None, *,
+                 set_by: str = "DISCORD_WELCOME_CHANNEL_ID") -> None:
         self.client = client
         self.channel_id = channel_id
+        self.set_by = set_by  # how the owner names a welcome channel, for the refusals
 
     async def send_welcome(self, *, handle: Handle, text: str, via: str | None = None) -> str:
         """Post or DM ``text``; a connection that drops once a request is out is
@@ -65,7 +67,7 @@ class DiscordWelcomeSender:
         if self.channel_id is None:
             raise SendRefused(
                 f"{name} does not accept DMs from the bot and no welcome channel is set "
-                "(DISCORD_WELCOME_CHANNEL_ID); greet them in the server yourself, or set a "
+                f"({self.set_by}); greet them in the server yourself, or set a "
                 "welcome channel and send again."
             )
         where = await self.post_in_channel(member_id, text)
@@ -87,19 +89,20 @@ class DiscordWelcomeSender:
             users=[discord.Object(id=member_id)], everyone=False, roles=False
         )
         if self.channel_id is None:
-            raise SendRefused("No welcome channel is set (DISCORD_WELCOME_CHANNEL_ID); "
+            raise SendRefused(f"No welcome channel is set ({self.set_by}); "
                               "send it by `dm`, or set one.")
         try:
             channel = self.client.get_channel(self.channel_id) or await self.client.fetch_channel(
                 self.channel_id)
             if not isinstance(channel, discord.abc.Messageable):
-                raise SendRefused(f"DISCORD_WELCOME_CHANNEL_ID={self.channel_id} is not a "
-                                  "channel the bot can post in; give a text channel's id.")
+                raise SendRefused(f"The welcome channel {self.channel_id} is not a channel "
+                                  f"the bot can post in; give a text channel's id "
+                                  f"({self.set_by}).")
             for index, part in enumerate(split_message(f"<@{member_id}> {text}")):
                 await channel.send(part, allowed_mentions=mention,
                                    nonce=nonce_for(f"welcome:{self.channel_id}:{text}", index))
         except discord.NotFound as exc:
-            raise SendRefused(f"The welcome channel DISCORD_WELCOME_CHANNEL_ID={self.channel_id} "
+            raise SendRefused(f"The welcome channel {self.channel_id} ({self.set_by}) "
                               "does not exist or the bot cannot see it.") from exc
         except discord.Forbidden as exc:
             raise SendRefused("The bot may not post in the welcome channel; give it the "
