@@ -73,6 +73,9 @@ class Account(SQLModel, table=True):
     # ``next_poll_at``; ``last_polled_at`` is what ``accounts`` shows
     next_poll_at: datetime | None = Field(default=None, index=True)
     last_polled_at: datetime | None = Field(default=None)
+    # the platform said this account's request budget is spent until then (429, or a
+    # remaining count of 0): no worker polls it before, whatever ``next_poll_at`` says
+    rate_limited_until: datetime | None = Field(default=None)
 
 
 class PlatformApp(SQLModel, table=True):
@@ -268,7 +271,12 @@ class OutboxMessage(SQLModel, table=True):
     the same row, never a second message.
     """
 
-    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        # the pending messages by id, for the claims (they no longer read past sent rows)
+        Index("ix_outbox_pending_id", "id", postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+    )
 
     id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id", index=True)
