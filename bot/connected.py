@@ -8,6 +8,11 @@ polls the environment's accounts, so the rate limits, the quiet first baseline, 
 cursor and the reconciliation all work the same), polls it as its owner, and gives it
 back with the time of its next poll.
 
+A platform that says an account's request budget is spent (a 429, or a remaining count
+of 0 in its rate-limit headers) does not make the worker sleep: the source's waits are
+``PollDeferred`` here, the poll stops, and the account row keeps the reset time
+(``rate_limited_until``), which every worker's claim respects; the other accounts go on.
+
 A token the platform no longer accepts (revoked, expired) gives its owner one
 ``source_error`` saying to ``connect`` again, and the account is retried only every
 ``AUTH_RETRY`` from then on. Tokens that expire are refreshed first when the platform
@@ -23,8 +28,8 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -49,6 +54,24 @@ ACCOUNTS_PER_CLAIM = 50
 
 class NotPolledHere(Exception):
     """A platform whose connected accounts ``ConnectedAccounts`` does not poll."""
+
+
+class PollDeferred(Exception):
+    """The platform's request budget for this account is spent until ``until``: the poll
+    stops instead of sleeping (one worker polls thousands of accounts in turn)."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"rate limited until {until.isoformat(timespec='seconds')}")
+        self.until = until
+
+
+@dataclass(frozen=True)
+class Polled:
+    """How a poll ended: whether the credentials still work, and until when the
+    platform said this account's budget is spent (None: not spent)."""
+
+    accepted: bool = True
+    limited_until: datetime | None = None
 
 
 def account_settings(settings: Settings, *, owner_ref: str, platform: str, external_id: str,
@@ -99,18 +122,28 @@ class ConnectedAccounts:
         self.per_claim = per_claim
 
     def _build_source(self, platform: str, settings: Settings) -> Any:
-        """The platform's ordinary source, as the environment's account gets it."""
-        return platforms.get(platform).build_source(settings, clock=self.clock)
+        """The platform's ordinary source, as the environment's account gets it, except
+        that a rate-limit wait ends the poll (``_defer``) instead of sleeping."""
+        return platforms.get(platform).build_source(settings, clock=self.clock,
+                                                    sleep=self._defer)
+
+    async def _defer(self, seconds: float) -> None:
+        """The sources' ``sleep``: they wait only for a spent rate limit, which here
+        postpones this account's poll to the reset, not every account's."""
+        if seconds > 0:
+            raise PollDeferred(self.clock() + timedelta(seconds=seconds))
 
     def claim(self) -> list[int]:
         now = self.clock()
         due = or_(col(Account.next_poll_at).is_(None), col(Account.next_poll_at) <= now)
+        limit_over = or_(col(Account.rate_limited_until).is_(None),
+                         col(Account.rate_limited_until) <= now)
         polled = col(Account.platform).in_(platforms.polled_connected())
         with Session(self.engine) as session:
             return leases.claim(
                 session, Account, worker=self.worker, now=now, lease=self.lease,
                 where=[polled, col(Account.credentials).is_not(None),
-                       col(Account.connected_at).is_not(None), due],
+                       col(Account.connected_at).is_not(None), due, limit_over],
                 order_by=[col(Account.next_poll_at).asc().nulls_first()], limit=self.per_claim)
 
     async def poll_due(self) -> int:
@@ -124,16 +157,23 @@ class ConnectedAccounts:
 
     async def _poll_and_release(self, account_id: int) -> None:
         next_poll = self.clock() + self.every + self._spread(account_id)
+        limited: datetime | None = None
         try:
-            if not await self.poll(account_id):
+            polled = await self._poll(account_id)
+            if not polled.accepted:
                 next_poll = self.clock() + AUTH_RETRY
+            limited = polled.limited_until
+        except PollDeferred as deferred:  # cut short: the rest as soon as the limit resets
+            log.info("connected account %s: %s; polling it again then", account_id, deferred)
+            limited = next_poll = deferred.until
         except Exception:  # one broken account must not stop the others
             log.exception("polling connected account %s failed; retrying next interval",
                           account_id)
         finally:
             with Session(self.engine) as session:
                 leases.release(session, Account, [account_id], worker=self.worker,
-                               next_poll_at=next_poll, last_polled_at=self.clock())
+                               next_poll_at=next_poll, last_polled_at=self.clock(),
+                               rate_limited_until=limited)
 
     def _spread(self, account_id: int) -> timedelta:
         """Up to a tenth of the interval, fixed per account, so accounts connected at the
@@ -142,11 +182,14 @@ class ConnectedAccounts:
 
     async def poll(self, account_id: int) -> bool:
         """Poll one account as its owner; False when its credentials no longer work."""
+        return (await self._poll(account_id)).accepted
+
+    async def _poll(self, account_id: int) -> Polled:
         vault = require_vault(self.settings)
         with Session(self.engine) as session:
             account = session.get(Account, account_id)
             if account is None or account.credentials is None:
-                return True
+                return Polled()
             owner_ref = session.exec(select(Owner.external_ref)
                                      .where(Owner.id == account.owner_id)).one()
         app = self._app(owner_ref, account.platform)
@@ -155,7 +198,7 @@ class ConnectedAccounts:
         except ConnectRefused as exc:
             await app.handle(SourceChecked(owner_ref=owner_ref, platform=account.platform,
                                            problem="auth", text=str(exc)))
-            return False
+            return Polled(accepted=False)
         settings = account_settings(self.settings, owner_ref=owner_ref,
                                     platform=account.platform,
                                     external_id=account.external_id, credentials=credentials)
@@ -165,7 +208,13 @@ class ConnectedAccounts:
             await source.poll(app)
         finally:
             getattr(source, "close", lambda: None)()
-        return self._still_accepted(account_id)
+        return Polled(accepted=self._still_accepted(account_id),
+                      limited_until=self._spent_until(source))
+
+    def _spent_until(self, source: Any) -> datetime | None:
+        """When the source's last answer said the budget is spent: its reset time."""
+        until = getattr(source, "rate_limited_until", lambda: None)()
+        return until if until is not None and until > self.clock() else None
 
     def _app(self, owner_ref: str, platform: str) -> AccountApp:
         settings = self.settings.model_copy(update={"owner_ref": owner_ref})

@@ -167,6 +167,11 @@ class BlueskySource:
         self.sender = BlueskySender(client)
         self.backoff = Backoff()
 
+    def rate_limited_until(self) -> datetime | None:
+        """Until when the last answer said the request budget is spent (None: it is not);
+        a poller of many accounts remembers it instead of waiting (bot/connected.py)."""
+        return self.client.limiter.spent_until()
+
     async def poll(self, app) -> None:
         if not self.backoff.ready(app.clock()):
             return
