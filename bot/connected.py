@@ -25,6 +25,7 @@ connected again all come from the platform registry (``bot/platforms.py``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zlib
 from collections.abc import Callable
@@ -91,10 +92,15 @@ class AccountApp(App):
     ``connect`` again (the source's own text names environment variables)."""
 
     platform: str = ""
+    # whether the platform refused the credentials, as the poll's last check said (None:
+    # no check was made); saves reading it back from the account row
+    refused: bool | None = None
 
     async def handle(self, event: Event) -> None:
-        if isinstance(event, SourceChecked) and event.problem == "auth":
-            event = replace(event, text=reconnect_text(self.platform))
+        if isinstance(event, SourceChecked):
+            self.refused = event.problem == "auth"
+            if self.refused:
+                event = replace(event, text=reconnect_text(self.platform))
         await super().handle(event)
 
 
@@ -120,6 +126,7 @@ class ConnectedAccounts:
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.build_source = build_source or self._build_source
         self.per_claim = per_claim
+        self.stop: asyncio.Event | None = None  # set: stop polling (``poll_due``)
 
     def _build_source(self, platform: str, settings: Settings) -> Any:
         """The platform's ordinary source, as the environment's account gets it, except
@@ -147,13 +154,23 @@ class ConnectedAccounts:
                 order_by=[col(Account.next_poll_at).asc().nulls_first()], limit=self.per_claim)
 
     async def poll_due(self) -> int:
-        """Poll every due account, batch by batch; returns how many were polled."""
+        """Poll every due account, batch by batch; returns how many were polled. When
+        ``stop`` is set (SIGTERM) it ends after the account being polled and gives the
+        rest of its batch back: with more accounts due than it can poll, this pass would
+        otherwise never end."""
         total = 0
-        while ids := self.claim():
-            for account_id in ids:
+        while not self._stopping() and (ids := self.claim()):
+            for index, account_id in enumerate(ids):
+                if self._stopping():
+                    with Session(self.engine) as session:
+                        leases.release(session, Account, ids[index:], worker=self.worker)
+                    break
                 await self._poll_and_release(account_id)
-            total += len(ids)
+                total += 1
         return total
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     async def _poll_and_release(self, account_id: int) -> None:
         next_poll = self.clock() + self.every + self._spread(account_id)
@@ -187,11 +204,12 @@ class ConnectedAccounts:
     async def _poll(self, account_id: int) -> Polled:
         vault = require_vault(self.settings)
         with Session(self.engine) as session:
-            account = session.get(Account, account_id)
-            if account is None or account.credentials is None:
-                return Polled()
-            owner_ref = session.exec(select(Owner.external_ref)
-                                     .where(Owner.id == account.owner_id)).one()
+            found = session.exec(select(Account, Owner.external_ref)
+                                 .join(Owner, col(Owner.id) == Account.owner_id)
+                                 .where(Account.id == account_id)).first()
+        if found is None or found[0].credentials is None:
+            return Polled()
+        account, owner_ref = found
         app = self._app(owner_ref, account.platform)
         try:
             credentials = await self._fresh_credentials(account, vault)
@@ -208,8 +226,11 @@ class ConnectedAccounts:
             await source.poll(app)
         finally:
             getattr(source, "close", lambda: None)()
-        return Polled(accepted=self._still_accepted(account_id),
-                      limited_until=self._spent_until(source))
+            if hasattr(source, "aclose"):
+                await source.aclose()
+        accepted = not app.refused if app.refused is not None else \
+            self._still_accepted(account_id)
+        return Polled(accepted=accepted, limited_until=self._spent_until(source))
 
     def _spent_until(self, source: Any) -> datetime | None:
         """When the source's last answer said the budget is spent: its reset time."""
