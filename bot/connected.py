@@ -91,10 +91,19 @@ class AccountApp(App):
     """An App for one connected account's owner: a refused token is told as a reason to
     ``connect`` again (the source's own text names environment variables)."""
 
-    platform: str = ""
     # whether the platform refused the credentials, as the poll's last check said (None:
     # no check was made); saves reading it back from the account row
     refused: bool | None = None
+
+    def __init__(self, *, owner_id: int, platform: str, **options: Any) -> None:
+        self.known_owner_id, self.platform = owner_id, platform
+        super().__init__(**options)
+
+    def _ensure_owner(self) -> int:
+        """The owner of a connected account exists (the account row refers to it): no
+        lookup, which cost a session per poll."""
+        self.new_owner = False
+        return self.known_owner_id
 
     async def handle(self, event: Event) -> None:
         if isinstance(event, SourceChecked):
@@ -210,7 +219,7 @@ class ConnectedAccounts:
         if found is None or found[0].credentials is None:
             return Polled()
         account, owner_ref = found
-        app = self._app(owner_ref, account.platform)
+        app = self._app(owner_ref, account)
         try:
             credentials = await self._fresh_credentials(account, vault)
         except ConnectRefused as exc:
@@ -237,12 +246,11 @@ class ConnectedAccounts:
         until = getattr(source, "rate_limited_until", lambda: None)()
         return until if until is not None and until > self.clock() else None
 
-    def _app(self, owner_ref: str, platform: str) -> AccountApp:
+    def _app(self, owner_ref: str, account: Account) -> AccountApp:
         settings = self.settings.model_copy(update={"owner_ref": owner_ref})
-        app = AccountApp(settings=settings, engine=self.engine, surface=self.surface,
-                         clock=self.clock, worker=self.worker)
-        app.platform = platform
-        return app
+        return AccountApp(owner_id=account.owner_id, platform=account.platform,
+                          settings=settings, engine=self.engine, surface=self.surface,
+                          clock=self.clock, worker=self.worker)
 
     async def _fresh_credentials(self, account: Account, vault: Vault) -> dict[str, Any]:
         """The account's credentials; a token near its expiry is refreshed first and the

@@ -3,7 +3,8 @@
 Due messages are claimed in batches with a lease (``storage/leases.py``: ``SELECT …
 FOR UPDATE SKIP LOCKED`` on PostgreSQL, a conditional UPDATE on SQLite), so several
 workers never deliver the same message. Each message is handed to the surface with
-its idempotency key, then marked sent in its own commit: a worker that dies after the
+its idempotency key, then marked sent by one UPDATE that commits on its own
+(autocommit: one round trip, durable when it returns): a worker that dies after the
 surface took a message but before that commit leaves at most that one message to be
 re-delivered, with the same key, once its lease expires; surfaces that can (Discord's
 nonce, a consumer of ``--json`` output) drop the repeat by its key. Leases still held
