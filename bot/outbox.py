@@ -3,7 +3,8 @@
 Due messages are claimed in batches with a lease (``storage/leases.py``: ``SELECT …
 FOR UPDATE SKIP LOCKED`` on PostgreSQL, a conditional UPDATE on SQLite), so several
 workers never deliver the same message. Each message is handed to the surface with
-its idempotency key, then marked sent in its own commit: a worker that dies after the
+its idempotency key, then marked sent by one UPDATE that commits on its own
+(autocommit: one round trip, durable when it returns): a worker that dies after the
 surface took a message but before that commit leaves at most that one message to be
 re-delivered, with the same key, once its lease expires; surfaces that can (Discord's
 nonce, a consumer of ``--json`` output) drop the repeat by its key. Leases still held
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, literal_column, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -90,7 +91,9 @@ class Outbox:
         self._refs: dict[int, str] = {}
 
     def _claim(self, session: Session, owner_ids: list[int] | None, limit: int) -> list[int]:
-        where = [col(OutboxMessage.status) == "pending",
+        # 'pending' written into the SQL, not bound: a prepared statement's generic plan
+        # can use the partial index ix_outbox_pending_id only for a literal it can see
+        where = [col(OutboxMessage.status) == literal_column("'pending'"),
                  col(OutboxMessage.next_attempt_at) <= self.clock()]
         if owner_ids is not None:
             where.append(col(OutboxMessage.owner_id).in_(owner_ids))
@@ -126,9 +129,12 @@ class Outbox:
         """Deliver due messages in order (all owners', or ``owner_ids``'); returns how many
         reached the surface."""
         delivered = handled = 0
-        # one connection for the whole run: each message is committed on its own, and
-        # handing the connection back to the pool after every commit cost ~25 µs more
-        with self.engine.connect() as connection, Session(
+        # One connection for the whole run, in autocommit: every statement here (a claim,
+        # a renewal, marking one message sent) is a single statement that must be durable
+        # on its own, so wrapping each in BEGIN … COMMIT only added two round trips to
+        # the server per message (bench_workers: 0.22 of a plain UPDATE + commit).
+        with self.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT") as connection, Session(
                 bind=connection, expire_on_commit=False) as session:
             while handled < limit:
                 wanted = min(self.batch, limit - handled)
@@ -174,13 +180,15 @@ class Outbox:
         self, session: Session, surface: ChatSurface, row: OutboxMessage, owner_ref: str
     ) -> int:
         try:
-            await surface.send(to_outgoing(row, owner_ref, files=self.files()))
+            # the data folder only for a message with a file (it reads the environment)
+            files = self.files() if row.attachment else None
+            await surface.send(to_outgoing(row, owner_ref, files=files))
         except Exception as exc:  # the surface's failure must not lose the message
             self._retry_later(session, row, exc)
             return 0
-        # a plain UPDATE on the connection, not an ORM flush: it runs for every message
+        # one UPDATE on the autocommit connection, durable when it returns (no ORM flush,
+        # no BEGIN/COMMIT): it runs for every message
         session.connection().execute(MARK_SENT, {"row_id": row.id, "at": self.clock()})
-        session.commit()
         return 1
 
     def _retry_later(self, session: Session, row: OutboxMessage, exc: Exception) -> None:

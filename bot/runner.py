@@ -192,6 +192,7 @@ async def _serve_all(settings, worker, surface, stop) -> None:
     from bot.scheduler import build_scheduler
 
     connected = connected_accounts(settings, worker.engine, surface, worker.id)
+    connected.stop = stop
     await connected.poll_due()
     jobs: list[tuple[str, Callable[[], Awaitable[object]], int]] = [
         ("poll connected", connected.poll_due, CONNECTED_POLL_SECONDS)]

@@ -8,7 +8,8 @@ number of workers can run against one PostgreSQL database:
    SKIP LOCKED`` on PostgreSQL), so one owner is served by one worker at a time;
 2. for each owner it runs the sweep (``Tick("sweep")``: due reminders, nudges, draft
    expiry… in one transaction, so a reminder becomes exactly one outbox message), then
-   delivers that owner's outbox (itself claimed per message, see ``bot/outbox.py``);
+   delivers that owner's outbox (claimed in batches, marked sent one by one, see
+   ``bot/outbox.py``);
 3. it gives the owner back with the time of its next sweep.
 
 A worker that dies holds its owners and messages only until their leases expire; then
@@ -91,7 +92,7 @@ class Worker:
     async def handle(self, event: Event) -> None:
         """An event from a live chat surface (a Discord DM): dispatch it, then deliver its
         owner's messages at once rather than at the owner's next claim. Messages are
-        claimed one by one (``Outbox``), so this never races another worker's delivery."""
+        claimed under leases (``Outbox``), so this never races another worker's delivery."""
         await self.dispatcher.dispatch(event)
         with Session(self.engine) as session:
             owner_id = session.exec(

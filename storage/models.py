@@ -80,6 +80,9 @@ class Account(SQLModel, table=True):
     # A Discord server connected by chat: the channel its welcomes are posted in
     # (``connect discord-server <id> <channel id>``); None sends them as DMs.
     welcome_channel: str | None = Field(default=None, max_length=32)
+    # the platform said this account's request budget is spent until then (429, or a
+    # remaining count of 0): no worker polls it before, whatever ``next_poll_at`` says
+    rate_limited_until: datetime | None = Field(default=None)
 
 
 class PlatformApp(SQLModel, table=True):
@@ -275,7 +278,12 @@ class OutboxMessage(SQLModel, table=True):
     the same row, never a second message.
     """
 
-    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        # the pending messages by id, for the claims (they no longer read past sent rows)
+        Index("ix_outbox_pending_id", "id", postgresql_where=text("status = 'pending'"),
+              sqlite_where=text("status = 'pending'")),
+    )
 
     id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id", index=True)

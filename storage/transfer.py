@@ -49,7 +49,8 @@ OWNER_FIELDS = ("name", "tz", "quiet_start", "quiet_end", "tone", "signature", "
 SKIPPED = {"owner_id", "lease_owner", "lease_until", "cursor", "last_error", "last_error_at",
            "mass_drop_id", "followers_count_seen", "last_synced_at", "last_reconciled_at",
            # credentials never leave the database
-           "credentials", "connected_at", "next_poll_at", "last_polled_at"}
+           "credentials", "connected_at", "next_poll_at", "last_polled_at",
+           "rate_limited_until"}
 # (name in the export, model, {column: table whose id it refers to})
 TABLES: tuple[tuple[str, type[SQLModel], dict[str, str]], ...] = (
     ("accounts", Account, {}),

@@ -75,6 +75,12 @@ class RateLimiter:
         delta = min(self.reset_at - self.clock(), MAX_WAIT)
         return max(0.0, delta.total_seconds())
 
+    def spent_until(self) -> datetime | None:
+        """When the budget is spent: when the window resets (at most ``MAX_WAIT`` away);
+        None while requests remain or nothing was announced."""
+        seconds = self.seconds_to_wait()
+        return self.clock() + timedelta(seconds=seconds) if seconds > 0 else None
+
     async def wait_if_spent(self) -> None:
         """Before a call: sleep out the window if the budget is used up."""
         seconds = self.seconds_to_wait()

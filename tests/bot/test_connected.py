@@ -221,3 +221,26 @@ async def test_an_x_token_near_expiry_is_refreshed_before_the_poll(world):
 async def said(app: App, line: str) -> list:
     await app.handle(command(line, owner_ref=app.settings.owner_ref))
     return app.surface.pop()
+
+
+async def test_a_stopping_worker_ends_its_pass_and_gives_the_rest_back(world):
+    """SIGTERM (``stop``) during a pass: the account being polled is finished, the rest
+    of the claimed batch is free for another worker at once, not when its lease ends."""
+    owners = [owner_app(world, f"owner{i}") for i in range(3)]
+    with RunningBluesky() as fake:
+        for app in owners:
+            await app.handle(command(f"connect bluesky {HANDLE} {PASSWORD} {fake.url}",
+                                     owner_ref=app.settings.owner_ref))
+        world[3].pop()
+        stopping = poller(world, "w1")
+        stopping.stop = asyncio.Event()
+        poll_one = stopping._poll_and_release
+
+        async def poll_then_signal(account_id: int) -> None:
+            await poll_one(account_id)
+            stopping.stop.set()  # the signal arrives while the first account is polled
+
+        stopping._poll_and_release = poll_then_signal  # type: ignore[method-assign]
+        assert await stopping.poll_due() == 1
+        assert all(a.lease_owner is None for a in accounts(world))
+        assert await poller(world, "w2").poll_due() == 2

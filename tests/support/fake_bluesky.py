@@ -14,6 +14,7 @@ import copy
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -82,6 +83,9 @@ class FakeBluesky:
     ratelimit_remaining: int = 2999
     ratelimit_reset: datetime = field(
         default_factory=lambda: datetime(2026, 11, 2, 9, 5, tzinfo=UTC))
+    # with a clock, the budget is enforced as Bluesky does: once spent, every request is
+    # a 429 RateLimitExceeded until the reset, then a new window of 3,000 opens
+    limit_clock: Callable[[], datetime] | None = None
     clock: datetime = field(default_factory=lambda: datetime(2026, 11, 2, 8, 0, tzinfo=UTC))
     url: str = ""
     access_token: str = ""
@@ -129,6 +133,8 @@ class FakeBluesky:
         fault = take_fault(self.failures, request.path)
         if fault is not None:
             return self._limits(await faulty_answer(fault, request, handler, self._error))
+        if self._budget_spent():
+            return self._limits(self._error(429))
         if not request.path.endswith("createSession") and \
                 request.headers.get("Authorization") != f"Bearer {self._access()}":
             return self._limits(_xrpc_error(401, "AuthenticationRequired", "Invalid token"))
@@ -138,6 +144,15 @@ class FakeBluesky:
         names = {401: "AuthenticationRequired", 429: "RateLimitExceeded",
                  400: "InvalidRequest"}
         return _xrpc_error(status, names.get(status, "InternalServerError"), "failure")
+
+    def _budget_spent(self) -> bool:
+        if self.limit_clock is None:
+            return False
+        now = self.limit_clock()
+        if now >= self.ratelimit_reset:  # a new window
+            self.ratelimit_remaining = 3000
+            self.ratelimit_reset = now + timedelta(minutes=5)
+        return self.ratelimit_remaining <= 0
 
     def _limits(self, response: web.Response) -> web.Response:
         self.ratelimit_remaining = max(0, self.ratelimit_remaining - 1)

@@ -14,8 +14,9 @@ import copy
 import itertools
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,9 @@ class FakeMastodon:
     ratelimit_remaining: int = 299
     ratelimit_reset: datetime = field(
         default_factory=lambda: datetime(2026, 11, 2, 9, 5, tzinfo=UTC))
+    # with a clock, the budget is enforced as Mastodon does: once spent, every request
+    # is a 429 until the reset, then a new window of 300 opens (without: only announced)
+    limit_clock: Callable[[], datetime] | None = None
     stream_events: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
     _next_notification: itertools.count = field(default_factory=lambda: itertools.count(100))
@@ -172,6 +176,8 @@ class FakeMastodon:
         fault = take_fault(self.failures, request.path)
         if fault is not None:
             return self._with_limits(await faulty_answer(fault, request, handler, self._error))
+        if self._budget_spent():
+            return self._with_limits(self._error(429))
         if request.path in PUBLIC_PATHS or request.path.startswith("/.well-known/"):
             return self._with_limits(await handler(request))
         bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -189,6 +195,15 @@ class FakeMastodon:
             return web.json_response({"error": messages[status]}, status=status)
         return web.Response(status=status, text="<html>Bad gateway</html>",
                             content_type="text/html")
+
+    def _budget_spent(self) -> bool:
+        if self.limit_clock is None:
+            return False
+        now = self.limit_clock()
+        if now >= self.ratelimit_reset:  # a new window
+            self.ratelimit_remaining = 300
+            self.ratelimit_reset = now + timedelta(minutes=5)
+        return self.ratelimit_remaining <= 0
 
     def _with_limits(self, response: web.StreamResponse) -> web.StreamResponse:
         if not response.prepared:

@@ -17,7 +17,9 @@ httpx hook that reads Bluesky's ``ratelimit-*`` headers for the waits.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -71,6 +73,14 @@ PASSWORD_HINT = ("Create an app password (Settings → Privacy and security → 
                  "and set BLUESKY_APP_PASSWORD")
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every client in the process: httpx builds a new one per
+    client otherwise, reading the whole CA bundle (about 60 ms of processor time), and a
+    worker makes a client for every connected account it polls."""
+    return httpx.create_ssl_context()
+
+
 class BlueskyClient:
     """One logged-in atproto client, within Bluesky's rate limits."""
 
@@ -80,8 +90,9 @@ class BlueskyClient:
         self.login_handle = (settings.bluesky_handle or "").strip().lstrip("@")
         self._password = settings.bluesky_app_password
         self.limiter = RateLimiter(prefix="ratelimit-", clock=clock, sleep=sleep)
-        request = AsyncRequest(timeout=REQUEST_TIMEOUT, event_hooks={"response": [self._observe]})
-        self.api = AsyncClient(base_url=self.base_url, request=request)
+        self.request = AsyncRequest(timeout=REQUEST_TIMEOUT, verify=tls_context(),
+                                    event_hooks={"response": [self._observe]})
+        self.api = AsyncClient(base_url=self.base_url, request=self.request)
         self.did: str | None = None
         self.handle: str = self.login_handle
 
@@ -166,6 +177,15 @@ class BlueskySource:
         self.client = client
         self.sender = BlueskySender(client)
         self.backoff = Backoff()
+
+    def rate_limited_until(self) -> datetime | None:
+        """Until when the last answer said the request budget is spent (None: it is not);
+        a poller of many accounts remembers it instead of waiting (bot/connected.py)."""
+        return self.client.limiter.spent_until()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (a poller of many accounts makes a source for each)."""
+        await self.client.request.close()
 
     async def poll(self, app) -> None:
         if not self.backoff.ready(app.clock()):

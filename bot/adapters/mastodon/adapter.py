@@ -228,6 +228,11 @@ class MastodonSource:
         self._lock = asyncio.Lock()
 
     # -- the poll -----------------------------------------------------------------------
+    def rate_limited_until(self) -> datetime | None:
+        """Until when the last answer said the request budget is spent (None: it is not);
+        a poller of many accounts remembers it instead of waiting (bot/connected.py)."""
+        return self.client.limiter.spent_until()
+
     async def poll(self, app) -> None:
         if not self.backoff.ready(app.clock()):
             return
