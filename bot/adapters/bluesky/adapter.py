@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import regex
-from atproto_client import AsyncClient
+from atproto_client import AsyncClient, models
 from atproto_client.exceptions import (
     BadRequestError,
     LoginRequiredError,
@@ -34,22 +34,24 @@ from atproto_client.exceptions import (
     RequestException,
     UnauthorizedError,
 )
-from atproto_client.models.utils import get_model_as_dict
+from atproto_client.models.utils import get_model_as_dict, get_or_create
 from atproto_client.request import AsyncRequest
 from atproto_core.exceptions import AtProtocolError
 
 from bot.adapters import state
 from bot.adapters.limits import Backoff, RateLimiter, Sleep
-from bot.adapters.translate import bluesky_profile
+from bot.adapters.translate import SnapshotError, bluesky_profile, read_each, read_one
 from bot.config import ConfigError, Settings, secret
 from bot.context import Clock, utcnow
 from bot.events import (
     CursorMoved,
     NewConnection,
     Profile,
+    ProfilesUnreadable,
     SnapshotReceived,
     SourceChecked,
     SourceCursor,
+    Unreadable,
 )
 from bot.ports import SendRefused, SendUncertain, WelcomeSender
 
@@ -135,6 +137,36 @@ class UnreadableAnswer(AtProtocolError):
     """Bluesky answered, but not with what its API promises."""
 
 
+def profile_view(item: dict[str, Any]) -> Profile:
+    """A profile view as atproto's own model reads it (a missing handle, a number for a
+    name…), then translated: what ``getFollowers`` would have checked for the whole page,
+    checked for one person, so one bad follower is skipped instead of failing the page."""
+    try:
+        view = models.AppBskyActorDefs.ProfileView.model_validate(item)
+    except ValueError as exc:  # pydantic's ValidationError
+        errors = getattr(exc, "errors", lambda: [])()
+        first = errors[0] if errors else {}
+        where = ".".join(str(part) for part in first.get("loc", ())) or "the profile"
+        raise SnapshotError(f"{where!r}: {first.get('msg', 'not a profile view')}") from None
+    return bluesky_profile(as_dict(view))
+
+
+async def query(client: BlueskyClient, nsid: str, params_model: type,
+                params: dict[str, Any], items_key: str) -> tuple[list[Any], str | None]:
+    """An XRPC query's list (``items_key``) and cursor, the items left unread: the
+    namespace methods would validate the whole page at once, so one bad entry would
+    fail the poll that carries it (and every later one)."""
+    response = await client.call(client.api.invoke_query, nsid,
+                                 params=get_or_create(params, params_model),
+                                 output_encoding="application/json")
+    content = response.content
+    items = content.get(items_key) if isinstance(content, dict) else None
+    cursor = content.get("cursor") if isinstance(content, dict) else None
+    if not isinstance(items, list) or not isinstance(cursor, str | None):
+        raise UnreadableAnswer(f"{nsid} without a list of {items_key}")
+    return items, cursor
+
+
 def describe_failure(exc: Exception, base_url: str) -> tuple[str, str]:
     """(a stable problem code, the message for the owner) for a failed call."""
     status = getattr(getattr(exc, "response", None), "status_code", None)
@@ -215,67 +247,83 @@ class BlueskySource:
                                        problem=code, text=message))
 
     # -- follow notifications -----------------------------------------------------------
-    async def _notifications(self, cursor: str | None = None, limit: int | None = None):
+    async def _notifications(self, cursor: str | None = None, limit: int | None = None,
+                             ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of follow notifications that can be placed in time (an object with a
+        readable ``indexedAt``), newest first; the page's cursor."""
         params = {"reasons": ["follow"], "limit": limit or NOTIFICATION_PAGE}
         if cursor:
             params["cursor"] = cursor
-        return await self.client.call(
-            self.client.api.app.bsky.notification.list_notifications, params=params)
+        items, next_cursor = await query(
+            self.client, "app.bsky.notification.listNotifications",
+            models.AppBskyNotificationListNotifications.Params, params, "notifications")
+        return [n for n in items if isinstance(n, dict) and placed_at(n)], next_cursor
 
     async def _newest_follow_time(self) -> str | None:
-        page = await self._notifications(limit=1)
-        return page.notifications[0].indexed_at if page.notifications else None
+        notifications, _ = await self._notifications(limit=1)
+        return notifications[0]["indexedAt"] if notifications else None
 
-    async def fetch_since(self, seen: str) -> list[Any]:
-        """Follow notifications newer than ``seen``, oldest first."""
+    async def fetch_since(self, seen: str) -> list[dict[str, Any]]:
+        """Follow notifications newer than ``seen``, oldest first (plain JSON objects)."""
         seen_at = parse_time(seen)
-        found: list[Any] = []
+        found: list[dict[str, Any]] = []
         page_cursor = None
         for _ in range(MAX_PAGES):
-            page = await self._notifications(page_cursor)
-            fresh = [n for n in page.notifications
-                     if n.reason == "follow" and _is_newer(n.indexed_at, seen_at)]
+            notifications, next_cursor = await self._notifications(page_cursor)
+            fresh = [n for n in notifications
+                     if n.get("reason") == "follow" and _is_newer(n["indexedAt"], seen_at)]
             found.extend(fresh)
-            if len(fresh) < len(page.notifications) or not page.cursor:
+            if len(fresh) < len(notifications) or not next_cursor:
                 break
-            page_cursor = page.cursor
-        return sorted(found, key=lambda n: parse_time(n.indexed_at) or EPOCH)
+            page_cursor = next_cursor
+        return sorted(found, key=lambda n: placed_at(n) or EPOCH)
 
     async def _catch_up(self, app, seen: str) -> None:
         notifications = await self.fetch_since(seen)
-        if len(notifications) > state.FLOOD:
-            await app.handle(SnapshotReceived(
-                owner_ref=app.settings.owner_ref, platform=PLATFORM, complete=False,
-                profiles=[bluesky_profile(as_dict(n.author)) for n in notifications],
-                account_external_id=self.client.did or "", account_handle=self.client.handle,
-                cursor=SourceCursor(PLATFORM, notifications[-1].indexed_at),
-            ))
-            return
         if not notifications:
             return
-        arrivals = [NewConnection(owner_ref=app.settings.owner_ref,
-                                  profile=bluesky_profile(as_dict(notification.author)),
-                                  at=parse_time(notification.indexed_at))
-                    for notification in notifications]
+        owner_ref = app.settings.owner_ref
+        # the newest fetched: past every one of them, stored or deliberately skipped
+        cursor = SourceCursor(PLATFORM, notifications[-1]["indexedAt"])
+        read = [(n, read_one(PLATFORM, n.get("author"), profile_view)) for n in notifications]
+        skipped = [r for _, r in read if isinstance(r, Unreadable)]
+        people = [(n, r) for n, r in read if isinstance(r, Profile)]
+        if len(people) > state.FLOOD:
+            await app.handle(SnapshotReceived(
+                owner_ref=owner_ref, platform=PLATFORM, complete=False,
+                profiles=[profile for _, profile in people], unreadable=skipped,
+                account_external_id=self.client.did or "", account_handle=self.client.handle,
+                cursor=cursor,
+            ))
+            return
+        if skipped:  # told once; with nobody else to store, its event moves the cursor
+            await app.handle(ProfilesUnreadable(owner_ref=owner_ref, platform=PLATFORM,
+                                                entries=skipped,
+                                                cursor=None if people else cursor))
+        if not people:
+            return
+        arrivals = [NewConnection(owner_ref=owner_ref, profile=profile,
+                                  at=placed_at(notification))
+                    for notification, profile in people]
         # written together; the cursor moves in the transaction that stores the last one
-        arrivals[-1].cursor = SourceCursor(PLATFORM, notifications[-1].indexed_at)
+        arrivals[-1].cursor = cursor
         await app.handle_arrivals(arrivals)
 
     # -- reconciliation -----------------------------------------------------------------
     async def reconcile(self, app) -> None:
         """The whole follower list, page by page; an interruption makes it partial."""
         profiles: list[Profile] = []
-        complete, cursor = True, None
-        get_followers = self.client.api.app.bsky.graph.get_followers
-        page = await self.client.call(get_followers, params=self._followers_params(None))
+        skipped: list[Unreadable] = []
+        complete = True
+        followers, cursor = await self._followers(None)
         try:
             for _ in range(MAX_PAGES):
-                profiles.extend(bluesky_profile(as_dict(f)) for f in page.followers)
-                cursor = page.cursor
-                if not cursor or not page.followers:
+                readable, unreadable = read_each(PLATFORM, followers, profile_view)
+                profiles += readable
+                skipped += unreadable
+                if not cursor or not followers:
                     break
-                page = await self.client.call(get_followers,
-                                              params=self._followers_params(cursor))
+                followers, cursor = await self._followers(cursor)
         except (NetworkError, RateLimitExceededError) as exc:
             log.warning("Bluesky follower list interrupted after %d (%s); treating it as "
                         "partial", len(profiles), type(exc).__name__)
@@ -283,14 +331,23 @@ class BlueskySource:
         await app.handle(SnapshotReceived(
             owner_ref=app.settings.owner_ref, platform=PLATFORM, profiles=profiles,
             complete=complete, account_external_id=self.client.did or "",
-            account_handle=self.client.handle,
+            account_handle=self.client.handle, unreadable=skipped,
         ))
 
-    def _followers_params(self, cursor: str | None) -> dict[str, Any]:
+    async def _followers(self, cursor: str | None) -> tuple[list[Any], str | None]:
+        """One page of ``getFollowers``: its entries unread, and the next cursor."""
         params: dict[str, Any] = {"actor": self.client.did, "limit": FOLLOWER_PAGE}
         if cursor:
             params["cursor"] = cursor
-        return params
+        return await query(self.client, "app.bsky.graph.getFollowers",
+                           models.AppBskyGraphGetFollowers.Params, params, "followers")
+
+
+def placed_at(notification: dict[str, Any]) -> datetime | None:
+    """When a notification was indexed, or None when that cannot be read (it cannot be
+    placed against the cursor, so it is left out like one Bluesky never sent)."""
+    value = notification.get("indexedAt")
+    return parse_time(value) if isinstance(value, str) and len(value) <= 64 else None
 
 
 def _is_newer(indexed_at: str, seen_at: datetime | None) -> bool:
