@@ -23,6 +23,16 @@ from handlers.untrusted import CAPS, clean_id, clean_profile, clean_text
 # atproto restricts it). Mastodon ids are opaque strings (forks use letters too).
 X_ID = re.compile(r"[0-9]{1,20}")
 DID = re.compile(r"did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]")
+ID_SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
+    "x": (X_ID, "an X id (1–20 digits)"), "bluesky": (DID, "a DID (did:plc:…)")}
+
+
+def has_shape(platform: str, value: Any, external_id: str) -> bool:
+    """Whether an id as written (``value``; ``external_id`` is it cleaned) has the form
+    the platform gives its ids: "12\n" is no X id even though it cleans to "12"."""
+    shape = ID_SHAPES.get(platform)
+    return shape is None or shape[0].fullmatch(
+        value if isinstance(value, str) else external_id) is not None
 
 
 class SnapshotError(Exception):
@@ -42,16 +52,15 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _id(value: Any, key: str, shape: re.Pattern[str] | None = None,
-        what: str = "an id (a string or a whole number)") -> str:
+def _id(value: Any, key: str, platform: str = "") -> str:
     """The person's id; a missing one is a KeyError, one of the wrong type or shape a
     SnapshotError (an X id with a newline or a DID that is no DID would make a second
     contact for the same person, or one nobody can look up)."""
     if value is None or value == "":
         raise KeyError(key)
     external_id = clean_id(value)
-    written = value if isinstance(value, str) else external_id  # "12\n" is no X id
-    if external_id is None or (shape is not None and not shape.fullmatch(written or "")):
+    if external_id is None or not has_shape(platform, value, external_id):
+        what = ID_SHAPES.get(platform, (None, "an id (a string or a whole number)"))[1]
         raise SnapshotError(f"its {key!r} is not {what}")
     return external_id
 
@@ -59,7 +68,7 @@ def _id(value: Any, key: str, shape: re.Pattern[str] | None = None,
 def x_profile(user: dict[str, Any]) -> Profile:
     expanded = _dict((_list(_dict(_dict(user.get("entities")).get("url")).get("urls"))
                       or [{}])[0])
-    external_id = _id(user.get("id"), "id", X_ID, "an X id (1–20 digits)")
+    external_id = _id(user.get("id"), "id", "x")
     return clean_profile(Profile(
         platform="x",
         external_id=external_id,
@@ -90,7 +99,7 @@ def mastodon_profile(account: dict[str, Any]) -> Profile:
 
 def bluesky_profile(view: dict[str, Any]) -> Profile:
     chat = _dict(_dict(view.get("associated")).get("chat")).get("allowIncoming")
-    external_id = _id(view.get("did"), "did", DID, "a DID (did:plc:…)")
+    external_id = _id(view.get("did"), "did", "bluesky")
     return clean_profile(Profile(
         platform="bluesky",
         external_id=external_id,
