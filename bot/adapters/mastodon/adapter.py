@@ -42,7 +42,6 @@ from mastodon.errors import (
 from bot.adapters import state
 from bot.adapters.limits import Backoff, RateLimiter, Sleep
 from bot.adapters.translate import SnapshotError, mastodon_profile, read_one
-from handlers.untrusted import clean_id
 from bot.config import ConfigError, Settings, secret
 from bot.context import Clock, utcnow
 from bot.events import (
@@ -59,6 +58,7 @@ from bot.events import (
     Unreadable,
 )
 from bot.ports import SendRefused, SendUncertain, WelcomeSender
+from handlers.untrusted import clean_id
 
 if TYPE_CHECKING:
     from storage.models import Handle

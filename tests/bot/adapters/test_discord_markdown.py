@@ -3,11 +3,18 @@ masked link, no bold, no @everyone, while the bot's own formatting stays."""
 
 from __future__ import annotations
 
+from sqlmodel import Session, select
+
 from bot.adapters.discord.client import PlnbotClient
+from bot.adapters.discord.markdown import escape
 from bot.adapters.discord.surface import DiscordSurface
+from bot.adapters.discord.text import surface_text
+from bot.events import ConnectionLeft, FollowRequested, ProfilesUnreadable, Unreadable
+from storage.models import Owner
 from tests.conftest import make_settings
+from tests.support.chat import say
 from tests.support.discord_mocks import CHANNEL_ID, GUILD_ID, OWNER_ID, mock_dm_channel
-from tests.support.factories import arrival, mastodon_person
+from tests.support.factories import arrival, mastodon_person, x_person
 
 PHISH = "[Your account is locked](https://evil.example/login)"
 
@@ -38,20 +45,19 @@ async def test_profile_markdown_is_escaped_in_the_welcome_dm(app):
 
 # --- every message that quotes a stranger ---------------------------------------------
 
-HOSTILE_NAME = "Mal **bold** ||spoiler|| `tick` [x](http://evil.example) @everyone <@123456789012345678>"
+HOSTILE_NAME = ("Mal **bold** ||spoiler|| `tick` [x](http://evil.example) @everyone "
+                "<@123456789012345678>")
 HOSTILE_BIO = ("Maths teacher at **Evil** Academy. [click](http://evil.example/a) @here "
                "<@&223456789012345678> ||hidden|| `code` #edtech")
 HOSTILE_PLACE = "**Leeds** @everyone"
 LIVE_MARKUP = ["**bold**", "||spoiler||", "`tick`", "[x](http://evil.example)", "@everyone",
-               "<@123456789012345678>", "**Evil**", "[click](http://evil.example/a)", "@here", "<@&223456789012345678>",
-               "||hidden||", "`code`", "**Leeds**"]
+               "<@123456789012345678>", "**Evil**", "[click](http://evil.example/a)", "@here",
+               "<@&223456789012345678>", "||hidden||", "`code`", "**Leeds**"]
 
 
 def live_markup(shown: str) -> list[str]:
     """Markup from the stranger's profile that Discord would still render in ``shown``:
     found as written once its escaped form (``\\[x](…)``, ``@\u200beveryone``) is taken out."""
-    from bot.adapters.discord.markdown import escape
-
     return [fragment for fragment in LIVE_MARKUP
             if fragment in shown.replace(escape(fragment), "")]
 
@@ -60,22 +66,10 @@ async def test_every_message_quoting_a_stranger_is_inert_on_discord(app, clock):
     """new_connection, who/find/people replies, connection_lost, welcome_back,
     follow_request, profiles_skipped and the digest: a profile's Markdown, mentions,
     spoilers, code and masked links show as text on Discord; ``--json`` keeps them."""
-    from datetime import timedelta
-
-    from sqlmodel import Session, select
-
-    from bot.adapters.discord.text import surface_text
-    from bot.events import ConnectionLeft, FollowRequested, ProfilesUnreadable, Unreadable
-    from storage.models import Owner
-    from tests.support.chat import say
-    from tests.support.factories import x_person
-
     person = x_person(HOSTILE_NAME, username="mal_x", description=HOSTILE_BIO,
                       location=HOSTILE_PLACE)
     asking = x_person(HOSTILE_NAME, username="mal_ask", description=HOSTILE_BIO,
                       location=HOSTILE_PLACE)
-    with Session(app.engine) as session:
-        owner = session.exec(select(Owner)).first()
     messages = []
     await app.handle(arrival(person))
     messages += app.surface.pop()
