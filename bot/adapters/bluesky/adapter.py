@@ -275,7 +275,12 @@ class BlueskySource:
         items, next_cursor = await query(
             self.client, "app.bsky.notification.listNotifications",
             models.AppBskyNotificationListNotifications.Params, params, "notifications")
-        return [n for n in items if isinstance(n, dict) and placed_at(n)], next_cursor
+        placed = [n for n in items if isinstance(n, dict) and placed_at(n)]
+        if len(placed) < len(items):
+            log.warning("%d Bluesky notifications without a readable time were left out "
+                        "(the next reconciliation finds whoever they were)",
+                        len(items) - len(placed))
+        return placed, next_cursor
 
     async def _newest_follow_time(self) -> str | None:
         notifications, _ = await self._notifications(limit=1)

@@ -342,7 +342,7 @@ class MastodonSource:
         owner_ref = app.settings.owner_ref
         kind = notification.get("type")
         account = notification.get("account")
-        if kind in ("follow", "follow_request") and account:
+        if kind in ("follow", "follow_request") and "account" in notification:
             profile = self.client.read(account)
             if isinstance(profile, Unreadable):  # told once; the cursor moves past it
                 return [ProfilesUnreadable(owner_ref=owner_ref, platform=PLATFORM,
