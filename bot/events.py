@@ -31,6 +31,25 @@ class Profile:
 
 
 @dataclass(frozen=True)
+class Unreadable:
+    """Someone a platform sent that could not be read (an id that is no id, an entry
+    that is not a profile): skipped on their own and told to the owner once, so the
+    rest of the poll is stored.
+
+    ``external_id`` and ``handle`` are whatever of them could be read: a sync keeps
+    the stored person they name (they are still there, only unreadable). ``key`` is
+    stable for the same entry, so it is told once however often it is fetched again.
+    """
+
+    platform: str
+    label: str  # how the owner may recognise them: "@ivy", or "a follower without a handle"
+    reason: str
+    key: str
+    external_id: str | None = None
+    handle: str | None = None
+
+
+@dataclass(frozen=True)
 class SourceCursor:
     """Where a polling source has got to on one platform (``Account.cursor``)."""
 
@@ -99,6 +118,8 @@ class SnapshotReceived(Event):
     # Send a ``reply`` summarising the sync even when nothing else is said (``plnbot
     # sync``); live sources polling every few minutes pass False to stay quiet.
     summary: bool = True
+    # entries of the list that could not be read: told once, and never counted as gone
+    unreadable: list[Unreadable] = field(default_factory=list)
 
 
 @dataclass
@@ -125,6 +146,15 @@ class ConnectionsSevered(Event):
     external_ids: list[str]
     cause: str
     kind: str = "follower"
+
+
+@dataclass
+class ProfilesUnreadable(Event):
+    """People a live poll or stream found but could not read: the owner is told once;
+    the cursor (if any) moves past them, since fetching them again cannot help."""
+
+    platform: str
+    entries: list[Unreadable]
 
 
 @dataclass

@@ -29,7 +29,7 @@ from typing import Protocol
 from bot import platforms
 from bot.context import Context
 from bot.dispatcher import on
-from bot.events import ConnectionLeft, Profile, SnapshotReceived
+from bot.events import ConnectionLeft, Profile, SnapshotReceived, Unreadable
 from handlers import lost, profiles, welcome
 from storage import connections as store
 from storage import repo, search
@@ -153,23 +153,34 @@ async def on_snapshot(event: SnapshotReceived, ctx: Context) -> None:
         external_id=event.account_external_id, handle=event.account_handle,
     )
     told = len(ctx.sent)
+    welcome.tell_unreadable(ctx, event.unreadable)
     result = apply_snapshot(ctx, account=account, profiles=event.profiles,
-                            complete=event.complete, kind=event.kind)
+                            complete=event.complete, kind=event.kind,
+                            unreadable=event.unreadable)
     if event.summary:
         summarise(ctx, account=account, result=result, told=len(ctx.sent) > told)
 
 
 def apply_snapshot(
     ctx: Context, *, account: Account, profiles, complete: bool = True, kind: str = "follower",
+    unreadable: Collection[Unreadable] = (),
 ) -> SyncResult:
     """Diff ``profiles`` (a list of Profiles or a ``Snapshot``) against what is stored.
 
     ``complete=False`` (an interrupted, partial or rate-limited fetch) only adds.
+    ``unreadable``: entries of the list that could not be read; whoever they name by
+    id or handle is still there, so never counted as gone.
     """
     snapshot = as_snapshot(profiles)
     result = SyncResult(baseline=not account.baseline_done, complete=complete)
     current = snapshot.fingerprints()
     stored = Stored.compare(ctx, account=account, kind=kind, current=current)
+    if unreadable and stored.gone:
+        keep = store.active_connections_named(
+            ctx.session, owner_id=ctx.owner.id, account_id=account.id, kind=kind,
+            external_ids={u.external_id for u in unreadable if u.external_id},
+            handles={repo.normalise_handle(u.handle) for u in unreadable if u.handle})
+        stored.gone = [c for c in stored.gone if c not in keep]
     arrivals(ctx, account=account, kind=kind, snapshot=snapshot, current=current,
              stored=stored, result=result)
     lost.recheck(ctx, account=account, complete=complete)

@@ -38,9 +38,9 @@ def request_text(profile: Profile) -> str:
                ("Interests", ", ".join(f"#{i}" for i in person.interests)),
                ("Website", person.website)]
     lines += [f"  {label}: {value}" for label, value in details if value and value != "other"]
-    bio = profiles.plain_text(profile.bio)
+    bio = shown_bio(profile)
     if bio:
-        lines.append(f"  Bio: {bio[:280]}")
+        lines.append(f"  Bio: {bio}")
     if profile.is_bot:
         lines.append("  (This is marked as a bot account.)")
     lines.append(platforms.get(profile.platform).follow_request
@@ -49,8 +49,17 @@ def request_text(profile: Profile) -> str:
 
 
 def request_summary(profile: Profile) -> dict:
+    """Who asks, as ``--json`` gives it: every value the text quotes from their profile
+    is a field of its own, so a chat surface can show it as plain text (Discord escapes
+    these fields' Markdown and mentions wherever the text quotes them)."""
     person = profiles.understand_safely(profile)
     return {"handle": profile.handle, "name": profile.name or profile.handle,
             "external_id": profile.external_id, "role": person.role,
             "organisation": person.organisation, "field": person.field,
-            "interests": person.interests}
+            "interests": person.interests, "location": person.location,
+            "website": person.website, "bio": shown_bio(profile)}
+
+
+def shown_bio(profile: Profile) -> str:
+    """The bio as the request quotes it: plain text, at most 280 characters."""
+    return profiles.plain_text(profile.bio)[:280]

@@ -32,7 +32,7 @@ CAPS = {
     "url": 2_048,
     "field_name": 255,
     "field_value": 2_048,
-    "id": 256,
+    "id": 200,  # the column (``Handle.external_id``); X 20 digits, a DID under 100
 }
 MAX_FIELDS = 16  # Mastodon shows 4 by default; instances may allow a few more
 MAX_RAW_DEPTH = 8  # platform JSON kept with a handle is never deeper than this
@@ -77,7 +77,7 @@ def clean_id(value: Any) -> str | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return str(value)
+        return str(value) if -10 ** CAPS["id"] < value < 10 ** CAPS["id"] else None
     if isinstance(value, str):
         text = clean_text(value, CAPS["id"])
         return text if text and len(value) <= CAPS["id"] and text == value.strip() else None

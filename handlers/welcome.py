@@ -7,6 +7,7 @@ a ``welcome_back`` with their history, never a second first-time welcome.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from sqlmodel import col, select
 from bot import platforms
 from bot.context import Context
 from bot.dispatcher import on
-from bot.events import NewConnection, Profile
+from bot.events import NewConnection, Profile, ProfilesUnreadable, Unreadable
 from handlers import drafting, lost, profiles
 from handlers.present import at_handle, contact_summary, describe_contact, history_line
 from storage import repo
@@ -28,6 +29,7 @@ from storage.models import (
     Draft,
     Handle,
     Interaction,
+    OutboxMessage,
 )
 
 log = logging.getLogger(__name__)
@@ -63,15 +65,58 @@ def tell_skipped(ctx: Context, skipped: list[tuple[Profile, str]]) -> None:
     could not be read and was skipped: @ivy — ValueError: …". Everyone else was stored."""
     if not skipped:
         return
-    count = len(skipped)
-    people = "; ".join(f"@{p.handle.lstrip('@')} — {why}" for p, why in skipped[:10])
+    _send_skipped(ctx, [(f"@{p.handle.lstrip('@')}", why) for p, why in skipped],
+                  key=f"skipped:{skipped[0][0].platform}:{skipped[0][0].external_id}:"
+                      f"{len(skipped)}",
+                  handles=[p.handle for p, _ in skipped])
+
+
+@on(ProfilesUnreadable)
+async def on_profiles_unreadable(event: ProfilesUnreadable, ctx: Context) -> None:
+    tell_unreadable(ctx, event.entries)
+
+
+def tell_unreadable(ctx: Context, entries: list[Unreadable]) -> None:
+    """The same message for people a platform sent that could not even be made into a
+    profile (an id that is no id, an entry that is not an object), each told once: a
+    poisoned follower that every poll fetches again is not news the second time."""
+    told = told_unreadable(ctx) if entries else set()
+    fresh = list({entry.key: entry for entry in entries if entry.key not in told}.values())
+    if not fresh:
+        return
+    keys = sorted(entry.key for entry in fresh)
+    _send_skipped(ctx, [(entry.label, entry.reason) for entry in fresh],
+                  key=f"unreadable:{fresh[0].platform}:{keys[0]}:{len(keys)}",
+                  handles=[entry.handle or entry.external_id or "" for entry in fresh],
+                  platform=fresh[0].platform, entry_keys=keys)
+
+
+TOLD_LOOKBACK = 1_000  # profiles_skipped messages read back to know who was told
+
+
+def told_unreadable(ctx: Context) -> set[str]:
+    """Keys of unreadable entries the owner was already told about (the outbox keeps
+    every message, so it is the durable record of what was said)."""
+    told: set[str] = set()
+    for payload in ctx.session.exec(
+            select(OutboxMessage.payload_json)
+            .where(OutboxMessage.owner_id == ctx.owner.id,
+                   OutboxMessage.kind == "profiles_skipped")
+            .order_by(col(OutboxMessage.id).desc()).limit(TOLD_LOOKBACK)):
+        keys = json.loads(payload or "{}").get("entry_keys")
+        told.update(k for k in keys or () if isinstance(k, str))
+    return told
+
+
+def _send_skipped(ctx: Context, people: list[tuple[str, str]], *, key: str,
+                  **fields) -> None:
+    count = len(people)
+    listed = "; ".join(f"{who} — {why}" for who, why in people[:10])
     more = f"; and {count - 10} more" if count > 10 else ""
     noun = "profile" if count == 1 else "profiles"
     ctx.send("profiles_skipped",
              f"{count} {noun} could not be read and {'was' if count == 1 else 'were'} "
-             f"skipped: {people}{more}",
-             key=f"skipped:{skipped[0][0].platform}:{skipped[0][0].external_id}:{count}",
-             count=count, handles=[p.handle for p, _ in skipped])
+             f"skipped: {listed}{more}", key=key, count=count, **fields)
 
 
 def record_arrival(

@@ -8,13 +8,13 @@ take the owner explicitly and filter by it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Table, bindparam, insert, or_, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, func, select
 
@@ -111,6 +111,26 @@ def active_connection_id(
             Handle.external_id == external_id,
         )
     ).first()
+
+
+def active_connections_named(
+    session: Session, *, owner_id: int, account_id: int, kind: str,
+    external_ids: Collection[str], handles: Collection[str],
+) -> set[int]:
+    """Active connections with whoever has one of these ids or (normalised) handles:
+    the people a list named but could not show readably (few, so one small query)."""
+    if not (external_ids or handles):
+        return set()
+    return set(session.exec(
+        select(Connection.id)
+        .join(Handle, col(Handle.id) == Connection.handle_id)
+        .where(
+            Connection.owner_id == owner_id, Connection.account_id == account_id,
+            Connection.kind == kind, Connection.state == "active",
+            or_(col(Handle.external_id).in_(list(external_ids)),
+                col(Handle.handle).in_(list(handles))),
+        )
+    ))
 
 
 def inactive_connections(

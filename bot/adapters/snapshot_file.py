@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from bot import platforms
-from bot.adapters.translate import PAGE_KEYS, TRANSLATORS, SnapshotError, profiles_from_document
+from bot.adapters.translate import (
+    ID_SHAPES,
+    PAGE_KEYS,
+    TRANSLATORS,
+    SnapshotError,
+    has_shape,
+    profiles_from_document,
+)
 from bot.events import Profile
 from handlers.untrusted import CAPS, clean_id
 
@@ -53,6 +60,9 @@ def external_id_of(platform: str, item: Any) -> str:
     if external_id is None:
         raise SnapshotError(f"an entry's {ID_KEYS[platform]!r} is not an id (a string or a "
                             f"whole number): {str(value)[:40]!r}")
+    if not has_shape(platform, value, external_id):
+        raise SnapshotError(f"an entry's {ID_KEYS[platform]!r} is not "
+                            f"{ID_SHAPES[platform][1]}: {str(value)[:40]!r}")
     return external_id
 
 
@@ -174,10 +184,15 @@ class SnapshotFile:
         id_key, keys = ID_KEYS[self.platform], CHECKSUM_KEYS[self.platform]
         checksums, crc32 = self._checksums, zlib.crc32
         wrapped = self.platform == "discord"
+        shape = ID_SHAPES[self.platform][0] if self.platform in ID_SHAPES else None
         for index, item in enumerate(items):
             try:
                 person = (item.get("user") or item) if wrapped else item
-                external_id = plain_id(person[id_key])
+                written = person[id_key]
+                external_id = plain_id(written)
+                if shape is not None and not shape.fullmatch(
+                        written if type(written) is str else external_id):
+                    raise KeyError(id_key)
                 if person.get("bot") or external_id in checksums or not external_id:
                     if not external_id:
                         raise KeyError(id_key)

@@ -7,14 +7,32 @@ Account objects, Bluesky profile views, Discord member objects), so live adapter
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from bot import platforms
-from bot.events import Profile
-from handlers.untrusted import clean_id, clean_profile
+from bot.events import Profile, Unreadable
+from handlers.untrusted import CAPS, clean_id, clean_profile, clean_text
+
+# What each platform's ids look like: X's are 64-bit numbers written in decimal (1–20
+# ASCII digits); a Bluesky DID is "did:<method>:<method-specific id>" (W3C DID syntax as
+# atproto restricts it). Mastodon ids are opaque strings (forks use letters too).
+X_ID = re.compile(r"[0-9]{1,20}")
+DID = re.compile(r"did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]")
+ID_SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
+    "x": (X_ID, "an X id (1–20 digits)"), "bluesky": (DID, "a DID (did:plc:…)")}
+
+
+def has_shape(platform: str, value: Any, external_id: str) -> bool:
+    """Whether an id as written (``value``; ``external_id`` is it cleaned) has the form
+    the platform gives its ids: "12\n" is no X id even though it cleans to "12"."""
+    shape = ID_SHAPES.get(platform)
+    return shape is None or shape[0].fullmatch(
+        value if isinstance(value, str) else external_id) is not None
 
 
 class SnapshotError(Exception):
@@ -34,20 +52,23 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _id(value: Any, key: str) -> str:
-    """The person's id; a missing one is a KeyError, one of the wrong type a SnapshotError."""
+def _id(value: Any, key: str, platform: str = "") -> str:
+    """The person's id; a missing one is a KeyError, one of the wrong type or shape a
+    SnapshotError (an X id with a newline or a DID that is no DID would make a second
+    contact for the same person, or one nobody can look up)."""
     if value is None or value == "":
         raise KeyError(key)
     external_id = clean_id(value)
-    if external_id is None:
-        raise SnapshotError(f"its {key!r} is not an id (a string or a whole number)")
+    if external_id is None or not has_shape(platform, value, external_id):
+        what = ID_SHAPES.get(platform, (None, "an id (a string or a whole number)"))[1]
+        raise SnapshotError(f"its {key!r} is not {what}")
     return external_id
 
 
 def x_profile(user: dict[str, Any]) -> Profile:
     expanded = _dict((_list(_dict(_dict(user.get("entities")).get("url")).get("urls"))
                       or [{}])[0])
-    external_id = _id(user.get("id"), "id")
+    external_id = _id(user.get("id"), "id", "x")
     return clean_profile(Profile(
         platform="x",
         external_id=external_id,
@@ -78,7 +99,7 @@ def mastodon_profile(account: dict[str, Any]) -> Profile:
 
 def bluesky_profile(view: dict[str, Any]) -> Profile:
     chat = _dict(_dict(view.get("associated")).get("chat")).get("allowIncoming")
-    external_id = _id(view.get("did"), "did")
+    external_id = _id(view.get("did"), "did", "bluesky")
     return clean_profile(Profile(
         platform="bluesky",
         external_id=external_id,
@@ -107,6 +128,68 @@ def discord_profile(member: dict[str, Any]) -> Profile:
         is_bot=bool(user.get("bot")),
         raw=member,
     ))
+
+
+# Where each platform names a person's handle in its JSON, for telling the owner who
+# could not be read (and for keeping them in a sync) when the rest cannot be read.
+HANDLE_KEYS = {"x": ("username",), "mastodon": ("acct", "username"), "bluesky": ("handle",),
+               "discord": ("username",)}
+ID_KEYS = {"x": "id", "mastodon": "id", "bluesky": "did", "discord": "id"}
+
+
+def read_one(platform: str, item: Any,
+             translate: Callable[[dict[str, Any]], Profile] | None = None,
+             *, what: str = "follower") -> Profile | Unreadable:
+    """One entry of a live poll as a Profile, or as an ``Unreadable`` saying why not.
+
+    Never raises for anything the platform could send, so one entry cannot fail the
+    poll that brought it (``translate`` defaults to the platform's translator)."""
+    translate = translate or TRANSLATORS[platform]
+    if not isinstance(item, dict):
+        return unreadable(platform, item, f"the {what} sent is not a JSON object", what=what)
+    try:
+        return translate(item)
+    except KeyError as exc:
+        reason = f"it has no {exc.args[0]!r}"
+    except (SnapshotError, TypeError, ValueError) as exc:
+        reason = str(exc) or type(exc).__name__
+    return unreadable(platform, item, reason, what=what)
+
+
+def read_each(platform: str, items: Iterable[Any],
+              translate: Callable[[dict[str, Any]], Profile] | None = None,
+              *, what: str = "follower") -> tuple[list[Profile], list[Unreadable]]:
+    """``read_one`` over a page: the readable profiles in order, and the unreadable."""
+    profiles: list[Profile] = []
+    skipped: list[Unreadable] = []
+    for item in items:
+        read = read_one(platform, item, translate, what=what)
+        if isinstance(read, Profile):
+            profiles.append(read)
+        else:
+            skipped.append(read)
+    return profiles, skipped
+
+
+def unreadable(platform: str, item: Any, reason: str, *, what: str = "follower") -> Unreadable:
+    """What can still be said about an entry that could not be read: its handle and id
+    where those are readable, and a key that stays the same while the entry does."""
+    person = item if isinstance(item, dict) else {}
+    handle = next((h for key in HANDLE_KEYS.get(platform, ())
+                   if (h := clean_text(person.get(key), CAPS["handle"]))), "")
+    external_id = clean_id(person.get(ID_KEYS.get(platform, "id")))
+    label = f"@{handle.lstrip('@')[:100]}" if handle else (
+        f"a {what} with the id {external_id[:40]}" if external_id
+        else f"a {what} without a readable id or handle")
+    identity = ([person.get(ID_KEYS.get(platform, "id")), handle] if person
+                else [item])
+    if not any(identity):
+        identity = [item]
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=repr)[:100_000]
+                            .encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    return Unreadable(platform=platform, label=label, key=f"{platform}:{digest}",
+                      reason=clean_text(reason, 200), external_id=external_id,
+                      handle=handle or None)
 
 
 # Each platform's translator and page key, as its registry entry declares them.

@@ -321,7 +321,7 @@ async def history(args: str, ctx: Context) -> None:
     if not rows:
         ctx.send("reply", f"Nothing is logged about {contact.name} (#{contact.id}) yet."
                  if page == 1 else f"There is no page {page}; {total} entries in all.",
-                 entries=[], contact_id=contact.id)
+                 entries=[], contact_id=contact.id, name=contact.name)
         return
     lines = [f"History of {contact.name} (#{contact.id}), {total} entr"
              f"{'y' if total == 1 else 'ies'}:"]

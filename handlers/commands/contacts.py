@@ -68,6 +68,7 @@ async def who(args: str, ctx: Context) -> None:
     summary = contact_summary(contact, handles[0] if handles else None)
     summary["handles"] = [{"platform": h.platform, "handle": h.display_handle or h.handle}
                           for h in handles]
+    summary["bio"] = (contact.bio or "")[:300]  # as the text quotes it (Discord escapes it)
     ctx.send("reply", who_text(ctx, contact, handles), contact=summary)
 
 

@@ -66,7 +66,10 @@ async def lost_command(args: str, ctx: Context) -> None:
     more = f"\n… and {len(lines) - LOST_LINES} more; try fewer days." if len(lines) > len(shown) \
         else ""
     ctx.send("reply", f"Lost, vanished and returned connections, last {days} days:\n"
-             + "\n".join(shown) + more, days=days, count=len(lines))
+             + "\n".join(shown) + more, days=days, count=len(lines),
+             # the strangers' names and handles the lines quote (Discord escapes them)
+             names=sorted({row.contact.name for row in rows if row.contact.name}),
+             handles=sorted({row.handle.display_handle or row.handle.handle for row in rows}))
 
 
 def lost_days(args: str) -> int:

@@ -30,10 +30,18 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, select, text
 from sqlmodel import SQLModel
 
+from bot.adapters.bluesky.adapter import build_source as build_bluesky
+from bot.adapters.bluesky.adapter import profile_view
+from bot.adapters.mastodon.adapter import build_source as build_mastodon
+from bot.adapters.translate import DID, X_ID, read_one
 from bot.cli import main
+from bot.events import Profile
 from handlers.untrusted import clean_id
 from tests.conftest import make_settings
 from tests.support.chat import say
+from tests.support.fake_bluesky import RunningBluesky, make_profile
+from tests.support.fake_mastodon import RunningMastodon, make_account
+from tests.support.fakes import FakeClock, FakeSleep
 from tests.support.network import make_app, seed_network
 
 EXAMPLES = int(os.environ.get("PLNBOT_FUZZ_EXAMPLES", "50"))
@@ -182,6 +190,7 @@ def run_checked(db: str, *args: str, owner: str = "local") -> Result:
 # --- the properties ---------------------------------------------------------------------
 
 ID_KEYS = {"x": "id", "mastodon": "id", "bluesky": "did", "discord": "id"}
+ID_SHAPES = {"x": X_ID, "bluesky": DID}
 
 
 def good_ids(platform: str, doc: Any) -> tuple[set[str], bool]:
@@ -193,6 +202,10 @@ def good_ids(platform: str, doc: Any) -> tuple[set[str], bool]:
             else item
         value = person.get(ID_KEYS[platform]) if isinstance(person, dict) else None
         external_id = clean_id(value) if isinstance(person, dict) else None
+        shape = ID_SHAPES.get(platform)
+        if external_id is not None and shape is not None and not shape.fullmatch(
+                value if isinstance(value, str) else external_id):
+            external_id = None  # "12\n" is no X id, 5 no DID
         if external_id is None:
             all_good = False
         elif not person.get("bot"):
@@ -370,3 +383,94 @@ def test_out_of_range_numbers_in_commands(bot, verb, number, rest):
     replies = asyncio.run(say(bot, f"{verb} {number} {rest}".strip()))
     assert len(replies) == 1, [r.text for r in replies]
     assert "went wrong on my side" not in replies[0].text, (verb, number, rest)
+
+
+# --- live polls through the real clients ------------------------------------------------
+
+LIVE = settings(max_examples=max(EXAMPLES // 5, 5), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow, HealthCheck.data_too_large])
+good_text = st.one_of(st.sampled_from(NASTY), st.text(max_size=30))
+
+
+def live_entry(platform: str) -> st.SearchStrategy[Any]:
+    """A follower as a broken or hostile server could send it: mostly people with odd
+    fields, sometimes no person at all."""
+    return st.one_of(entry(platform), json_value, entry(platform))
+
+
+async def live_poll(platform: str, fake, good: list[dict], hostile: list[Any],
+                    tmp_path: Path) -> None:
+    """A baseline of one, then ``good`` and ``hostile`` followers arrive interleaved;
+    the property is checked on what the owner hears and what is stored."""
+    clock = FakeClock()
+    app_settings = make_settings(PLNBOT_DATA_DIR=str(tmp_path / f"data-{next(RUN)}"))
+    app = make_app(app_settings, f"sqlite:///{tmp_path / f'live-{next(RUN)}.sqlite3'}",
+                   clock=clock)
+    if platform == "mastodon":
+        config = make_settings(MASTODON_BASE_URL=fake.url, MASTODON_ACCESS_TOKEN=fake.token)
+        source = build_mastodon(config, clock=clock, sleep=FakeSleep(clock))
+        first = make_account("first")
+    else:
+        config = make_settings(BLUESKY_HANDLE=fake.handle, BLUESKY_APP_PASSWORD=fake.password,
+                               BLUESKY_BASE_URL=fake.url)
+        source = build_bluesky(config, clock=clock, sleep=FakeSleep(clock))
+        first = make_profile("First Person")
+    try:
+        fake.follow(first)
+        await source.poll(app)
+        app.surface.pop()
+        for index, person in enumerate(hostile):
+            if index < len(good):
+                fake.follow(good[index])
+            fake.follow(person)
+        for person in good[len(hostile):]:
+            fake.follow(person)
+        await source.poll(app)
+        heard = app.surface.pop()
+        assert "source_error" not in [m.kind for m in heard], [m.text for m in heard]
+        told = sum(m.fields["count"] for m in heard if m.kind == "profiles_skipped")
+        assert told <= len(hostile)
+        with app.engine.connect() as conn:
+            stored = set(conn.execute(text(
+                "SELECT external_id FROM handle WHERE platform = :p"), {"p": platform})
+                .scalars())
+            cursor = conn.execute(text("SELECT cursor FROM account WHERE platform = :p"),
+                                  {"p": platform}).scalar()
+        key = "did" if platform == "bluesky" else "id"
+        assert {p[key] for p in good} <= stored  # nobody good is lost to a bad neighbour
+        if platform == "bluesky":  # atproto hands over the JSON as sent: an exact account
+            read = [read_one("bluesky", h, profile_view) for h in hostile]
+            readable = {r.external_id for r in read if isinstance(r, Profile)}
+            unreadable = {r.key for r in read if not isinstance(r, Profile)}
+            assert readable <= stored and told == len(unreadable), (readable, stored, told)
+            assert all(DID.fullmatch(i) and len(i) <= 200 for i in stored)
+            assert cursor == fake.notifications[0]["indexedAt"]  # past every one of them
+        else:
+            assert all(len(i) <= 200 and "\x00" not in i for i in stored)
+            assert cursor == fake.notifications[-1]["id"]
+        await source.poll(app)  # nothing is fetched or told twice
+        assert [m.kind for m in app.surface.pop()] == []
+    finally:
+        app.engine.dispose()
+
+
+@LIVE
+@given(platform=st.sampled_from(["mastodon", "bluesky"]), data=st.data())
+def test_live_polls_with_hostile_followers(tmp_path, platform, data):
+    """Through Mastodon.py and atproto against the fake servers: every good follower is
+    stored and welcomed whatever arrives around them, nothing fails the poll, the cursor
+    ends past everyone, and a second poll is silent."""
+    if platform == "mastodon":
+        good = [make_account(f"good{n}", display_name=data.draw(good_text),
+                             note=data.draw(good_text)) for n in range(data.draw(
+                                 st.integers(0, 3)))]
+    else:
+        good = [make_profile(f"Good {n}", description=data.draw(good_text))
+                for n in range(data.draw(st.integers(0, 3)))]
+        for person in good:
+            person["displayName"] = data.draw(good_text)
+    hostile = data.draw(st.lists(live_entry(platform), max_size=5))
+    running = RunningMastodon() if platform == "mastodon" else RunningBluesky()
+    with running as fake:
+        asyncio.run(live_poll(platform, fake, good, hostile, tmp_path))

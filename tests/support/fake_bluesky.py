@@ -91,13 +91,18 @@ class FakeBluesky:
     access_token: str = ""
 
     # -- what tests set up ---------------------------------------------------------------
-    def follow(self, profile: dict[str, Any]) -> dict:
-        """Someone follows the owner: a follower and a ``follow`` notification."""
+    def follow(self, profile: Any) -> dict:
+        """Someone follows the owner: a follower and a ``follow`` notification.
+
+        ``profile`` is served exactly as given, even when it is no profile view (a DID
+        that is no DID, no handle, a number): what a broken or hostile server sends."""
         self.followers.insert(0, profile)
         self.clock += timedelta(minutes=1)
         indexed = self.clock.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        did = profile.get("did") if isinstance(profile, dict) else None
         notification = {
-            "uri": f"at://{profile['did']}/app.bsky.graph.follow/3l{next(_seq):011d}",
+            "uri": f"at://{did if isinstance(did, str) else 'did:plc:x'}"
+                   f"/app.bsky.graph.follow/3l{next(_seq):011d}",
             "cid": "bafyreihxsmwb5dfrhfwi7kqovbfjipxgkgdukxnjtmtemhchkp4ywdtn5a",
             "author": profile, "reason": "follow", "isRead": False, "indexedAt": indexed,
             "record": {"$type": "app.bsky.graph.follow", "subject": self.did,
@@ -189,7 +194,8 @@ class FakeBluesky:
 
     async def _list_notifications(self, request: web.Request) -> web.Response:
         reasons = request.query.getall("reasons", [])
-        items = [n for n in self.notifications if not reasons or n["reason"] in reasons]
+        items = [n for n in self.notifications
+                 if not reasons or not isinstance(n, dict) or n.get("reason") in reasons]
         return _paged(request, items, "notifications")
 
     async def _get_followers(self, request: web.Request) -> web.Response:
@@ -201,7 +207,7 @@ class FakeBluesky:
 
     def _person(self, did: str) -> dict[str, Any] | None:
         for profile in self.followers:
-            if profile["did"] == did:
+            if isinstance(profile, dict) and profile.get("did") == did:
                 return profile
         return None
 

@@ -281,18 +281,19 @@ class FakeMastodon:
     async def _followers(self, request: web.Request) -> web.Response:
         if request.match_info["id"] != self.me["id"]:
             return web.json_response({"error": "Record not found"}, status=404)
-        # Mastodon pages followers by the follow's id; here a position stands in for it
-        numbered = [dict(a, _follow_id=str(len(self.followers) - i))
+        # Mastodon pages followers by the follow's id; here a position stands in for it.
+        # Each account is served exactly as stored, even one that is no account object.
+        numbered = [{"_follow_id": str(len(self.followers) - i), "account": a}
                     for i, a in enumerate(self.followers)]
         window = _window(list(reversed(numbered)), request.query, key="_follow_id")
         page = list(reversed(window))
-        return self._page(request, page, key=lambda a: a["_follow_id"], strip="_follow_id")
+        return self._page(request, page, key=lambda a: a["_follow_id"], unwrap="account")
 
     def _page(self, request: web.Request, items: list[dict], *, key, extra=None,
-              strip: str | None = None) -> web.Response:
+              unwrap: str | None = None) -> web.Response:
         limit = int(request.query.get("limit", 40))
         page = items[:limit]
-        body = [{k: v for k, v in item.items() if k != strip} for item in page]
+        body = [item[unwrap] for item in page] if unwrap else page
         response = web.json_response(body)
         if page:
             extra = {k: v for k, v in (extra or {}).items() if v}

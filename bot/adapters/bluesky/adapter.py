@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import ssl
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import regex
-from atproto_client import AsyncClient
+from atproto_client import AsyncClient, models
 from atproto_client.exceptions import (
     BadRequestError,
     LoginRequiredError,
@@ -36,22 +37,24 @@ from atproto_client.exceptions import (
     RequestException,
     UnauthorizedError,
 )
-from atproto_client.models.utils import get_model_as_dict
-from atproto_client.request import AsyncRequest
+from atproto_client.models.utils import get_model_as_dict, get_or_create
+from atproto_client.request import AsyncRequest, Response, _parse_response
 from atproto_core.exceptions import AtProtocolError
 
 from bot.adapters import state
 from bot.adapters.limits import Backoff, RateLimiter, Sleep
-from bot.adapters.translate import bluesky_profile
+from bot.adapters.translate import SnapshotError, bluesky_profile, read_each, read_one
 from bot.config import ConfigError, Settings, secret
 from bot.context import Clock, utcnow
 from bot.events import (
     CursorMoved,
     NewConnection,
     Profile,
+    ProfilesUnreadable,
     SnapshotReceived,
     SourceChecked,
     SourceCursor,
+    Unreadable,
 )
 from bot.ports import SendRefused, SendUncertain, WelcomeSender
 
@@ -68,6 +71,7 @@ FOLLOWER_PAGE = 100
 MAX_PAGES = 1000
 REQUEST_TIMEOUT = 30.0  # seconds per HTTP request; a hung server is a failed poll
 MAX_GRAPHEMES = 1000
+MAX_HANDLE = 253  # a handle is a domain name
 RATE_LIMIT_RETRIES = 3
 PASSWORD_HINT = ("Create an app password (Settings → Privacy and security → App passwords) "
                  "and set BLUESKY_APP_PASSWORD")
@@ -81,6 +85,22 @@ def tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+class TolerantRequest(AsyncRequest):
+    """atproto's HTTP layer, reading a JSON answer that its strict parser refuses (a
+    lone surrogate such as ``"\\ud800"`` in one person's name) as Python's own parser
+    does, so one such profile is cleaned like any other text instead of failing the
+    whole page, and every later poll, as unreadable."""
+
+    async def get(self, *args: Any, **kwargs: Any) -> Response:
+        answer = await self._send_request("GET", *args, **kwargs)
+        try:
+            return _parse_response(answer)
+        except ValueError:
+            return Response(success=True, status_code=answer.status_code,
+                            content=json.loads(answer.content),
+                            headers={k.lower(): v for k, v in answer.headers.items()})
+
+
 class BlueskyClient:
     """One logged-in atproto client, within Bluesky's rate limits."""
 
@@ -90,8 +110,8 @@ class BlueskyClient:
         self.login_handle = (settings.bluesky_handle or "").strip().lstrip("@")
         self._password = settings.bluesky_app_password
         self.limiter = RateLimiter(prefix="ratelimit-", clock=clock, sleep=sleep)
-        self.request = AsyncRequest(timeout=REQUEST_TIMEOUT, verify=tls_context(),
-                                    event_hooks={"response": [self._observe]})
+        self.request = TolerantRequest(timeout=REQUEST_TIMEOUT, verify=tls_context(),
+                                       event_hooks={"response": [self._observe]})
         self.api = AsyncClient(base_url=self.base_url, request=self.request)
         self.did: str | None = None
         self.handle: str = self.login_handle
@@ -144,6 +164,35 @@ def parse_time(value: str | None) -> datetime | None:
 
 class UnreadableAnswer(AtProtocolError):
     """Bluesky answered, but not with what its API promises."""
+
+
+def profile_view(item: dict[str, Any]) -> Profile:
+    """One follower's profile view, read on its own: ``getFollowers`` through atproto's
+    models would refuse the whole page for one bad entry. A view needs a DID and a
+    handle (without them nobody can be looked up or shown); every other field of the
+    wrong type or length is cleaned like any profile text (``bluesky_profile``)."""
+    handle = item.get("handle")
+    if handle is None or handle == "":
+        raise KeyError("handle")
+    if not isinstance(handle, str) or len(handle) > MAX_HANDLE:
+        raise SnapshotError("its 'handle' is not a handle")
+    return bluesky_profile(item)
+
+
+async def query(client: BlueskyClient, nsid: str, params_model: type,
+                params: dict[str, Any], items_key: str) -> tuple[list[Any], str | None]:
+    """An XRPC query's list (``items_key``) and cursor, the items left unread: the
+    namespace methods would validate the whole page at once, so one bad entry would
+    fail the poll that carries it (and every later one)."""
+    response = await client.call(client.api.invoke_query, nsid,
+                                 params=get_or_create(params, params_model),
+                                 output_encoding="application/json")
+    content = response.content
+    items = content.get(items_key) if isinstance(content, dict) else None
+    cursor = content.get("cursor") if isinstance(content, dict) else None
+    if not isinstance(items, list) or not isinstance(cursor, str | None):
+        raise UnreadableAnswer(f"{nsid} without a list of {items_key}")
+    return items, cursor
 
 
 def describe_failure(exc: Exception, base_url: str) -> tuple[str, str]:
@@ -235,67 +284,88 @@ class BlueskySource:
                                        problem=code, text=message))
 
     # -- follow notifications -----------------------------------------------------------
-    async def _notifications(self, cursor: str | None = None, limit: int | None = None):
+    async def _notifications(self, cursor: str | None = None, limit: int | None = None,
+                             ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of follow notifications that can be placed in time (an object with a
+        readable ``indexedAt``), newest first; the page's cursor."""
         params = {"reasons": ["follow"], "limit": limit or NOTIFICATION_PAGE}
         if cursor:
             params["cursor"] = cursor
-        return await self.client.call(
-            self.client.api.app.bsky.notification.list_notifications, params=params)
+        items, next_cursor = await query(
+            self.client, "app.bsky.notification.listNotifications",
+            models.AppBskyNotificationListNotifications.Params, params, "notifications")
+        placed = [n for n in items if isinstance(n, dict) and placed_at(n)]
+        if len(placed) < len(items):
+            log.warning("%d Bluesky notifications without a readable time were left out "
+                        "(the next reconciliation finds whoever they were)",
+                        len(items) - len(placed))
+        return placed, next_cursor
 
     async def _newest_follow_time(self) -> str | None:
-        page = await self._notifications(limit=1)
-        return page.notifications[0].indexed_at if page.notifications else None
+        notifications, _ = await self._notifications(limit=1)
+        return notifications[0]["indexedAt"] if notifications else None
 
-    async def fetch_since(self, seen: str) -> list[Any]:
-        """Follow notifications newer than ``seen``, oldest first."""
+    async def fetch_since(self, seen: str) -> list[dict[str, Any]]:
+        """Follow notifications newer than ``seen``, oldest first (plain JSON objects)."""
         seen_at = parse_time(seen)
-        found: list[Any] = []
+        found: list[dict[str, Any]] = []
         page_cursor = None
         for _ in range(MAX_PAGES):
-            page = await self._notifications(page_cursor)
-            fresh = [n for n in page.notifications
-                     if n.reason == "follow" and _is_newer(n.indexed_at, seen_at)]
+            notifications, next_cursor = await self._notifications(page_cursor)
+            fresh = [n for n in notifications
+                     if n.get("reason") == "follow" and _is_newer(n["indexedAt"], seen_at)]
             found.extend(fresh)
-            if len(fresh) < len(page.notifications) or not page.cursor:
+            if len(fresh) < len(notifications) or not next_cursor:
                 break
-            page_cursor = page.cursor
-        return sorted(found, key=lambda n: parse_time(n.indexed_at) or EPOCH)
+            page_cursor = next_cursor
+        return sorted(found, key=lambda n: placed_at(n) or EPOCH)
 
     async def _catch_up(self, app, seen: str) -> None:
         notifications = await self.fetch_since(seen)
-        if len(notifications) > state.FLOOD:
-            await app.handle(SnapshotReceived(
-                owner_ref=app.settings.owner_ref, platform=PLATFORM, complete=False,
-                profiles=[bluesky_profile(as_dict(n.author)) for n in notifications],
-                account_external_id=self.client.did or "", account_handle=self.client.handle,
-                cursor=SourceCursor(PLATFORM, notifications[-1].indexed_at),
-            ))
-            return
         if not notifications:
             return
-        arrivals = [NewConnection(owner_ref=app.settings.owner_ref,
-                                  profile=bluesky_profile(as_dict(notification.author)),
-                                  at=parse_time(notification.indexed_at))
-                    for notification in notifications]
+        owner_ref = app.settings.owner_ref
+        # the newest fetched: past every one of them, stored or deliberately skipped
+        cursor = SourceCursor(PLATFORM, notifications[-1]["indexedAt"])
+        read = [(n, read_one(PLATFORM, n.get("author"), profile_view)) for n in notifications]
+        skipped = [r for _, r in read if isinstance(r, Unreadable)]
+        people = [(n, r) for n, r in read if isinstance(r, Profile)]
+        if len(people) > state.FLOOD:
+            await app.handle(SnapshotReceived(
+                owner_ref=owner_ref, platform=PLATFORM, complete=False,
+                profiles=[profile for _, profile in people], unreadable=skipped,
+                account_external_id=self.client.did or "", account_handle=self.client.handle,
+                cursor=cursor,
+            ))
+            return
+        if skipped:  # told once; with nobody else to store, its event moves the cursor
+            await app.handle(ProfilesUnreadable(owner_ref=owner_ref, platform=PLATFORM,
+                                                entries=skipped,
+                                                cursor=None if people else cursor))
+        if not people:
+            return
+        arrivals = [NewConnection(owner_ref=owner_ref, profile=profile,
+                                  at=placed_at(notification))
+                    for notification, profile in people]
         # written together; the cursor moves in the transaction that stores the last one
-        arrivals[-1].cursor = SourceCursor(PLATFORM, notifications[-1].indexed_at)
+        arrivals[-1].cursor = cursor
         await app.handle_arrivals(arrivals)
 
     # -- reconciliation -----------------------------------------------------------------
     async def reconcile(self, app) -> None:
         """The whole follower list, page by page; an interruption makes it partial."""
         profiles: list[Profile] = []
-        complete, cursor = True, None
-        get_followers = self.client.api.app.bsky.graph.get_followers
-        page = await self.client.call(get_followers, params=self._followers_params(None))
+        skipped: list[Unreadable] = []
+        complete = True
+        followers, cursor = await self._followers(None)
         try:
             for _ in range(MAX_PAGES):
-                profiles.extend(bluesky_profile(as_dict(f)) for f in page.followers)
-                cursor = page.cursor
-                if not cursor or not page.followers:
+                readable, unreadable = read_each(PLATFORM, followers, profile_view)
+                profiles += readable
+                skipped += unreadable
+                if not cursor or not followers:
                     break
-                page = await self.client.call(get_followers,
-                                              params=self._followers_params(cursor))
+                followers, cursor = await self._followers(cursor)
         except (NetworkError, RateLimitExceededError) as exc:
             log.warning("Bluesky follower list interrupted after %d (%s); treating it as "
                         "partial", len(profiles), type(exc).__name__)
@@ -303,14 +373,23 @@ class BlueskySource:
         await app.handle(SnapshotReceived(
             owner_ref=app.settings.owner_ref, platform=PLATFORM, profiles=profiles,
             complete=complete, account_external_id=self.client.did or "",
-            account_handle=self.client.handle,
+            account_handle=self.client.handle, unreadable=skipped,
         ))
 
-    def _followers_params(self, cursor: str | None) -> dict[str, Any]:
+    async def _followers(self, cursor: str | None) -> tuple[list[Any], str | None]:
+        """One page of ``getFollowers``: its entries unread, and the next cursor."""
         params: dict[str, Any] = {"actor": self.client.did, "limit": FOLLOWER_PAGE}
         if cursor:
             params["cursor"] = cursor
-        return params
+        return await query(self.client, "app.bsky.graph.getFollowers",
+                           models.AppBskyGraphGetFollowers.Params, params, "followers")
+
+
+def placed_at(notification: dict[str, Any]) -> datetime | None:
+    """When a notification was indexed, or None when that cannot be read (it cannot be
+    placed against the cursor, so it is left out like one Bluesky never sent)."""
+    value = notification.get("indexedAt")
+    return parse_time(value) if isinstance(value, str) and len(value) <= 64 else None
 
 
 def _is_newer(indexed_at: str, seen_at: datetime | None) -> bool:

@@ -17,9 +17,11 @@ from typing import Any
 from discord.utils import escape_markdown, escape_mentions
 
 # Keys of message fields whose values come from someone else's profile.
-UNTRUSTED_KEYS = frozenset({"name", "handle", "handles", "first_name", "role", "organisation",
-                            "location", "website", "interests", "bio", "display_handle"})
+UNTRUSTED_KEYS = frozenset({"name", "names", "handle", "handles", "first_name", "role",
+                            "organisation", "location", "website", "interests", "bio",
+                            "display_handle"})
 SPECIAL = re.compile(r"[\\*_~|`>\[\]()#@<:-]")  # what Markdown or a mention could use
+UNESCAPED_BRACKET = re.compile(r"(?<!\\)\[")
 
 
 def escape_untrusted(text: str, fields: dict[str, Any]) -> str:
@@ -33,8 +35,10 @@ def escape_untrusted(text: str, fields: dict[str, Any]) -> str:
 
 
 def escape(value: str) -> str:
-    """One value as literal text: no Markdown, no masked link, no @everyone."""
-    return escape_mentions(escape_markdown(value))
+    """One value as literal text: no Markdown, no masked link, no @everyone. Every "["
+    is escaped too: ``escape_markdown`` only escapes a whole ``[text](url)``, and a bio
+    quoted in part may hold one cut in two."""
+    return UNESCAPED_BRACKET.sub(r"\\[", escape_mentions(escape_markdown(value)))
 
 
 def _untrusted_values(value: Any, key: str = "") -> Iterator[str]:
@@ -46,3 +50,8 @@ def _untrusted_values(value: Any, key: str = "") -> Iterator[str]:
             yield from _untrusted_values(item, key)
     elif isinstance(value, str) and key in UNTRUSTED_KEYS and len(value) >= 2:
         yield value
+        # and each word of it on its own, for text that quotes the value only in part
+        # (a bio cut at 280 characters, a name inside a longer line)
+        for word in value.split():
+            if len(word) >= 2 and word != value:
+                yield word

@@ -41,7 +41,7 @@ from mastodon.errors import (
 
 from bot.adapters import state
 from bot.adapters.limits import Backoff, RateLimiter, Sleep
-from bot.adapters.translate import mastodon_profile
+from bot.adapters.translate import SnapshotError, mastodon_profile, read_one
 from bot.config import ConfigError, Settings, secret
 from bot.context import Clock, utcnow
 from bot.events import (
@@ -51,11 +51,14 @@ from bot.events import (
     FollowRequested,
     NewConnection,
     Profile,
+    ProfilesUnreadable,
     SnapshotReceived,
     SourceChecked,
     SourceCursor,
+    Unreadable,
 )
 from bot.ports import SendRefused, SendUncertain, WelcomeSender
+from handlers.untrusted import clean_id
 
 if TYPE_CHECKING:
     from storage.models import Handle
@@ -137,10 +140,22 @@ class MastodonClient:
     def profile(self, account: dict[str, Any]) -> Profile:
         """A Profile whose handle is always the full ``user@domain`` address."""
         account = plain(account)
-        acct = str(account.get("acct") or account.get("username") or "")
-        if acct and "@" not in acct:
+        if not isinstance(account, dict):
+            raise SnapshotError("it is not an account object")
+        acct = account.get("acct") or account.get("username") or ""
+        if acct and isinstance(acct, str) and "@" not in acct:
             account["acct"] = f"{acct}@{self.domain}"
         return mastodon_profile(account)
+
+    def read(self, account: Any) -> Profile | Unreadable:
+        """One account as a Profile, or what can be said about it when it cannot be
+        read (one such account never fails the poll or the list it came in)."""
+        return read_one(PLATFORM, plain(account), self.profile)
+
+    def read_all(self, accounts: list[Any]) -> tuple[list[Profile], list[Unreadable]]:
+        read = [self.read(account) for account in accounts]
+        return ([r for r in read if isinstance(r, Profile)],
+                [r for r in read if isinstance(r, Unreadable)])
 
 
 def plain(value: Any) -> Any:
@@ -275,7 +290,8 @@ class MastodonSource:
     async def _newest_notification_id(self) -> str | None:
         page = await self.client.call(self.client.api.notifications, types=NOTIFICATION_TYPES,
                                       limit=1)
-        return str(page[0]["id"]) if page else None
+        placed = placeable(plain(page) if isinstance(page, list) else [])
+        return placed[0]["id"] if placed else None
 
     async def fetch_since(self, cursor: str) -> list[dict[str, Any]]:
         """Every notification newer than ``cursor``, oldest first.
@@ -287,13 +303,13 @@ class MastodonSource:
         page = await self.client.call(self.client.api.notifications, types=NOTIFICATION_TYPES,
                                       since_id=cursor, limit=NOTIFICATION_PAGE)
         for _ in range(MAX_PAGES):
-            items = [plain(n) for n in page or []]
-            fresh = [n for n in items if newer(str(n["id"]), cursor)]
+            items = placeable(plain(page) if isinstance(page, list) else [])
+            fresh = [n for n in items if newer(n["id"], cursor)]
             found.extend(fresh)
             if not items or len(fresh) < len(items) or not _has_next(page):
                 break
             page = await self.client.call(self.client.api.fetch_next, page)
-        return sorted(found, key=lambda n: (len(str(n["id"])), str(n["id"])))
+        return sorted(found, key=lambda n: (len(n["id"]), n["id"]))
 
     async def _catch_up(self, app, cursor: str) -> None:
         notifications = await self.fetch_since(cursor)
@@ -307,11 +323,12 @@ class MastodonSource:
                 for event in self.events_for(app, notification):
                     await app.handle(event)
         me = self.client.me or {}
+        profiles, skipped = self.client.read_all([n["account"] for n in follows])
         await app.handle(SnapshotReceived(
             owner_ref=app.settings.owner_ref, platform=PLATFORM, complete=False,
-            profiles=[self.client.profile(n["account"]) for n in follows],
+            profiles=profiles, unreadable=skipped,
             account_external_id=str(me.get("id", "")), account_handle=self.client.own_handle(),
-            cursor=SourceCursor(PLATFORM, str(notifications[-1]["id"])),
+            cursor=SourceCursor(PLATFORM, notifications[-1]["id"]),
         ))
 
     async def handle_notification(self, app, notification: dict[str, Any]) -> None:
@@ -320,8 +337,9 @@ class MastodonSource:
         events = self.events_for(app, notification) or [
             CursorMoved(owner_ref=app.settings.owner_ref)]
         current = state.load_state(app, PLATFORM).cursor
-        if newer(str(notification["id"]), current):
-            events[-1].cursor = SourceCursor(PLATFORM, str(notification["id"]))
+        place = clean_id(notification.get("id"))
+        if place is not None and newer(place, current):
+            events[-1].cursor = SourceCursor(PLATFORM, place)
         for event in events:
             await app.handle(event)
 
@@ -329,14 +347,17 @@ class MastodonSource:
         owner_ref = app.settings.owner_ref
         kind = notification.get("type")
         account = notification.get("account")
-        if kind == "follow" and account:
+        if kind in ("follow", "follow_request") and "account" in notification:
+            profile = self.client.read(account)
+            if isinstance(profile, Unreadable):  # told once; the cursor moves past it
+                return [ProfilesUnreadable(owner_ref=owner_ref, platform=PLATFORM,
+                                           entries=[profile])]
+            if kind == "follow_request":
+                return [FollowRequested(owner_ref=owner_ref, profile=profile)]
             at = notification_time(notification, app.clock())
-            return [NewConnection(owner_ref=owner_ref, profile=self.client.profile(account),
-                                  at=at)]
-        if kind == "follow_request" and account:
-            return [FollowRequested(owner_ref=owner_ref, profile=self.client.profile(account))]
-        if kind == "severed_relationships":
-            return self._severed(app, notification.get("event") or {})
+            return [NewConnection(owner_ref=owner_ref, profile=profile, at=at)]
+        if kind == "severed_relationships" and isinstance(notification.get("event"), dict):
+            return self._severed(app, notification["event"])
         return []
 
     def _severed(self, app, event: dict[str, Any]) -> list[Event]:
@@ -358,12 +379,16 @@ class MastodonSource:
     async def reconcile(self, app, me: dict[str, Any]) -> None:
         """The whole follower list, page by page; an interruption makes it partial."""
         profiles: list[Profile] = []
+        skipped: list[Unreadable] = []
         complete = True
         page = await self.client.call(self.client.api.account_followers, me["id"],
                                       limit=FOLLOWER_PAGE)
         try:
             for _ in range(MAX_PAGES):
-                profiles.extend(self.client.profile(a) for a in page or [])
+                readable, unreadable_here = self.client.read_all(
+                    list(page) if isinstance(page, list) else [])
+                profiles += readable
+                skipped += unreadable_here
                 if not page or not _has_next(page):
                     break
                 page = await self.client.call(self.client.api.fetch_next, page)
@@ -374,7 +399,7 @@ class MastodonSource:
         await app.handle(SnapshotReceived(
             owner_ref=app.settings.owner_ref, platform=PLATFORM, profiles=profiles,
             complete=complete, account_external_id=str(me["id"]),
-            account_handle=self.client.own_handle(),
+            account_handle=self.client.own_handle(), unreadable=skipped,
         ))
 
     # -- streaming ----------------------------------------------------------------------
@@ -412,6 +437,21 @@ class MastodonSource:
         if self.stream is not None:
             self.stream.close()
             self.stream = None
+
+
+def placeable(items: list[Any]) -> list[dict[str, Any]]:
+    """Notifications that can be placed against the cursor (an object with an id);
+    the id is normalised to text. Any other entry cannot be told apart from the next
+    one, so it is left out (and logged): a follow hidden in it is found by the next
+    reconciliation of the follower list."""
+    placed = []
+    for item in items:
+        place = clean_id(item.get("id")) if isinstance(item, dict) else None
+        if place is None:
+            log.warning("a Mastodon notification without a readable id was skipped")
+            continue
+        placed.append({**item, "id": place})
+    return placed
 
 
 def _has_next(page) -> bool:

@@ -30,10 +30,17 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from tweepy.asynchronous import AsyncClient
 
 from bot.adapters.state import FLOOD
-from bot.adapters.translate import x_profile
+from bot.adapters.translate import read_each
 from bot.config import ConfigError
 from bot.context import utcnow
-from bot.events import NewConnection, Profile, SnapshotReceived, SourceChecked
+from bot.events import (
+    NewConnection,
+    Profile,
+    ProfilesUnreadable,
+    SnapshotReceived,
+    SourceChecked,
+    Unreadable,
+)
 from storage import connections as store
 from storage.models import Account, Connection, Handle, Owner
 
@@ -159,12 +166,13 @@ class XApi:
                                user_fields=["public_metrics"])
         return owner_data(body, f"the account {user_id} (X_USER_ID)")
 
-    async def followers_page(self, user_id: str, token: str | None) -> dict[str, Any]:
+    async def followers_page(self, user_id: str, token: str | None) -> FollowersPage:
         params: dict[str, Any] = {"max_results": PAGE_SIZE, "user_fields": USER_FIELDS}
         if token:
             params["pagination_token"] = token
-        return await self.call("users/:id/followers", self.client.get_users_followers,
+        body = await self.call("users/:id/followers", self.client.get_users_followers,
                                user_id, **params)
+        return FollowersPage.read(body)
 
     async def call(self, endpoint: str, method, *args, **params) -> dict[str, Any]:
         """Retry what is transient with back-off; the last failure is an XProblem."""
@@ -193,9 +201,34 @@ class XApi:
             raise XProblem(*await forbidden_problem(exc, self.token_var)) from exc
         self.limiter.update(endpoint, response.headers)
         try:
-            return await response.json()
+            body = await response.json()
         except ValueError as exc:  # only the body: a bug of ours is not X being down
             raise UnreadableAnswer(endpoint) from exc
+        if not isinstance(body, dict):
+            raise UnreadableAnswer(endpoint)
+        return body
+
+
+@dataclass
+class FollowersPage:
+    """One page of followers, each read on its own: an entry X sent that is no user
+    object (an id that is not 1–20 digits, a number for a user) is ``unreadable``
+    and costs nobody else on the page."""
+
+    profiles: list[Profile]
+    unreadable: list[Unreadable]
+    next_token: str | None
+
+    @classmethod
+    def read(cls, body: dict[str, Any]) -> FollowersPage:
+        users, meta = body.get("data") or [], body.get("meta") or {}
+        token = meta.get("next_token") if isinstance(meta, dict) else None
+        if not isinstance(users, list) or not isinstance(token, str | None):
+            raise XProblem("server", "X sent a page of followers in a shape it does not "
+                                     "document, so nobody on it could be read. I'll try "
+                                     "again at the next poll.")
+        profiles, unreadable = read_each("x", users)
+        return cls(profiles=profiles, unreadable=unreadable, next_token=token or None)
 
 
 def owner_data(body: dict[str, Any], which: str) -> dict[str, Any]:
@@ -334,21 +367,28 @@ class XSource:
             why = "mass-drop re-check" if state.recheck_due else "scheduled"
             await self.reconcile(app, state, count=count, why=why)
             return
-        new = await self._new_followers(app, state)
-        if count is not None and count != (state.followers_count_seen or 0) + len(new):
+        new, unreadable = await self._new_followers(app, state)
+        if count is not None and not counts_agree(count, state.followers_count_seen, len(new),
+                                                  len(unreadable)):
             await self.reconcile(app, state, count=count, why="count mismatch")
             return
-        await self._arrivals(app, state, new)
+        await self._arrivals(app, state, new, unreadable)
         await self._checked(app, state, followers_count=count)
 
-    async def _arrivals(self, app, state: AccountState, new: list[Profile]) -> None:
-        """Each arrival on its own; a flood as one partial list (drafts capped, summarised)."""
+    async def _arrivals(self, app, state: AccountState, new: list[Profile],
+                        unreadable: list[Unreadable]) -> None:
+        """Each arrival on its own; a flood as one partial list (drafts capped, summarised).
+        Followers that could not be read are told (once) and skipped."""
         if len(new) > FLOOD:
             await app.handle(SnapshotReceived(
                 owner_ref=app.settings.owner_ref, platform="x", profiles=new, complete=False,
                 account_external_id=state.external_id, account_handle=state.handle,
+                unreadable=unreadable,
             ))
             return
+        if unreadable:
+            await app.handle(ProfilesUnreadable(owner_ref=app.settings.owner_ref,
+                                                platform="x", entries=unreadable))
         await app.handle_arrivals(  # oldest first, as they arrived; written together
             NewConnection(owner_ref=app.settings.owner_ref, profile=profile)
             for profile in reversed(new))
@@ -365,32 +405,38 @@ class XSource:
         every = timedelta(hours=self.settings.reconcile_hours)
         return self.clock() - state.last_reconciled_at >= every
 
-    async def _new_followers(self, app, state: AccountState) -> list[Profile]:
-        """Followers newer than the newest one already stored (newest first)."""
+    async def _new_followers(self, app, state: AccountState,
+                             ) -> tuple[list[Profile], list[Unreadable]]:
+        """Followers newer than the newest one already stored (newest first), and those
+        among them that could not be read. An unreadable one never stops the paging
+        (it is never stored, so it would stop every later poll in the same place)."""
         new: list[Profile] = []
+        unreadable: list[Unreadable] = []
         token = None
         while True:
             page = await self.api.followers_page(state.external_id, token)
-            users = page.get("data") or []
-            known = known_followers(app, state, [str(u["id"]) for u in users])
-            for user in users:
-                if str(user["id"]) in known:
-                    return new
-                new.append(x_profile(user))
-            token = (page.get("meta") or {}).get("next_token")
+            known = known_followers(app, state, [p.external_id for p in page.profiles])
+            unreadable += page.unreadable
+            for profile in page.profiles:
+                if profile.external_id in known:
+                    return new, unreadable
+                new.append(profile)
+            token = page.next_token
             if not token:
-                return new
+                return new, unreadable
 
     async def reconcile(self, app, state: AccountState, *, count: int | None, why: str) -> None:
         """Every follower, page by page; an interruption still adds, but never removes."""
         log.info("X: full follower reconciliation (%s)", why)
         profiles: list[Profile] = []
+        unreadable: list[Unreadable] = []
         token, problem = None, None
         try:
             while True:
                 page = await self.api.followers_page(state.external_id, token)
-                profiles += [x_profile(u) for u in page.get("data") or []]
-                token = (page.get("meta") or {}).get("next_token")
+                profiles += page.profiles
+                unreadable += page.unreadable
+                token = page.next_token
                 if not token:
                     break
         except (XProblem, RateLimited) as exc:
@@ -403,6 +449,7 @@ class XSource:
             owner_ref=app.settings.owner_ref, platform="x", profiles=profiles, complete=complete,
             account_external_id=state.external_id, account_handle=state.handle,
             summary=not state.baseline_done,  # the baseline is told; later syncs stay quiet
+            unreadable=unreadable,
         ))
         await self._checked(app, state, followers_count=count if complete else None,
                             problem=problem)
@@ -415,6 +462,14 @@ class XSource:
             followers_count=followers_count, problem=problem.code if problem else None,
             text=problem.text if problem else "",
         ))
+
+
+def counts_agree(count: int, seen: int | None, new: int, unreadable: int) -> bool:
+    """Whether X's follower count is what the poll explains: everyone new, plus perhaps
+    the followers that could not be read (new, or fetched again at every poll since they
+    are never stored). Anything else means someone left: reconcile."""
+    grown = count - (seen or 0)
+    return new <= grown <= new + unreadable
 
 
 def load_state(app) -> AccountState:

@@ -3,11 +3,18 @@ masked link, no bold, no @everyone, while the bot's own formatting stays."""
 
 from __future__ import annotations
 
+from sqlmodel import Session, select
+
 from bot.adapters.discord.client import PlnbotClient
+from bot.adapters.discord.markdown import escape
 from bot.adapters.discord.surface import DiscordSurface
+from bot.adapters.discord.text import surface_text
+from bot.events import ConnectionLeft, FollowRequested, ProfilesUnreadable, Unreadable
+from storage.models import Owner
 from tests.conftest import make_settings
+from tests.support.chat import say
 from tests.support.discord_mocks import CHANNEL_ID, GUILD_ID, OWNER_ID, mock_dm_channel
-from tests.support.factories import arrival, mastodon_person
+from tests.support.factories import arrival, mastodon_person, x_person
 
 PHISH = "[Your account is locked](https://evil.example/login)"
 
@@ -34,3 +41,68 @@ async def test_profile_markdown_is_escaped_in_the_welcome_dm(app):
     assert r"ivy\_lee@school.social" in shown
     assert r"Bio: Teacher at \_\_Oak\_\_ Primary School" in shown
     assert f"send {message.fields['draft_id']}" in shown  # the bot's own words unchanged
+
+
+# --- every message that quotes a stranger ---------------------------------------------
+
+HOSTILE_NAME = ("Mal **bold** ||spoiler|| `tick` [x](http://evil.example) @everyone "
+                "<@123456789012345678>")
+HOSTILE_BIO = ("Maths teacher at **Evil** Academy. [click](http://evil.example/a) @here "
+               "<@&223456789012345678> ||hidden|| `code` #edtech")
+HOSTILE_PLACE = "**Leeds** @everyone"
+LIVE_MARKUP = ["**bold**", "||spoiler||", "`tick`", "[x](http://evil.example)", "@everyone",
+               "<@123456789012345678>", "**Evil**", "[click](http://evil.example/a)", "@here",
+               "<@&223456789012345678>", "||hidden||", "`code`", "**Leeds**"]
+
+
+def live_markup(shown: str) -> list[str]:
+    """Markup from the stranger's profile that Discord would still render in ``shown``:
+    found as written once its escaped form (``\\[x](…)``, ``@\u200beveryone``) is taken out."""
+    return [fragment for fragment in LIVE_MARKUP
+            if fragment in shown.replace(escape(fragment), "")]
+
+
+async def test_every_message_quoting_a_stranger_is_inert_on_discord(app, clock):
+    """new_connection, who/find/people replies, connection_lost, welcome_back,
+    follow_request, profiles_skipped and the digest: a profile's Markdown, mentions,
+    spoilers, code and masked links show as text on Discord; ``--json`` keeps them."""
+    person = x_person(HOSTILE_NAME, username="mal_x", description=HOSTILE_BIO,
+                      location=HOSTILE_PLACE)
+    asking = x_person(HOSTILE_NAME, username="mal_ask", description=HOSTILE_BIO,
+                      location=HOSTILE_PLACE)
+    messages = []
+    await app.handle(arrival(person))
+    messages += app.surface.pop()
+    for line in ("who mal_x", "who #1", "find Evil", "people", "history #1"):
+        messages += await say(app, line)
+    with Session(app.engine) as session:
+        owner = session.exec(select(Owner)).one()
+        owner.report_losses = "immediate"
+        session.add(owner)
+        session.commit()
+    await app.handle(ConnectionLeft(owner_ref="local", profile=person, kind="follower"))
+    messages += app.surface.pop()
+    messages += await say(app, "lost")
+    clock.advance(days=2)
+    await app.handle(arrival(person))
+    await app.handle(FollowRequested(owner_ref="local", profile=asking))
+    await app.handle(ProfilesUnreadable(owner_ref="local", platform="x", entries=[Unreadable(
+        platform="x", label="@**x** [y](http://evil.example) @everyone", reason="its 'id' …",
+        key="x:1", handle="**x** [y](http://evil.example) @everyone")]))
+    messages += app.surface.pop()
+    clock.advance(days=8)
+    await app.sweep()
+    messages += app.surface.pop()
+
+    kinds = {m.kind for m in messages}
+    assert {"new_connection", "reply", "connection_lost", "welcome_back", "follow_request",
+            "profiles_skipped", "digest"} <= kinds, kinds
+    quoting = [m for m in messages if live_markup(m.text)]
+    assert {m.kind for m in quoting} >= {"new_connection", "follow_request", "welcome_back"}
+    # plain text and --json keep the stranger's words as written; Discord shows them inert
+    live = {(m.kind, m.text.split("\n")[0][:60]): live_markup(surface_text(m)) for m in quoting}
+    [request] = [m for m in messages if m.kind == "follow_request"]
+    assert request.fields["contact"]["bio"].startswith("Maths teacher at **Evil** Academy.")
+    failing = sorted(f"{kind} «{start}»: {found}" for (kind, start), found in live.items()
+                     if found)
+    assert not failing, "\n".join(failing)
