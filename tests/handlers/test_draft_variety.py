@@ -64,12 +64,14 @@ async def test_a_tag_keeps_the_case_the_person_wrote_it_in(app, surface, tone):
 
 @pytest.mark.parametrize(("tone", "expected"), [
     ("warm", "the founder & CEO of Classloop"), ("brief", "the founder & CEO of Classloop"),
-    ("formal", "you are the founder & CEO of Classloop."),
+    ("formal", "the founder & CEO of Classloop"),
 ])
 async def test_a_founder_is_the_founder_of_their_company(app, surface, tone, expected):
+    """Whichever phrasing a person's id picks (several ids), never "a founder"."""
     set_owner(app, tone=tone)
-    await app.handle(arrival(x_person("Lena Fischer",
-                                      description="Founder & CEO at Classloop.")))
-    [message] = surface.pop()
-    draft = message.fields["draft"]
-    assert expected in draft and "a founder" not in draft, draft
+    for number in range(6):
+        await app.handle(arrival(x_person("Lena Fischer", id=str(5100 + number),
+                                          description="Founder & CEO at Classloop.")))
+        [message] = surface.pop()
+        draft = message.fields["draft"]
+        assert expected in draft and "a founder" not in draft, draft
