@@ -161,8 +161,10 @@ def handle_contacts(
     return found
 
 
-def update_by_id(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """``executemany`` UPDATE: each row names its ``row_id`` and the values to set."""
+def update_by_id(session: Session, table: Table, rows: list[dict[str, Any]], *,
+                 index: bool = True) -> None:
+    """``executemany`` UPDATE: each row names its ``row_id`` and the values to set.
+    ``index=False``: the caller re-indexes the rows itself (``search.reindex``)."""
     if not rows:
         return
     session.flush()
@@ -172,7 +174,8 @@ def update_by_id(session: Session, table: Table, rows: list[dict[str, Any]]) -> 
                  .values({name: bindparam(f"set_{name}") for name in names}))
     params = [{"row_id": row["row_id"], **{f"set_{n}": row[n] for n in names}} for row in rows]
     session.connection().execute(statement, params)
-    search.track(session, table, rows)
+    if index:
+        search.track(session, table, rows)
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:
