@@ -60,12 +60,13 @@ def remaining(session: Session, *, owner_id: int) -> int:
     return int(found.scalar_one())
 
 
-def read(session: Session, *, owner_id: int, limit: int = BATCH) -> int:
-    """Understand and index the owner's next ``limit`` pending contacts; returns how
-    many (0: nothing left). Their flags clear in the caller's transaction."""
+def read(session: Session, *, owner_id: int, limit: int | None = None) -> int:
+    """Understand and index the owner's next ``limit`` (``BATCH``) pending contacts;
+    returns how many (0: nothing left). Their flags clear in the caller's transaction."""
     session.flush()
     ids = [row[0] for row in session.connection().execute(
-        text(f"{PENDING} ORDER BY id LIMIT :limit"), {"owner": owner_id, "limit": limit})]
+        text(f"{PENDING} ORDER BY id LIMIT :limit"),
+        {"owner": owner_id, "limit": limit or BATCH})]
     if not ids:
         return 0
     handles = first_handles(session, ids)
@@ -92,12 +93,16 @@ def first_handles(session: Session, contact_ids: Sequence[int]) -> dict[int, tup
     return found
 
 
+# what a contact holds when its profile says nothing (every row of one UPDATE sets
+# the same columns)
+NOTHING_READ = {"bio": "", "first_name": None, "role": None, "organisation": None,
+                "location": None, "website": None, "field": "other", "interests": ""}
+
+
 def understood(handle: tuple[str, str] | None) -> dict:
     """The contact columns a first sync fills from a profile (``contact_values``)."""
     profile = profile_from_json(*handle) if handle else None
-    if profile is None:
-        return {"location": None, "website": None}
-    return contact_values(profile)
+    return {**NOTHING_READ, **(contact_values(profile) if profile else {})}
 
 
 def contact_values(profile: Profile) -> dict:
