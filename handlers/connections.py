@@ -38,7 +38,7 @@ from storage.models import Account, Connection, Contact, Handle, table_of
 log = logging.getLogger(__name__)
 
 WELCOMES_PER_SYNC = 50  # more new people than this in one sync: the rest quietly
-BATCH = 2_000  # people per bulk insert
+BATCH = 5_000  # people per bulk insert
 
 
 class Snapshot(Protocol):
@@ -236,26 +236,31 @@ def record_quietly(
     """Store arrivals in bulk without drafting (a baseline, or a flood of newcomers).
     ``defer``: leave reading their profiles to the backlog (``handlers.backlog``)."""
     iterator = iter(people)
+    # people are new to this platform's handles when it has none yet (a first account
+    # there): nothing to look up (the snapshot holds each person once)
+    known = store.has_handles(ctx.session, owner_id=ctx.owner.id, platform=account.platform)
     while batch := list(islice(iterator, BATCH)):
         result.quiet_new += insert_connections(ctx, account=account, kind=kind, people=batch,
-                                               current=current, defer=defer)
+                                               current=current, defer=defer, known=known)
 
 
 def insert_connections(ctx: Context, *, account: Account, kind: str, people: list[Profile],
-                       current: dict[str, int], defer: bool = False) -> int:
+                       current: dict[str, int], defer: bool = False, known: bool = True) -> int:
     """Contacts and handles for whoever is unknown, then their connections: a few
     ``executemany`` statements per batch. People who had a connection are skipped.
 
     ``defer`` (a first sync): profiles with something to understand are stored as they
-    came, unread and unindexed, for the backlog to read (``handlers.backlog``)."""
+    came, unread and unindexed, for the backlog to read (``handlers.backlog``).
+    ``known=False``: the platform had no handles before this sync, so none are looked up."""
     session, now = ctx.session, ctx.now()
     handles = store.handle_ids(session, owner_id=ctx.owner.id, platform=account.platform,
-                               external_ids=[p.external_id for p in people])
+                               external_ids=[p.external_id for p in people]) if known else {}
     fresh = [p for p in people if p.external_id not in handles]
     how_met = f"followed you on {lost.where(account.platform)}"
     contacts = contact_rows(ctx, fresh, how_met, defer=defer)
     contact_ids = store.insert_rows(session, table_of(Contact), contacts)
-    handle_rows = [handle_row(ctx, p, cid, current[p.external_id])
+    template = {"owner_id": ctx.owner.id, "platform": account.platform, "created_at": now}
+    handle_rows = [handle_row(template, p, cid, current[p.external_id])
                    for p, cid in zip(fresh, contact_ids, strict=True)]
     handles.update(zip((p.external_id for p in fresh),
                        store.insert_rows(session, table_of(Handle), handle_rows), strict=True))
@@ -308,9 +313,10 @@ def contact_row(defaults: dict, profile: Profile) -> dict:
             **backlog.contact_values(profile)}
 
 
-def handle_row(ctx: Context, profile: Profile, contact_id: int, checksum: int) -> dict:
-    return {"owner_id": ctx.owner.id, "contact_id": contact_id, "platform": profile.platform,
-            "external_id": profile.external_id, "created_at": ctx.now(),
+def handle_row(template: dict, profile: Profile, contact_id: int, checksum: int) -> dict:
+    """A new handle: ``template`` holds what every handle of the batch shares (owner,
+    platform, time)."""
+    return {**template, "contact_id": contact_id, "external_id": profile.external_id,
             **handle_values(profile, checksum)}
 
 

@@ -99,9 +99,10 @@ def clean_raw(value: Any, depth: int = 0) -> Any:
     kind = type(value)
     if kind is str:
         return clean_text(value, CAPS["bio"], multiline=True)
-    if kind is dict:
+    if kind is dict and depth < MAX_RAW_DEPTH:  # (text values cleaned inline: most are)
         return {clean_text(k if type(k) is str else str(k), CAPS["field_name"]):
-                clean_raw(v, depth + 1) for k, v in islice(value.items(), MAX_RAW_ITEMS)}
+                clean_text(v, CAPS["bio"], multiline=True) if type(v) is str
+                else clean_raw(v, depth + 1) for k, v in islice(value.items(), MAX_RAW_ITEMS)}
     if isinstance(value, str):
         return clean_text(value, CAPS["bio"], multiline=True)
     if isinstance(value, float) and not math.isfinite(value):
