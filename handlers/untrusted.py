@@ -119,22 +119,31 @@ def clean_raw(value: Any, depth: int = 0) -> Any:
 
 def clean_profile(profile: Profile) -> Profile:
     """Every text of ``profile`` cleaned and capped (the id is checked by the caller)."""
-    fields = tuple(
-        (clean_text(name, CAPS["field_name"]), clean_text(value, CAPS["field_value"]))
-        for name, value in profile.fields[:MAX_FIELDS]
-    )
-    # built directly: ``dataclasses.replace`` costs as much as the cleaning itself
+    return cleaned_profile(
+        platform=profile.platform, external_id=profile.external_id, handle=profile.handle,
+        name=profile.name, bio=profile.bio, location=profile.location, url=profile.url,
+        fields=profile.fields, accepts_dms=profile.accepts_dms, is_bot=profile.is_bot,
+        raw=profile.raw)
+
+
+def cleaned_profile(*, platform: str, external_id: str, handle: str, name: str = "",
+                    bio: str = "", location: str = "", url: str = "",
+                    fields: tuple[tuple[str, str], ...] = (), accepts_dms: bool | None = None,
+                    is_bot: bool = False, raw: Any = None) -> Profile:
+    """``clean_profile(Profile(...))`` building one frozen ``Profile``, not two (the
+    translators make one per follower: a first sync of a million makes a million)."""
     return Profile(
-        platform=profile.platform,
-        external_id=profile.external_id,
-        handle=clean_text(profile.handle, CAPS["handle"]) or profile.external_id,
-        name=clean_text(profile.name, CAPS["name"]),
-        bio=clean_text(profile.bio, CAPS["bio"], multiline=True),
-        location=clean_text(profile.location, CAPS["location"]),
-        url=clean_text(profile.url, CAPS["url"]),
-        fields=fields,
-        accepts_dms=profile.accepts_dms,
-        is_bot=profile.is_bot,
-        raw=clean_raw(profile.raw) if isinstance(profile.raw, dict) else {},
+        platform=platform,
+        external_id=external_id,
+        handle=clean_text(handle, CAPS["handle"]) or external_id,
+        name=clean_text(name, CAPS["name"]),
+        bio=clean_text(bio, CAPS["bio"], multiline=True),
+        location=clean_text(location, CAPS["location"]),
+        url=clean_text(url, CAPS["url"]),
+        fields=tuple((clean_text(k, CAPS["field_name"]), clean_text(v, CAPS["field_value"]))
+                     for k, v in fields[:MAX_FIELDS]),
+        accepts_dms=accepts_dms,
+        is_bot=is_bot,
+        raw=clean_raw(raw) if isinstance(raw, dict) else {},
     )
 

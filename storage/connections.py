@@ -311,11 +311,9 @@ def add_events(
     session: Session, *, owner_id: int, connection_ids: Iterable[int], kind: str, at: datetime,
     detail: str = "", reported: bool = False,
 ) -> None:
-    rows = [
-        {"owner_id": owner_id, "connection_id": cid, "kind": kind, "at": at, "detail": detail,
-         "reported": reported}
-        for cid in connection_ids
-    ]
+    shared = {"owner_id": owner_id, "kind": kind, "at": at, "detail": detail,
+              "reported": reported}
+    rows = [{**shared, "connection_id": cid} for cid in connection_ids]
     insert_plain(session, table_of(ConnectionEvent), rows)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot import platforms
 from bot.events import Profile
-from handlers.untrusted import clean_id, clean_profile
+from handlers.untrusted import clean_id, cleaned_profile
 
 
 class SnapshotError(Exception):
@@ -48,7 +48,7 @@ def x_profile(user: dict[str, Any]) -> Profile:
     expanded = _dict((_list(_dict(_dict(user.get("entities")).get("url")).get("urls"))
                       or [{}])[0])
     external_id = _id(user.get("id"), "id")
-    return clean_profile(Profile(
+    return cleaned_profile(
         platform="x",
         external_id=external_id,
         handle=_text(user.get("username")) or external_id,
@@ -57,14 +57,14 @@ def x_profile(user: dict[str, Any]) -> Profile:
         location=_text(user.get("location")),
         url=_text(expanded.get("expanded_url")) or _text(user.get("url")),
         raw=user,
-    ))
+    )
 
 
 def mastodon_profile(account: dict[str, Any]) -> Profile:
     fields = tuple((_text(f.get("name")), _text(f.get("value")))
                    for f in _list(account.get("fields")) if isinstance(f, dict))
     external_id = _id(account.get("id"), "id")
-    return clean_profile(Profile(
+    return cleaned_profile(
         platform="mastodon",
         external_id=external_id,
         handle=_text(account.get("acct")) or _text(account.get("username")) or external_id,
@@ -73,13 +73,13 @@ def mastodon_profile(account: dict[str, Any]) -> Profile:
         fields=fields,
         is_bot=bool(account.get("bot")),
         raw=account,
-    ))
+    )
 
 
 def bluesky_profile(view: dict[str, Any]) -> Profile:
     chat = _dict(_dict(view.get("associated")).get("chat")).get("allowIncoming")
     external_id = _id(view.get("did"), "did")
-    return clean_profile(Profile(
+    return cleaned_profile(
         platform="bluesky",
         external_id=external_id,
         handle=_text(view.get("handle")) or external_id,
@@ -87,7 +87,7 @@ def bluesky_profile(view: dict[str, Any]) -> Profile:
         bio=_text(view.get("description")),
         accepts_dms=None if chat is None else chat != "none",
         raw=view,
-    ))
+    )
 
 
 def discord_profile(member: dict[str, Any]) -> Profile:
@@ -98,7 +98,7 @@ def discord_profile(member: dict[str, Any]) -> Profile:
              for r in _list(member.get("roles"))]
     roles = [r for r in roles if r and not r.isdigit() and r != "@everyone"]
     external_id = _id(user.get("id"), "id")
-    return clean_profile(Profile(
+    return cleaned_profile(
         platform="discord",
         external_id=external_id,
         handle=_text(user.get("username")) or external_id,
@@ -106,7 +106,7 @@ def discord_profile(member: dict[str, Any]) -> Profile:
         bio=f"Roles: {', '.join(roles)}" if roles else "",
         is_bot=bool(user.get("bot")),
         raw=member,
-    ))
+    )
 
 
 # Each platform's translator and page key, as its registry entry declares them.
