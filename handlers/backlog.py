@@ -8,7 +8,9 @@ before the owner heard anything), so the baseline now stores each contact with
 ``profile_pending`` set and its platform JSON on its handle, and this module reads
 them later, in batches:
 
-- the periodic sweep reads for up to ``SWEEP_SECONDS`` each time (``read_during_sweep``);
+- after each sweep, ``plnbot run``, ``console`` and ``demo`` read it a batch per
+  transaction until it is done (``bot.app.App.read_backlog``), so a command waits for
+  one batch at most; a worker's sweep reads for up to ``SWEEP_SECONDS`` each time;
 - a command first reads whatever is left (``catch_up``), so ``who``, ``find``,
   ``people`` and the rest never answer from half-read profiles;
 - the weekly digest and the mid-week nudge (which count fields) wait until it is done.
@@ -139,9 +141,16 @@ def catch_up(session: Session, *, owner_id: int) -> int:
     return done
 
 
+TICK = "backlog"  # one batch (``bot.app.App.read_backlog`` sends these after a sweep)
+
+
 @on(Tick)
 async def read_during_sweep(event: Tick, ctx: Context) -> None:
-    """A few batches each sweep, until the backlog is empty."""
+    """A few batches each sweep (a worker's, which sends no ``TICK``), or one batch a
+    ``TICK``, until the backlog is empty."""
+    if event.name == TICK:
+        read(ctx.session, owner_id=ctx.owner.id)
+        return
     if event.name != "sweep":
         return
     deadline = time.monotonic() + SWEEP_SECONDS

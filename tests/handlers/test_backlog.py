@@ -6,7 +6,7 @@ from sqlmodel import Session, select
 
 from bot.adapters.translate import profiles_from_document
 from bot.app import App, open_database
-from bot.events import SnapshotReceived
+from bot.events import SnapshotReceived, Tick
 from handlers import backlog, due, profiles
 from storage.models import Contact, Owner
 from tests.support.chat import say_one
@@ -22,6 +22,13 @@ async def first_sync(app: App, count: int) -> None:
                                       profiles=profiles_from_document("x", {"data": followers(
                                           count)})))
     app.surface.pop()
+
+
+def counting_calls(read, counts: list[int]):
+    def counted(*args, **kwargs):
+        counts.append(read(*args, **kwargs))
+        return counts[-1]
+    return counted
 
 
 def pending_names(app: App) -> set[str]:
@@ -68,21 +75,25 @@ async def test_a_killed_batch_is_read_again_and_nobody_is_read_twice(app, monkey
     assert len(read) == 25 and set(read.values()) == {1}
 
 
-async def test_the_sweep_reads_in_bounded_rounds_and_comes_back_at_once(app, clock,
-                                                                       monkeypatch):
-    """One sweep reads for at most ``SWEEP_SECONDS``; while people are left the owner
-    stays due, so a worker sweeps them again at once (not after hours of idling)."""
+async def test_a_workers_sweep_reads_a_bounded_round_and_comes_back_at_once(app, clock,
+                                                                            monkeypatch):
+    """A worker's sweep reads for at most ``SWEEP_SECONDS``; while people are left the
+    owner stays due, so it is swept again at once (not after hours of idling). The
+    single-owner bot reads the rest a batch per transaction after its sweep."""
     await first_sync(app, 9)
     monkeypatch.setattr(backlog, "BATCH", 2)
     monkeypatch.setattr(backlog, "SWEEP_SECONDS", 0.0)  # one batch a sweep
-    await app.sweep()
+    await app.dispatch(Tick(owner_ref="local", name="sweep"))  # as bot.worker sends it
     assert len(pending_names(app)) == 7
     with Session(app.engine) as session:
         owner = session.get(Owner, app.owner_id)
         assert due.next_due(session, owner=owner, now=clock(), followup_days=3,
                             give_up_days=7) == clock()
-    while pending_names(app):
-        await app.sweep()
+    batches = []
+    monkeypatch.setattr(backlog, "read", counting_calls(backlog.read, batches))
+    await app.sweep()
+    assert pending_names(app) == set()
+    assert batches == [2, 2, 2, 1]  # the sweep's round, then one transaction a batch
     with Session(app.engine) as session:
         owner = session.get(Owner, app.owner_id)
         assert due.next_due(session, owner=owner, now=clock(), followup_days=3,
