@@ -9,8 +9,8 @@ before the owner heard anything), so the baseline now stores each contact with
 them later, in batches:
 
 - after each sweep, ``plnbot run``, ``console`` and ``demo`` read it a batch per
-  transaction until it is done (``bot.app.App.read_backlog``), so a command waits for
-  one batch at most; a worker's sweep reads for up to ``SWEEP_SECONDS`` each time;
+  transaction until it is done (``bot.app.App.read_backlog``), so arrivals and polls
+  go between batches; a worker's sweep reads for up to ``SWEEP_SECONDS`` each time;
 - a command first reads whatever is left (``catch_up``), so ``who``, ``find``,
   ``people`` and the rest never answer from half-read profiles;
 - the weekly digest and the mid-week nudge (which count fields) wait until it is done.
