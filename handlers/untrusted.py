@@ -100,8 +100,7 @@ def clean_raw(value: Any, depth: int = 0) -> Any:
     if kind is str:
         return clean_text(value, CAPS["bio"], multiline=True)
     if kind is dict and depth < MAX_RAW_DEPTH:  # (text values cleaned inline: most are)
-        return {clean_text(k if type(k) is str else str(k), CAPS["field_name"]):
-                clean_text(v, CAPS["bio"], multiline=True) if type(v) is str
+        return {clean_key(k): clean_text(v, CAPS["bio"], multiline=True) if type(v) is str
                 else clean_raw(v, depth + 1) for k, v in islice(value.items(), MAX_RAW_ITEMS)}
     if isinstance(value, str):
         return clean_text(value, CAPS["bio"], multiline=True)
@@ -115,6 +114,23 @@ def clean_raw(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         return [clean_raw(v, depth + 1) for v in value[:MAX_RAW_ITEMS]]
     return clean_text(str(value), CAPS["bio"])
+
+
+_KEYS: dict[str, str] = {}  # the platforms' few dozen keys, cleaned once each
+MAX_KNOWN_KEYS = 4_096
+
+
+def clean_key(key: Any) -> str:
+    """A JSON object's key as ``clean_raw`` keeps it; the usual short ones are
+    remembered (every follower's object repeats them), a bounded number of them."""
+    if type(key) is not str:
+        return clean_text(str(key), CAPS["field_name"])
+    cleaned = _KEYS.get(key)
+    if cleaned is None:
+        cleaned = clean_text(key, CAPS["field_name"])
+        if len(key) <= 64 and len(_KEYS) < MAX_KNOWN_KEYS:
+            _KEYS[key] = cleaned
+    return cleaned
 
 
 def clean_profile(profile: Profile) -> Profile:

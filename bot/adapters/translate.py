@@ -45,8 +45,9 @@ def _id(value: Any, key: str) -> str:
 
 
 def x_profile(user: dict[str, Any]) -> Profile:
-    expanded = _dict((_list(_dict(_dict(user.get("entities")).get("url")).get("urls"))
-                      or [{}])[0])
+    entities = user.get("entities")  # (most users have none: no link to look through)
+    expanded = _dict((_list(_dict(_dict(entities).get("url")).get("urls"))
+                      or [{}])[0]) if entities else {}
     external_id = _id(user.get("id"), "id")
     return cleaned_profile(
         platform="x",
