@@ -3,7 +3,8 @@
 For each size (10k, 100k, 1M followers; ``--quick``: 10k and 100k) the account is first
 synced from an X-shaped snapshot file of real-looking profiles (a name and a one-word
 bio each: the quiet baseline), timed against a plain first sync (``json.loads`` and
-sqlite3 ``executemany`` of the same contact, handle, connection and event rows); then
+sqlite3 ``executemany`` of the same contact, handle, connection and event rows), and
+the profiles it leaves unread are read as the bot does it in the background; then
 a second file with 1%
 of the followers gone and 1% new goes through the whole engine as ``plnbot sync`` runs
 it: parse the file, diff, persist (connections, events, contacts, drafts), queue and
@@ -108,6 +109,32 @@ def engine_sync(folder: Path, name: str) -> dict:
             "messages": surface.kinds}
 
 
+def engine_backlog(folder: Path) -> dict:
+    """Reading what the first sync left unread (``handlers.backlog``), as the bot does
+    after a sweep: a batch per transaction until none are left. Background work, timed
+    on its own."""
+    from sqlmodel import Session, select
+
+    from bot.app import open_database
+    from bot.config import Settings
+    from handlers import backlog
+    from storage.models import Owner
+
+    engine = open_database(Settings(_env_file=None), f"sqlite:///{folder / 'engine.sqlite3'}")
+    with Session(engine) as session:
+        owner_id = session.exec(select(Owner.id)).one()
+    started, cpu, people = time.perf_counter(), time.process_time(), 0
+    while True:
+        with Session(engine) as session:
+            count = backlog.read(session, owner_id=owner_id)
+            session.commit()
+        if not count:
+            break
+        people += count
+    return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu,
+            "people": people}
+
+
 # --- the plain baseline --------------------------------------------------------------
 
 
@@ -196,6 +223,7 @@ def plain_setup(folder: Path) -> None:
 
 PHASES = {
     "engine-baseline": lambda folder: engine_sync(folder, "before.json"),
+    "engine-backlog": engine_backlog,
     "engine-churn": lambda folder: engine_sync(folder, "after.json"),
     "plain-setup": lambda folder: plain_setup(folder) or {},
     "plain-churn": lambda folder: plain_sync(folder, "after.json"),
@@ -246,6 +274,7 @@ def measure(size: int, *, first_only: bool = False) -> dict:
         data = make_files(folder, size)
         first = run_phase("engine-baseline", folder)
         plain_first_sync = run_phase("plain-first", folder)
+        read = run_phase("engine-backlog", folder)
         first_figures = {
             **data, "first_sync_seconds": round(first["seconds"], 2),
             "first_sync_peak_mb": round(first["peak_mb"]),
@@ -256,7 +285,11 @@ def measure(size: int, *, first_only: bool = False) -> dict:
             "first_sync_cpu_seconds": round(first["cpu_seconds"], 2),
             "first_sync_baseline_cpu_seconds": round(plain_first_sync["cpu_seconds"], 3),
             "first_sync_cpu_ratio": round(first["cpu_seconds"] / plain_first_sync["cpu_seconds"],
-                                          2)}
+                                          2),
+            # then, in the background: the profiles the first sync left unread
+            "backlog_people": read["people"], "backlog_seconds": round(read["seconds"], 2),
+            "backlog_cpu_seconds": round(read["cpu_seconds"], 2),
+            "backlog_peak_mb": round(read["peak_mb"])}
         if first_only:
             return first_figures
         run_phase("plain-setup", folder)
@@ -281,6 +314,10 @@ def report_first(row: dict) -> None:
           f"{row['first_sync_baseline_peak_mb']} MB, ratio {row['first_sync_ratio']:.2f}x "
           f"[{verdict}]; processor time {row['first_sync_cpu_seconds']:.2f}s against "
           f"{row['first_sync_baseline_cpu_seconds']:.2f}s, {row['first_sync_cpu_ratio']:.2f}x")
+    print(f"{'':>9}  then reading the {row['backlog_people']:,} profiles it left unread "
+          f"(background): {row['backlog_seconds']:.2f}s / {row['backlog_peak_mb']} MB, "
+          f"processor time {row['backlog_cpu_seconds']:.2f}s "
+          f"({row['backlog_cpu_seconds'] / max(row['backlog_people'], 1) * 1e6:.0f} µs a person)")
 
 
 def report(row: dict) -> None:

@@ -24,6 +24,7 @@ from bot.events import Event, NewConnection, Tick
 from bot.outbox import Outbox, worker_id
 from bot.ports import ChatSurface, Source, senders_of
 from bot.scheduler import Job
+from handlers import backlog
 from storage import leases, repo
 from storage.db import (
     DatabaseError,
@@ -142,8 +143,24 @@ class App:
         await self.dispatch(Tick(owner_ref=self.settings.owner_ref, name="sweep"))
         crash_point("after-sweep-commit")
         delivered = await self.flush()
+        await self.read_backlog()
         checkpoint(self.engine)
         return delivered
+
+    async def read_backlog(self) -> None:
+        """Profiles a first sync stored unread (``handlers.backlog``), a batch per
+        transaction until none are left: arrivals and polls waiting for the lock go
+        between two batches instead of after them all (a command first reads the rest
+        itself, to answer from every profile)."""
+        while self._backlog_pending():
+            if not await self.dispatch(Tick(owner_ref=self.settings.owner_ref,
+                                            name=backlog.TICK)):
+                return  # (logged) the next sweep tries again
+            await asyncio.sleep(0)
+
+    def _backlog_pending(self) -> bool:
+        with session_scope(self.engine) as session:
+            return backlog.pending(session, owner_id=self.owner_id)
 
     async def catch_up(self, max_rounds: int = 100) -> None:
         """On start, deliver everything that came due while the bot was down.

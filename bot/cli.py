@@ -259,11 +259,13 @@ def export(fmt: str, out: str | None, db_url: str | None) -> None:
 
     Never includes tokens or passwords (they live only in your environment).
     """
+    from handlers import backlog
     from handlers.commands.export import write_export
     from storage import transfer
 
     settings = settings_and_logging()
     with owner_session(settings, db_url) as (session, owner, now):
+        backlog.catch_up(session, owner_id=owner.id)  # profiles a first sync left to read
         data = transfer.export_data(session, owner=owner, now=now)
     if fmt == "json" and out in (None, "-"):
         click.echo(transfer.to_json(data), nl=False)

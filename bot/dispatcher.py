@@ -34,6 +34,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "handlers.arrivals",
     "handlers.connections",
     "handlers.commands",
+    "handlers.backlog",
     "handlers.sweeps",
     "handlers.reminders",
     "handlers.nudges",

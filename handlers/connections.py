@@ -30,7 +30,7 @@ from bot import platforms
 from bot.context import Context
 from bot.dispatcher import on
 from bot.events import ConnectionLeft, Profile, SnapshotReceived, Unreadable
-from handlers import lost, profiles, welcome
+from handlers import backlog, lost, welcome
 from storage import connections as store
 from storage import repo, search
 from storage.models import Account, Connection, Contact, Handle, table_of
@@ -38,7 +38,7 @@ from storage.models import Account, Connection, Contact, Handle, table_of
 log = logging.getLogger(__name__)
 
 WELCOMES_PER_SYNC = 50  # more new people than this in one sync: the rest quietly
-BATCH = 2_000  # people per bulk insert
+BATCH = 5_000  # people per bulk insert
 
 
 class Snapshot(Protocol):
@@ -222,7 +222,7 @@ def arrivals(
     people = snapshot.profiles(new | back if back else new)
     if result.baseline:
         record_quietly(ctx, account=account, kind=kind, people=people, result=result,
-                       current=current)
+                       current=current, defer=True)
         return
     overflow: list[Profile] = []
     for profile in people:
@@ -242,37 +242,50 @@ def arrivals(
 
 def record_quietly(
     ctx: Context, *, account: Account, kind: str, people: Iterable[Profile], result: SyncResult,
-    current: dict[str, int],
+    current: dict[str, int], defer: bool = False,
 ) -> None:
-    """Store arrivals in bulk without drafting (a baseline, or a flood of newcomers)."""
+    """Store arrivals in bulk without drafting (a baseline, or a flood of newcomers).
+    ``defer``: leave reading their profiles to the backlog (``handlers.backlog``)."""
     iterator = iter(people)
+    # people are new to this platform's handles when it has none yet (a first account
+    # there): nothing to look up (the snapshot holds each person once)
+    known = store.has_handles(ctx.session, owner_id=ctx.owner.id, platform=account.platform)
     while batch := list(islice(iterator, BATCH)):
         result.quiet_new += insert_connections(ctx, account=account, kind=kind, people=batch,
-                                               current=current)
+                                               current=current, defer=defer, known=known)
 
 
 def insert_connections(ctx: Context, *, account: Account, kind: str, people: list[Profile],
-                       current: dict[str, int]) -> int:
+                       current: dict[str, int], defer: bool = False, known: bool = True) -> int:
     """Contacts and handles for whoever is unknown, then their connections: a few
-    ``executemany`` statements per batch. People who had a connection are skipped."""
+    ``executemany`` statements per batch. People who had a connection are skipped.
+
+    ``defer`` (a first sync): profiles with something to understand are stored as they
+    came, unread and unindexed, for the backlog to read (``handlers.backlog``).
+    ``known=False``: the platform had no handles before this sync, so none are looked up."""
     session, now = ctx.session, ctx.now()
     handles = store.handle_ids(session, owner_id=ctx.owner.id, platform=account.platform,
-                               external_ids=[p.external_id for p in people])
+                               external_ids=[p.external_id for p in people]) if known else {}
     fresh = [p for p in people if p.external_id not in handles]
     how_met = f"followed you on {lost.where(account.platform)}"
-    contacts = contact_rows(ctx, fresh, how_met)
+    contacts = contact_rows(ctx, fresh, how_met, defer=defer)
     contact_ids = store.insert_rows(session, table_of(Contact), contacts)
-    handle_rows = [handle_row(ctx, p, cid, current[p.external_id])
+    template = {"owner_id": ctx.owner.id, "platform": account.platform, "created_at": now}
+    handle_rows = [handle_row(template, p, cid, current[p.external_id])
                    for p, cid in zip(fresh, contact_ids, strict=True)]
     handles.update(zip((p.external_id for p in fresh),
                        store.insert_rows(session, table_of(Handle), handle_rows), strict=True))
+    search.leave_unindexed(session, [contact_id for contact, contact_id
+                                     in zip(contacts, contact_ids, strict=True)
+                                     if contact["profile_pending"]])
     search.index_new(session, [
         search.Document(contact_id=contact_id, owner_id=ctx.owner.id, name=contact["name"],
                         handles=handle["handle"],
                         bio=search.bio_words(contact.get("bio"), contact.get("role"),
                                              contact.get("organisation"), contact["location"],
                                              contact.get("interests")))
-        for contact, handle, contact_id in zip(contacts, handle_rows, contact_ids, strict=True)])
+        for contact, handle, contact_id in zip(contacts, handle_rows, contact_ids, strict=True)
+        if not contact["profile_pending"]])
     connection_ids = store.insert_rows(session, table_of(Connection), [
         {"owner_id": ctx.owner.id, "account_id": account.id, "handle_id": handles[p.external_id],
          "kind": kind, "state": "active", "since": now}
@@ -284,27 +297,37 @@ def insert_connections(ctx: Context, *, account: Account, kind: str, people: lis
     return len(connection_ids)
 
 
-def contact_rows(ctx: Context, people: list[Profile], how_met: str) -> list[dict]:
-    """New contacts, understood from their profiles where there is something to read."""
+def contact_rows(ctx: Context, people: list[Profile], how_met: str, *,
+                 defer: bool = False) -> list[dict]:
+    """New contacts, understood from their profiles where there is something to read
+    (or, with ``defer``, marked for the backlog to read when it can read them back)."""
     template = Contact(owner_id=ctx.owner.id, how_met=how_met, created_at=ctx.now())
     defaults = template.model_dump(exclude={"id"})
-    return [contact_row(defaults, profile) for profile in people]
+    if not defer:
+        return [contact_row(defaults, profile) for profile in people]
+    pending = {**defaults, "profile_pending": True}
+    return [{**pending, "name": profile.name or profile.handle} if can_defer(profile)
+            else contact_row(defaults, profile) for profile in people]
+
+
+def can_defer(profile: Profile) -> bool:
+    """Whether the backlog can read this profile later exactly as now: it has something
+    to understand, and platform JSON its platform translates back into it."""
+    return bool((profile.bio or profile.fields) and profile.raw
+                and platforms.get(profile.platform).translate is not None)
 
 
 def contact_row(defaults: dict, profile: Profile) -> dict:
-    """Understanding a bio costs ~0.3 ms; a baseline of a million people without bios
+    """Understanding a bio costs ~0.05 ms; a baseline of a million people without bios
     must not pay it (nor the first-name parsing, which only welcome drafts need)."""
-    row = {**defaults, "name": profile.name or profile.handle,
-           "location": profile.location or None, "website": profile.url or None}
-    if profile.bio or profile.fields:
-        row.update(welcome.understood_values(profiles.understand_safely(profile, spam=False),
-                                             profile.bio))
-    return row
+    return {**defaults, "name": profile.name or profile.handle,
+            **backlog.contact_values(profile)}
 
 
-def handle_row(ctx: Context, profile: Profile, contact_id: int, checksum: int) -> dict:
-    return {"owner_id": ctx.owner.id, "contact_id": contact_id, "platform": profile.platform,
-            "external_id": profile.external_id, "created_at": ctx.now(),
+def handle_row(template: dict, profile: Profile, contact_id: int, checksum: int) -> dict:
+    """A new handle: ``template`` holds what every handle of the batch shares (owner,
+    platform, time)."""
+    return {**template, "contact_id": contact_id, "external_id": profile.external_id,
             **handle_values(profile, checksum)}
 
 

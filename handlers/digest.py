@@ -25,6 +25,7 @@ from sqlmodel import Session, col, func, select
 from bot.context import Context
 from bot.dispatcher import on
 from bot.events import Tick
+from handlers import backlog
 from handlers.lost import mark_losses_reported, unreported_losses
 from handlers.nudges import (
     cadence_status,
@@ -69,8 +70,8 @@ async def scheduled_digest(event: Tick, ctx: Context) -> None:
     previous = last_run(ctx.session, owner=ctx.owner, job=DIGEST_JOB)
     if slot <= ctx.owner.created_at or (previous is not None and previous >= slot):
         return
-    if is_quiet(ctx.owner, now):
-        return
+    if is_quiet(ctx.owner, now) or backlog.pending(ctx.session, owner_id=ctx.owner.id):
+        return  # (its field mix would count profiles a first sync has not read yet)
     mark_run(ctx.session, owner=ctx.owner, job=DIGEST_JOB, at=now)
     send_digest(ctx, now=now, key=f"digest:{slot.isoformat()}")
 

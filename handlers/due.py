@@ -25,6 +25,7 @@ from sqlmodel import Session, col, func, select
 from bot.context import Context
 from bot.dispatcher import on
 from bot.events import Event, SourceChecked, Tick
+from handlers import backlog
 from handlers.digest import DIGEST_JOB, latest_slot
 from handlers.nudges import MIDWEEK_JOB, cadence_status, midweek_moment
 from handlers.periodic import last_run
@@ -66,6 +67,8 @@ async def work_may_have_changed(event: Event, ctx: Context) -> None:
 def next_due(session: Session, *, owner: Owner, now: datetime, followup_days: int,
              give_up_days: int) -> datetime:
     """The soonest moment any of the owner's periodic work is due (may be in the past)."""
+    if backlog.pending(session, owner_id=owner.id):
+        return now  # a first sync's profiles to read: the next sweep goes on with them
     moments = [now + MAX_IDLE, _digest(session, owner, now), _midweek(session, owner, now),
                *_stored(session, owner.id, give_up_days),
                *_followup(session, owner.id, now, timedelta(days=followup_days)),

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 from bot.context import Context
 from bot.dispatcher import on
 from bot.events import Tick
+from handlers import backlog
 from handlers.periodic import is_quiet, last_run, mark_run
 from handlers.present import contact_summary, describe_contact
 from handlers.reminders import NOT_ARRIVALS, first_handle, first_handles
@@ -268,6 +269,8 @@ async def midweek_nudge(event: Tick, ctx: Context) -> None:
     now = ctx.now()
     if event.name != "sweep" or is_quiet(ctx.owner, now):
         return
+    if backlog.pending(ctx.session, owner_id=ctx.owner.id):
+        return  # its fields count people whose profiles a first sync has not read yet
     moment = midweek_moment(now, ctx.owner.tz)
     previous = last_run(ctx.session, owner=ctx.owner, job=MIDWEEK_JOB)
     if now < moment or (previous is not None and previous >= moment):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 from bot.events import Profile
@@ -60,6 +60,10 @@ def clean_text(value: Any, cap: int, *, multiline: bool = False) -> str:
     """
     if not isinstance(value, str):
         return ""
+    if len(value) <= cap and value.isprintable():
+        # no control, format (bidi), surrogate or line-break character: nothing to
+        # remove or cut (most names and bios; a first sync cleans 14 strings a person)
+        return value if multiline else value.strip()
     text = value[: cap * 4]
     if "\x1b" in text or "\x9b" in text:
         text = ESCAPE_SEQUENCE.sub("", text)
@@ -92,6 +96,12 @@ def clean_raw(value: Any, depth: int = 0) -> Any:
     """
     if depth > MAX_RAW_DEPTH:
         return None
+    kind = type(value)
+    if kind is str:
+        return clean_text(value, CAPS["bio"], multiline=True)
+    if kind is dict and depth < MAX_RAW_DEPTH:  # (text values cleaned inline: most are)
+        return {clean_key(k): clean_text(v, CAPS["bio"], multiline=True) if type(v) is str
+                else clean_raw(v, depth + 1) for k, v in islice(value.items(), MAX_RAW_ITEMS)}
     if isinstance(value, str):
         return clean_text(value, CAPS["bio"], multiline=True)
     if isinstance(value, float) and not math.isfinite(value):
@@ -100,26 +110,56 @@ def clean_raw(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, dict):
         return {clean_text(str(k), CAPS["field_name"]): clean_raw(v, depth + 1)
-                for k, v in list(value.items())[:MAX_RAW_ITEMS]}
+                for k, v in islice(value.items(), MAX_RAW_ITEMS)}
     if isinstance(value, list | tuple):
         return [clean_raw(v, depth + 1) for v in value[:MAX_RAW_ITEMS]]
     return clean_text(str(value), CAPS["bio"])
 
 
+_KEYS: dict[str, str] = {}  # the platforms' few dozen keys, cleaned once each
+MAX_KNOWN_KEYS = 4_096
+
+
+def clean_key(key: Any) -> str:
+    """A JSON object's key as ``clean_raw`` keeps it; the usual short ones are
+    remembered (every follower's object repeats them), a bounded number of them."""
+    if type(key) is not str:
+        return clean_text(str(key), CAPS["field_name"])
+    cleaned = _KEYS.get(key)
+    if cleaned is None:
+        cleaned = clean_text(key, CAPS["field_name"])
+        if len(key) <= 64 and len(_KEYS) < MAX_KNOWN_KEYS:
+            _KEYS[key] = cleaned
+    return cleaned
+
+
 def clean_profile(profile: Profile) -> Profile:
     """Every text of ``profile`` cleaned and capped (the id is checked by the caller)."""
-    fields = tuple(
-        (clean_text(name, CAPS["field_name"]), clean_text(value, CAPS["field_value"]))
-        for name, value in profile.fields[:MAX_FIELDS]
-    )
-    return replace(
-        profile,
-        handle=clean_text(profile.handle, CAPS["handle"]) or profile.external_id,
-        name=clean_text(profile.name, CAPS["name"]),
-        bio=clean_text(profile.bio, CAPS["bio"], multiline=True),
-        location=clean_text(profile.location, CAPS["location"]),
-        url=clean_text(profile.url, CAPS["url"]),
-        fields=fields,
-        raw=clean_raw(profile.raw) if isinstance(profile.raw, dict) else {},
+    return cleaned_profile(
+        platform=profile.platform, external_id=profile.external_id, handle=profile.handle,
+        name=profile.name, bio=profile.bio, location=profile.location, url=profile.url,
+        fields=profile.fields, accepts_dms=profile.accepts_dms, is_bot=profile.is_bot,
+        raw=profile.raw)
+
+
+def cleaned_profile(*, platform: str, external_id: str, handle: str, name: str = "",
+                    bio: str = "", location: str = "", url: str = "",
+                    fields: tuple[tuple[str, str], ...] = (), accepts_dms: bool | None = None,
+                    is_bot: bool = False, raw: Any = None) -> Profile:
+    """``clean_profile(Profile(...))`` building one frozen ``Profile``, not two (the
+    translators make one per follower: a first sync of a million makes a million)."""
+    return Profile(
+        platform=platform,
+        external_id=external_id,
+        handle=clean_text(handle, CAPS["handle"]) or external_id,
+        name=clean_text(name, CAPS["name"]),
+        bio=clean_text(bio, CAPS["bio"], multiline=True),
+        location=clean_text(location, CAPS["location"]),
+        url=clean_text(url, CAPS["url"]),
+        fields=tuple((clean_text(k, CAPS["field_name"]), clean_text(v, CAPS["field_value"]))
+                     for k, v in fields[:MAX_FIELDS]),
+        accepts_dms=accepts_dms,
+        is_bot=is_bot,
+        raw=clean_raw(raw) if isinstance(raw, dict) else {},
     )
 

@@ -165,6 +165,12 @@ def handle_ids(
     return found
 
 
+def has_handles(session: Session, *, owner_id: int, platform: str) -> bool:
+    """Whether the owner has any handle on ``platform`` (an index probe)."""
+    return session.exec(select(Handle.id).where(
+        Handle.owner_id == owner_id, Handle.platform == platform).limit(1)).first() is not None
+
+
 def handle_contacts(
     session: Session, *, owner_id: int, platform: str, external_ids: Sequence[str]
 ) -> dict[str, tuple[int, int, str]]:
@@ -181,8 +187,10 @@ def handle_contacts(
     return found
 
 
-def update_by_id(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """``executemany`` UPDATE: each row names its ``row_id`` and the values to set."""
+def update_by_id(session: Session, table: Table, rows: list[dict[str, Any]], *,
+                 index: bool = True) -> None:
+    """``executemany`` UPDATE: each row names its ``row_id`` and the values to set.
+    ``index=False``: the caller re-indexes the rows itself (``search.reindex``)."""
     if not rows:
         return
     session.flush()
@@ -192,7 +200,8 @@ def update_by_id(session: Session, table: Table, rows: list[dict[str, Any]]) -> 
                  .values({name: bindparam(f"set_{name}") for name in names}))
     params = [{"row_id": row["row_id"], **{f"set_{n}": row[n] for n in names}} for row in rows]
     session.connection().execute(statement, params)
-    search.track(session, table, rows)
+    if index:
+        search.track(session, table, rows)
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:
@@ -204,70 +213,77 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> l
     if not rows:
         return []
     ids = reserve_ids(session, table, len(rows))
-    executemany_insert(session, table, [
-        {**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)])
+    executemany_insert(session, table, rows, ids=ids)
     search.track(session, table, rows, ids)
     return ids
 
 
-def executemany_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """One INSERT for many rows. On SQLite the rows go straight to the driver's
-    ``executemany`` (SQLAlchemy's per-row parameter handling would cost more than the
-    insert itself); each column's type conversion runs once per distinct value."""
+def executemany_insert(session: Session, table: Table, rows: list[dict[str, Any]], *,
+                       ids: Sequence[int] | None = None) -> None:
+    """One INSERT for many rows (with ``ids``, those are their primary keys). On SQLite
+    the rows go straight to the driver's ``executemany`` (SQLAlchemy's per-row
+    parameter handling would cost more than the insert itself), their values picked
+    column by column in C; each column's type conversion runs once per distinct value."""
     session.flush()
     connection = session.connection()
     if connection.dialect.name != "sqlite":
-        connection.execute(insert(table), rows)
+        connection.execute(insert(table), rows if ids is None else [
+            {**row, "id": new_id} for row, new_id in zip(rows, ids, strict=True)])
         return
-    names = list(rows[0])
-    compiled = insert(table).compile(dialect=connection.dialect, column_keys=names)
-    assert compiled.positiontup is not None, "SQLite's parameters are positional"
-    params = driver_params(rows, compiled.positiontup, [
-        value_converter(table.c[name].type, connection.dialect) for name in compiled.positiontup])
+    names = tuple(rows[0]) if ids is None else ("id", *rows[0])
+    sql, positions, converters = sqlite_insert(table, names, connection.dialect)
+    params = driver_params(rows, positions, converters, ids=ids)
     dbapi = connection.connection.dbapi_connection
     assert dbapi is not None, "a connection the session has just used is open"
-    dbapi.cursor().executemany(str(compiled), params)
+    dbapi.cursor().executemany(sql, params)
+
+
+_INSERTS: dict[tuple, tuple[str, tuple[str, ...], list]] = {}
+
+
+def sqlite_insert(table: Table, names: tuple[str, ...], dialect
+                  ) -> tuple[str, tuple[str, ...], list[Callable[[Any], Any] | None]]:
+    """The INSERT of ``names`` into ``table``: its SQL, its parameters' order and their
+    conversions, compiled once per process (a first sync inserts 200 batches)."""
+    key = (table.name, id(table), names, dialect.name)
+    if key not in _INSERTS:
+        compiled = insert(table).compile(dialect=dialect, column_keys=list(names))
+        assert compiled.positiontup is not None, "SQLite's parameters are positional"
+        positions = tuple(compiled.positiontup)
+        _INSERTS[key] = (str(compiled), positions,
+                         [bind_processor(table.c[name].type, dialect) for name in positions])
+    return _INSERTS[key]
 
 
 def driver_params(rows: list[dict[str, Any]], names: Sequence[str],
-                  converters: Sequence[Callable[[Any], Any] | None]) -> list[Any]:
-    """Each row's values in ``names`` order, converted where a column needs it: the
-    values are picked in C (``itemgetter``) and only the few converted columns (times,
-    flags) cost a Python call per row."""
-    if len(names) == 1:
-        (name,), (one,) = names, converters
-        return [(one(row[name]) if one else row[name],) for row in rows]
-    pick = itemgetter(*names)
-    convert = [(i, c) for i, c in enumerate(converters) if c is not None]
-    if not convert:
-        return [pick(row) for row in rows]
-    params = []
-    for row in rows:
-        values = list(pick(row))
-        for index, converter in convert:
-            values[index] = converter(values[index])
-        params.append(values)
-    return params
+                  converters: Sequence[Callable[[Any], Any] | None], *,
+                  ids: Sequence[int] | None = None) -> list[tuple]:
+    """Each row's values in ``names`` order (``ids`` standing for the column "id"),
+    converted where a column needs it. Built a column at a time with ``map``, so no
+    Python code runs per row: a column's conversion runs once per distinct value
+    (rows share their times and flags), or per value when they cannot be told apart
+    (unhashable ones)."""
+    columns: list[Any] = []
+    for name, convert in zip(names, converters, strict=True):
+        column = list(ids) if name == "id" and ids is not None else list(
+            map(itemgetter(name), rows))
+        if convert is not None:
+            column = converted(column, convert)
+        columns.append(column)
+    return list(zip(*columns, strict=True))
 
 
-def value_converter(column_type, dialect) -> Callable[[Any], Any] | None:
-    """The column's bind conversion, remembered per value (rows share their times);
-    None when values go to the driver as they are."""
-    process = column_type.dialect_impl(dialect).bind_processor(dialect)
-    if process is None:
-        return None
-    seen: dict[Any, Any] = {}
+def converted(column: list[Any], convert: Callable[[Any], Any]) -> list[Any]:
+    try:
+        memo = {value: convert(value) for value in set(column)}
+    except TypeError:  # unhashable values: convert every one
+        return [convert(value) for value in column]
+    return list(map(memo.__getitem__, column))
 
-    def convert(value):
-        try:
-            return seen[value]
-        except KeyError:
-            seen[value] = process(value)
-            return seen[value]
-        except TypeError:  # unhashable: convert every time
-            return process(value)
 
-    return convert
+def bind_processor(column_type, dialect) -> Callable[[Any], Any] | None:
+    """The column's bind conversion; None when values go to the driver as they are."""
+    return column_type.dialect_impl(dialect).bind_processor(dialect)
 
 
 def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
@@ -315,11 +331,9 @@ def add_events(
     session: Session, *, owner_id: int, connection_ids: Iterable[int], kind: str, at: datetime,
     detail: str = "", reported: bool = False,
 ) -> None:
-    rows = [
-        {"owner_id": owner_id, "connection_id": cid, "kind": kind, "at": at, "detail": detail,
-         "reported": reported}
-        for cid in connection_ids
-    ]
+    shared = {"owner_id": owner_id, "kind": kind, "at": at, "detail": detail,
+              "reported": reported}
+    rows = [{**shared, "connection_id": cid} for cid in connection_ids]
     insert_plain(session, table_of(ConnectionEvent), rows)
 
 

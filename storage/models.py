@@ -101,8 +101,13 @@ class PlatformApp(SQLModel, table=True):
 class Contact(SQLModel, table=True):
     """A person in the owner's network; may have several handles."""
 
-    # every arrival looks for look-alikes by full name (repo.contacts_named)
-    __table_args__ = (Index("ix_contact_owner_lower_name", "owner_id", func.lower(text("name"))),)
+    # every arrival looks for look-alikes by full name (repo.contacts_named); the profile
+    # backlog (handlers.backlog) finds its next contacts in a partial index of them alone
+    __table_args__ = (
+        Index("ix_contact_owner_lower_name", "owner_id", func.lower(text("name"))),
+        Index("ix_contact_profile_pending", "owner_id", "id",
+              sqlite_where=text("profile_pending"), postgresql_where=text("profile_pending")),
+    )
 
     id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
     owner_id: int = Field(foreign_key="owner.id", index=True)
@@ -119,6 +124,8 @@ class Contact(SQLModel, table=True):
     merged_into_id: int | None = Field(default=None, foreign_key="contact.id")
     last_conversation_at: datetime | None = Field(default=None, index=True)
     created_at: datetime
+    # stored by a first sync, not yet understood nor indexed (handlers.backlog)
+    profile_pending: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
 
 
 class Handle(SQLModel, table=True):

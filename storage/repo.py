@@ -131,8 +131,12 @@ def find_handle(session: Session, *, owner: Owner, platform: str, external_id: s
     ).first()
 
 
+# one encoder for every handle (``json.dumps`` with options builds one per call)
+PROFILE_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+
+
 def profile_json(profile: Profile) -> str:
-    return json.dumps(profile.raw or {}, default=str, ensure_ascii=False)
+    return PROFILE_ENCODER.encode(profile.raw or {})
 
 
 def placeholder_name(platform: str, external_id: str) -> str:

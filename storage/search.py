@@ -137,6 +137,19 @@ def reindex(conn: Connection, contact_ids: Iterable[int], *,
             _insert(conn, documents)
 
 
+def indexed(conn: Connection, contact_ids: Sequence[int]) -> set[int]:
+    """Which of ``contact_ids`` have a row in the index."""
+    if not contact_ids or not has_index(conn):
+        return set()
+    key = "rowid" if conn.dialect.name == "sqlite" else "contact_id"
+    statement = text(f"SELECT {key} FROM {TABLE} WHERE {key} IN :ids")
+    found: set[int] = set()
+    for start in range(0, len(contact_ids), CHUNK):
+        found.update(conn.execute(statement.bindparams(bindparam("ids", expanding=True)),
+                                  {"ids": list(contact_ids[start:start + CHUNK])}).scalars())
+    return found
+
+
 def index_new(session: Session, documents: Sequence[Document]) -> None:
     """Index contacts this transaction has just inserted in bulk, from the values in
     hand: nothing to delete, nothing to read back. They leave the commit's to-do list
@@ -167,6 +180,14 @@ def index_new(session: Session, documents: Sequence[Document]) -> None:
     if has_names(conn):
         cursor.executemany(f"INSERT INTO {NAMES_TABLE} (rowid, owner_id, name, handles) "
                            "VALUES (?, ?, ?, ?)", [row[:4] for row in rows])
+
+
+def leave_unindexed(session: Session, contact_ids: Collection[int]) -> None:
+    """Contacts this transaction inserted in bulk that stay out of the index for now
+    (a first sync's, read and indexed later by ``handlers.backlog``)."""
+    if contact_ids:
+        _pending(session).difference_update(contact_ids)
+        session.info.setdefault(FRESH, set()).difference_update(contact_ids)
 
 
 def bio_words(bio: str | None, role: str | None, organisation: str | None,

@@ -114,19 +114,17 @@ class SnapshotFile:
     def profiles(self, wanted: Collection[str]) -> Iterator[Profile]:
         """``Profile``s of the ``wanted`` ids, in file order (pages decoded once each)."""
         translate = TRANSLATORS[self.platform]
-        page: tuple[int | None, Any] = (None, None)
+        page_start: int | None = None
+        decoded: Any = None
+        items: list = []
         for position, external_id in enumerate(self._checksums):
             if external_id not in wanted:
                 continue
-            start = self._starts[position]
-            if page[0] != start:
-                page = (start, DECODER.raw_decode(self._text, start)[0])
-            yield translate(self._item(page[1], self._indexes[position]))
-
-    def _item(self, decoded: Any, index: int) -> dict:
-        if index < 0:
-            return decoded
-        return items_of_page(self.platform, decoded)[index]
+            start, index = self._starts[position], self._indexes[position]
+            if page_start != start:  # each page decoded, and its items found, once
+                page_start, decoded = start, DECODER.raw_decode(self._text, start)[0]
+                items = items_of_page(self.platform, decoded) if index >= 0 else []
+            yield translate(decoded if index < 0 else items[index])
 
     # reading the file once
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from bot import platforms
 from bot.events import Profile, Unreadable
-from handlers.untrusted import CAPS, clean_id, clean_profile, clean_text
+from handlers.untrusted import CAPS, clean_id, clean_text, cleaned_profile
 
 # What each platform's ids look like: X's are 64-bit numbers written in decimal (1–20
 # ASCII digits); a Bluesky DID is "did:<method>:<method-specific id>" (W3C DID syntax as
@@ -66,10 +66,11 @@ def _id(value: Any, key: str, platform: str = "") -> str:
 
 
 def x_profile(user: dict[str, Any]) -> Profile:
-    expanded = _dict((_list(_dict(_dict(user.get("entities")).get("url")).get("urls"))
-                      or [{}])[0])
+    entities = user.get("entities")  # (most users have none: no link to look through)
+    expanded = _dict((_list(_dict(_dict(entities).get("url")).get("urls"))
+                      or [{}])[0]) if entities else {}
     external_id = _id(user.get("id"), "id", "x")
-    return clean_profile(Profile(
+    return cleaned_profile(
         platform="x",
         external_id=external_id,
         handle=_text(user.get("username")) or external_id,
@@ -78,14 +79,14 @@ def x_profile(user: dict[str, Any]) -> Profile:
         location=_text(user.get("location")),
         url=_text(expanded.get("expanded_url")) or _text(user.get("url")),
         raw=user,
-    ))
+    )
 
 
 def mastodon_profile(account: dict[str, Any]) -> Profile:
     fields = tuple((_text(f.get("name")), _text(f.get("value")))
                    for f in _list(account.get("fields")) if isinstance(f, dict))
     external_id = _id(account.get("id"), "id")
-    return clean_profile(Profile(
+    return cleaned_profile(
         platform="mastodon",
         external_id=external_id,
         handle=_text(account.get("acct")) or _text(account.get("username")) or external_id,
@@ -94,13 +95,13 @@ def mastodon_profile(account: dict[str, Any]) -> Profile:
         fields=fields,
         is_bot=bool(account.get("bot")),
         raw=account,
-    ))
+    )
 
 
 def bluesky_profile(view: dict[str, Any]) -> Profile:
     chat = _dict(_dict(view.get("associated")).get("chat")).get("allowIncoming")
     external_id = _id(view.get("did"), "did", "bluesky")
-    return clean_profile(Profile(
+    return cleaned_profile(
         platform="bluesky",
         external_id=external_id,
         handle=_text(view.get("handle")) or external_id,
@@ -108,7 +109,7 @@ def bluesky_profile(view: dict[str, Any]) -> Profile:
         bio=_text(view.get("description")),
         accepts_dms=None if chat is None else chat != "none",
         raw=view,
-    ))
+    )
 
 
 def discord_profile(member: dict[str, Any]) -> Profile:
@@ -119,7 +120,7 @@ def discord_profile(member: dict[str, Any]) -> Profile:
              for r in _list(member.get("roles"))]
     roles = [r for r in roles if r and not r.isdigit() and r != "@everyone"]
     external_id = _id(user.get("id"), "id")
-    return clean_profile(Profile(
+    return cleaned_profile(
         platform="discord",
         external_id=external_id,
         handle=_text(user.get("username")) or external_id,
@@ -127,7 +128,7 @@ def discord_profile(member: dict[str, Any]) -> Profile:
         bio=f"Roles: {', '.join(roles)}" if roles else "",
         is_bot=bool(user.get("bot")),
         raw=member,
-    ))
+    )
 
 
 # Where each platform names a person's handle in its JSON, for telling the owner who

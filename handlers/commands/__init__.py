@@ -240,11 +240,13 @@ def unknown_command(name: str) -> str:
 @on(CommandReceived)
 async def on_command(event: CommandReceived, ctx: Context) -> None:
     """Parse one line, run its command, and turn a CommandError into one ``error``."""
-    from handlers import prompts
+    from handlers import backlog, prompts
 
     line = event.text.strip()
     if not line:
         return
+    # a first sync's profiles are read before any command looks at contacts
+    backlog.catch_up(ctx.session, owner_id=ctx.owner.id)
     line = prompts.answer(ctx, line)
     name, _, rest = line.partition(" ")
     spec = command_specs().get(name.lower())

@@ -116,15 +116,20 @@ def index_rows(engine) -> list[tuple]:
 
 async def test_a_baseline_is_understood_and_indexed_like_anyone_else(database_url, settings,
                                                                      clock, surface):
-    """The first sync understands and indexes people in bulk, in a cheap pass: what it
-    stores must be what understanding each profile on its own gives, and what the
-    index holds what re-indexing the contacts one by one writes."""
+    """The first sync stores profiles unread and the sweep's backlog reads them (in
+    batches, later): what it stores must be what understanding each profile on its own
+    gives, and what the index holds what re-indexing the contacts one by one writes."""
     app = App(settings=settings, engine=open_database(settings, database_url), surface=surface,
               clock=clock)
     people = profiles_from_document("x", {"data": BASELINE_USERS})
     await app.handle(snapshot("x", people))
     [message] = surface.pop()
     assert "4 existing connections recorded quietly" in message.text
+    with Session(app.engine) as session:
+        pending = {c.name for c in session.exec(select(Contact)) if c.profile_pending}
+    assert pending == {p.name for p in people if p.bio}
+    assert len(index_rows(app.engine)) == 1  # Sam, with no bio to read, is indexed at once
+    await app.sweep()
     with Session(app.engine) as session:
         contacts = {c.name: c for c in session.exec(select(Contact)).all()}
         for profile in people:
