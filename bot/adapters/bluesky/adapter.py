@@ -57,7 +57,6 @@ from bot.adapters.limits import Backoff, RateLimiter, Sleep
 from bot.adapters.translate import SnapshotError, bluesky_profile, read_each, read_one
 from bot.config import ConfigError, Settings, secret
 from bot.context import Clock, utcnow
-from bot.logs import redact_also
 from bot.events import (
     CursorMoved,
     NewConnection,
@@ -68,6 +67,7 @@ from bot.events import (
     SourceCursor,
     Unreadable,
 )
+from bot.logs import redact_also
 from bot.ports import SendRefused, SendUncertain, WelcomeSender
 
 if TYPE_CHECKING:
@@ -203,14 +203,20 @@ class BlueskyClient:
         redact_also([session.access_jwt, session.refresh_jwt])
         if event is SessionEvent.IMPORT or self.keep is None:
             return
-        self.keep({"login": self.login_handle.lower(), "server": self.base_url,
-                   "session": session.export()})
+        self.keep(kept_session(self.login_handle, self.base_url, session))
 
     def forget_session(self) -> None:
         """Drop the session, here and where it was stored: the server refused it."""
         self.did = None
         if self.keep is not None:
             self.keep(None)
+
+
+def kept_session(login: str, server: str, session: AtSession) -> dict[str, str]:
+    """A session as stored (encrypted) with the account's credentials: with the login
+    and the server it was made for, so a changed handle or server logs in anew."""
+    return {"login": login.strip().lstrip("@").lower(), "server": server.rstrip("/"),
+            "session": session.export()}
 
 
 def as_dict(model: Any) -> dict[str, Any]:

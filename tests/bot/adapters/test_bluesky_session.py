@@ -135,3 +135,34 @@ async def test_a_session_kept_for_another_handle_is_not_used(fake, db_url, clock
     fake.handle = "renamed.bsky.social"  # BLUESKY_HANDLE changed with it
     await new_source(fake, clock).poll(app)
     assert fake.logins == {"teacher.bsky.social": 1, "renamed.bsky.social": 1}
+
+
+def test_plnbot_run_once_twice_logs_in_once(tmp_path, db_url):
+    """The public path: the second `plnbot run --once` reuses the first one's session
+    (stored encrypted), and neither shows a token, even at DEBUG."""
+    from tests.support.cli import json_messages, run_plnbot
+
+    with RunningBluesky() as fake:
+        fake.follow(make_profile("Old Friend"))
+        env = {"BLUESKY_HANDLE": fake.handle, "BLUESKY_APP_PASSWORD": fake.password,
+               "BLUESKY_BASE_URL": fake.url, "PLNBOT_SECRET_KEY": KEY,
+               "PLNBOT_LOG_LEVEL": "DEBUG", "PLNBOT_DATA_DIR": str(tmp_path / "data"),
+               "HOME": str(tmp_path)}
+        first = run_plnbot("run", "--once", "--json", "--db", db_url, env=env)
+        fake.requests.clear()
+        fake.follow(make_profile("New Friend"))
+        second = run_plnbot("run", "--once", "--json", "--db", db_url, env=env)
+        listed = run_plnbot("console", "--json", "--db", db_url, env=env,
+                            stdin="accounts\ndisconnect bluesky\n")
+        tokens = [fake.access_token, *fake.refresh_tokens]
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert fake.logins == {fake.handle: 1}
+    assert not [path for _, path in fake.requests if "createSession" in path]
+    assert [m["kind"] for m in json_messages(second.stdout)] == ["new_connection"]
+    accounts, refusal = json_messages(listed.stdout)
+    assert "set up by the operator" in accounts["text"]
+    assert "set up by the operator" in refusal["text"]
+    for text in (first.stdout, first.stderr, second.stdout, second.stderr, listed.stdout,
+                 listed.stderr, (tmp_path / "plnbot.sqlite3").read_bytes().decode("latin-1")):
+        assert fake.password not in text
+        assert all(token not in text for token in tokens)
