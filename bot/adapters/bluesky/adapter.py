@@ -51,6 +51,7 @@ from atproto_client.exceptions import (
 from atproto_client.models.utils import get_model_as_dict, get_or_create
 from atproto_client.request import AsyncRequest, Response, _parse_response
 from atproto_core.exceptions import AtProtocolError
+from atproto_server.exceptions import TokenDecodeError  # type: ignore[import-untyped]
 
 from bot.adapters import state
 from bot.adapters.limits import Backoff, RateLimiter, Sleep
@@ -341,7 +342,8 @@ class BlueskySource:
             reused = await self.client.ensure_login(stored)
             await self._poll(app)
         except AtProtocolError as exc:
-            if not (reused and session_refused(exc)):
+            # a kept token that cannot even be read (TokenDecodeError) is refused too
+            if not (reused and (session_refused(exc) or isinstance(exc, TokenDecodeError))):
                 raise
             log.info("the Bluesky session was refused; logging in again")
             self.client.forget_session()

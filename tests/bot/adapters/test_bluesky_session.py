@@ -166,3 +166,17 @@ def test_plnbot_run_once_twice_logs_in_once(tmp_path, db_url):
                  listed.stderr, (tmp_path / "plnbot.sqlite3").read_bytes().decode("latin-1")):
         assert fake.password not in text
         assert all(token not in text for token in tokens)
+
+
+async def test_an_unreadable_kept_session_is_replaced_by_a_login(fake, db_url, clock):
+    from bot.adapters import state
+
+    app = keyed_app(db_url, clock)
+    await new_source(fake, clock).poll(app)
+    kept = state.load_session(app, "bluesky") or {}
+    handle, did, _, _, pds = kept["session"].split(":::")
+    state.save_session(app, "bluesky", dict(kept, session=":::".join(
+        [handle, did, "not-a-jwt", "not-a-jwt-either", pds])))
+    await new_source(fake, clock).poll(app)
+    assert fake.logins == {fake.handle: 2}
+    assert [m.kind for m in app.surface.pop()] == ["reply"]  # the baseline; no error
