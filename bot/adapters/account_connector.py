@@ -28,6 +28,8 @@ from mastodon import Mastodon
 from mastodon.errors import MastodonError, MastodonIllegalArgumentError, MastodonNetworkError
 
 from bot.adapters import x_oauth
+from bot.adapters.bluesky.adapter import kept_session
+from bot.adapters.state import SESSION_KEY
 from bot.config import Settings
 from bot.connecting import (
     MASTODON_SCOPES,
@@ -110,9 +112,12 @@ class PlatformConnector:
                                  "password in Settings → Privacy and security → App "
                                  "passwords.") from None
         session = client._session
+        # the login's session is kept: the first poll uses it instead of logging in again
+        # (Bluesky allows 30 logins in 5 minutes, 300 a day)
         return ConnectedAccount(external_id=session.did, handle=session.handle,
                                 credentials={"handle": handle, "app_password": password,
-                                             "server": server})
+                                             "server": server, SESSION_KEY:
+                                             kept_session(handle, server, session)})
 
     # -- X -----------------------------------------------------------------------------
     async def x_authorization(self) -> Authorization:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
 
+from bot.vault import vault_from
 from storage import connections as store
 from storage import repo
 from storage.db import session_scope
@@ -70,3 +71,43 @@ def connected_handles(app: App, platform: str, kind: str = "follower") -> dict[s
             .where(Connection.account_id == account.id, Connection.kind == kind)
         )
         return {external_id: handle for external_id, handle in rows}
+
+
+# -- a platform session kept between polls (Bluesky: createSession is limited per account)
+SESSION_KEY = "session"
+
+
+def load_session(app: App, platform: str) -> dict | None:
+    """The session stored with the owner's account on ``platform`` (inside its encrypted
+    credentials), or None: nothing stored, or no PLNBOT_SECRET_KEY to read it with."""
+    vault = vault_from(app.settings)
+    if vault is None:
+        return None
+    with session_scope(app.engine) as session:
+        token = session.exec(select(Account.credentials).where(
+            Account.owner_id == app.owner_id, Account.platform == platform)).first()
+    if not token:
+        return None
+    stored = vault.decrypt(token).get(SESSION_KEY)
+    return stored if isinstance(stored, dict) else None
+
+
+def save_session(app: App, platform: str, value: dict | None) -> bool:
+    """Store ``value`` (None: forget it) as the session of the owner's account on
+    ``platform``, encrypted with its other credentials in one transaction; False when
+    there is no PLNBOT_SECRET_KEY (then nothing is stored, ever in plain text)."""
+    vault = vault_from(app.settings)
+    if vault is None:
+        return False
+    with session_scope(app.engine) as session:
+        account = _account(session, app, platform)
+        credentials = vault.decrypt(account.credentials) if account.credentials else {}
+        if value is None and SESSION_KEY not in credentials:
+            return True
+        if value is None:
+            credentials.pop(SESSION_KEY)
+        else:
+            credentials[SESSION_KEY] = value
+        account.credentials = vault.encrypt(credentials) if credentials else None
+        session.add(account)
+    return True

@@ -282,8 +282,10 @@ def _account_line(ctx: Context, account: Account) -> str:
     who = account.handle or "(waiting for the code)"
     if account.connected_at is None and account.credentials is None:
         how = "set up by the operator"
-    elif account.connected_at is None:
+    elif account.connected_at is None and platforms.get(account.platform).pasted_code:
         how = "waiting for the code you paste"
+    elif account.connected_at is None:  # the operator's, with its kept (Bluesky) session
+        how = "set up by the operator"
     elif not platforms.get(account.platform).polls_connected:  # a Discord server: live
         how = ("connected; first look pending" if account.last_synced_at is None else
                f"connected; joins and leaves seen as they happen, whole list last read "
@@ -314,6 +316,11 @@ async def disconnect(args: str, ctx: Context) -> None:
     platform = PLATFORM_OF.get(args.strip().lower())
     if platform is None:
         raise CommandError("Say which: mastodon, bluesky, x or discord-server.")
+    known = platforms.get(platform)
+    if known.configured_in(ctx.settings) and ctx.owner.external_ref == ctx.settings.owner_ref:
+        raise CommandError(f"Your {_name(platform)} account is set up by the operator "
+                           f"({known.settings_names} settings), not connected by chat: "
+                           f"removing those settings stops it.")
     account = store.disconnect(ctx.session, owner_id=_owner_id(ctx), platform=platform)
     if account is None:
         raise CommandError(f"You have no {_name(platform)} account connected by chat "

@@ -133,6 +133,33 @@ async def test_bluesky_connected_by_chat_is_polled(world):
     assert accounts(world)[0].baseline_done
 
 
+async def test_a_bluesky_account_connected_by_chat_logs_in_only_when_connected(world):
+    """Bluesky allows 300 logins a day: the session made by ``connect`` is kept, encrypted
+    with the app password, refreshed when due and used by every poll; an expired one
+    leads to one quiet login, whose session is stored in its place."""
+    clock = world[0]
+    ada = owner_app(world, "ada")
+    with RunningBluesky() as fake:
+        fake.now = lambda: clock().timestamp()
+        fake.followers.append(make_profile("Old Friend"))
+        await ada.handle(command(f"connect bluesky {HANDLE} {PASSWORD} {fake.url}",
+                                 owner_ref="ada"))
+        for _ in range(30):  # 2.5 hours of polls: the access token is refreshed once
+            assert await poller(world).poll_due() == 1
+            clock.advance(minutes=5, seconds=30)
+        assert fake.logins == {HANDLE: 1}
+        assert sum("refreshSession" in path for _, path in fake.requests) == 1
+        fake.expire_sessions(refresh=True)
+        assert await poller(world).poll_due() == 1
+        clock.advance(minutes=6)
+        assert await poller(world).poll_due() == 1
+        assert fake.logins == {HANDLE: 2}
+        stored = vault_from(world[1]).decrypt(accounts(world)[0].credentials or "")
+        assert fake.access_token in stored["session"]["session"]
+        assert stored["app_password"] == PASSWORD
+    assert [m.kind for m in world[3].pop()] == ["reply", "reply"]  # connected; baseline
+
+
 async def test_disconnected_and_half_connected_accounts_are_not_polled(world):
     ada, ben = owner_app(world, "ada"), owner_app(world, "ben")
     with RunningMastodon() as fake, RunningBluesky() as sky:
@@ -160,7 +187,7 @@ async def test_two_workers_poll_each_account_exactly_once(world):
         counts = await asyncio.gather(first.poll_due(), second.poll_due())
     assert sum(counts) == 6
     sessions = [path for _, path in fake.requests if "createSession" in path]
-    assert len(sessions) == 6
+    assert sessions == [] and fake.logins == {HANDLE: 6}  # each connect's session reused
     assert sorted(m.owner_ref for m in world[3].pop()) == sorted(
         a.settings.owner_ref for a in owners)
 

@@ -76,11 +76,11 @@ async def test_headers_saying_the_budget_is_spent_hold_the_next_poll(world):
                                  owner_ref="ada"))
         world[3].pop()
         reset = (clock() + timedelta(minutes=8)).replace(microsecond=0)
-        fake.ratelimit_remaining, fake.ratelimit_reset = 1, reset  # the login spends it
+        fake.ratelimit_remaining, fake.ratelimit_reset = 1, reset  # the first call spends it
         fake.requests.clear()
         assert await poller(world).poll_due() == 1
-        assert [path for _, path in fake.requests] == [
-            "/xrpc/com.atproto.server.createSession"]
+        assert [path for _, path in fake.requests] == [  # connect's session is reused
+            "/xrpc/app.bsky.notification.listNotifications?limit=1&reasons=follow"]
         account = account_of(world, "ada")
         assert account.rate_limited_until == reset and not account.baseline_done
         assert account.next_poll_at == reset  # the rest as soon as the window opens

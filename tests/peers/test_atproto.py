@@ -175,6 +175,51 @@ def test_a_wrong_then_right_app_password(atproto_peer, world, bot):
     assert recovered["platform"] == "bluesky" and recovered["problem"] == "auth"
 
 
+def test_the_session_is_kept_between_runs_by_the_reference_pds(world, bot):
+    """Bluesky allows 300 logins a day: with PLNBOT_SECRET_KEY the second
+    ``plnbot run --once`` uses the session the first stored (the PDS accepts it: no
+    createSession, no error); one the PDS refuses leads to a new login, said to nobody."""
+    from cryptography.fernet import Fernet, MultiFernet
+    from sqlalchemy import create_engine, text
+
+    from bot.vault import Vault
+
+    key = Fernet.generate_key().decode()
+    logged = {"PLNBOT_SECRET_KEY": key, "PLNBOT_LOG_LEVEL": "INFO"}
+
+    def run_logged() -> tuple[list[dict], str]:
+        result = run_plnbot("run", "--once", "--json", "--db", bot.db,
+                            env={**bot.env, **logged})
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        return json_messages(result.stdout), result.stderr
+
+    bot()  # the baseline (or nothing new), without a key: nothing stored
+    first, first_log = run_logged()
+    second, second_log = run_logged()
+    assert "createSession" in first_log and "createSession" not in second_log
+    assert not [m for m in first + second if m["kind"] == "source_error"]
+    with create_engine(bot.db).connect() as connection:
+        stored = connection.execute(text(
+            "SELECT credentials FROM account WHERE platform = 'bluesky'")).scalar_one()
+    vault = Vault(MultiFernet([Fernet(key)]))
+    kept = vault.decrypt(stored)["session"]
+    handle, did, access, refresh, pds = kept["session"].split(":::")
+    assert did == world["owner"].did
+    assert access not in first_log + second_log and refresh not in first_log + second_log
+
+    # the stored tokens no longer match what the PDS issued: it refuses them
+    broken = dict(kept, session=":::".join([handle, did, access[:-6] + "AAAAAA",
+                                            refresh[:-6] + "AAAAAA", pds]))
+    with create_engine(bot.db).begin() as connection:
+        connection.execute(text("UPDATE account SET credentials = :c WHERE platform = "
+                                "'bluesky'"), {"c": vault.encrypt({"session": broken})})
+    third, third_log = run_logged()
+    assert "createSession" in third_log, third_log
+    assert not [m for m in third if m["kind"] == "source_error"], third
+    _, fourth_log = run_logged()
+    assert "createSession" not in fourth_log
+
+
 def run_on_terminal(bot, lines: str) -> list[dict]:
     """``plnbot run --json`` with a terminal on stdin (where it reads the owner's commands),
     ``lines`` typed, then Ctrl-D."""

@@ -5,6 +5,13 @@ tests/fixtures/recorded/bluesky/ (real accounts, real shapes). The session's DID
 document names this server as the PDS, so every call after ``createSession`` stays
 local, including the chat calls that atproto sends with the ``atproto-proxy`` header.
 Responses carry Bluesky's ``ratelimit-*`` headers; errors use XRPC error bodies.
+
+Sessions work as on a real PDS: ``createSession`` issues an access JWT (2 hours) and a
+refresh JWT (90 days); every other call needs a live access JWT (an expired one is a
+400 ``ExpiredToken``, an unknown one a 401 ``InvalidToken``); ``refreshSession`` takes a
+live refresh JWT, rotates both and revokes the old refresh JWT. ``logins`` counts
+``createSession`` calls per account (identifier), which Bluesky limits to 30 in 5
+minutes and 300 a day.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import copy
 import itertools
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -88,7 +96,14 @@ class FakeBluesky:
     limit_clock: Callable[[], datetime] | None = None
     clock: datetime = field(default_factory=lambda: datetime(2026, 11, 2, 8, 0, tzinfo=UTC))
     url: str = ""
-    access_token: str = ""
+    access_token: str = ""  # the newest access JWT issued
+    access_lifetime: float = 7200.0  # seconds, as bsky.social
+    refresh_lifetime: float = 90 * 86400.0
+    # live tokens: JWT -> its expiry (Unix time); a revoked one is gone
+    access_tokens: dict[str, float] = field(default_factory=dict)
+    refresh_tokens: dict[str, float] = field(default_factory=dict)
+    logins: Counter = field(default_factory=Counter)  # createSession per identifier
+    now: Callable[[], float] = time.time  # what tokens expire by (tests: the fake clock)
 
     # -- what tests set up ---------------------------------------------------------------
     def follow(self, profile: Any) -> dict:
@@ -112,6 +127,19 @@ class FakeBluesky:
         self.notifications.insert(0, notification)
         return notification
 
+    def revoke_sessions(self) -> None:
+        """The app password was revoked: no token issued so far is accepted any more."""
+        self.access_tokens.clear()
+        self.refresh_tokens.clear()
+
+    def expire_sessions(self, *, refresh: bool = False) -> None:
+        """Every access token (and with ``refresh``, every refresh token) has expired."""
+        past = self.now() - 1
+        for tokens in (self.access_tokens, self.refresh_tokens) if refresh else \
+                (self.access_tokens,):
+            for token in tokens:
+                tokens[token] = past
+
     def fail(self, path_part: str, fault: int | str, times: int = 1) -> None:
         """The next ``times`` requests whose path holds ``path_part`` fail with ``fault``:
         an HTTP status, or ``MALFORMED``, ``TRUNCATED`` or ``HANG`` (tests.support.servers)."""
@@ -122,6 +150,7 @@ class FakeBluesky:
         app = web.Application(middlewares=[self._middleware])
         routes = {
             "com.atproto.server.createSession": self._create_session,
+            "com.atproto.server.refreshSession": self._refresh_session,
             "app.bsky.notification.listNotifications": self._list_notifications,
             "app.bsky.graph.getFollowers": self._get_followers,
             "app.bsky.actor.getProfile": self._get_profile,
@@ -140,10 +169,23 @@ class FakeBluesky:
             return self._limits(await faulty_answer(fault, request, handler, self._error))
         if self._budget_spent():
             return self._limits(self._error(429))
-        if not request.path.endswith("createSession") and \
-                request.headers.get("Authorization") != f"Bearer {self._access()}":
-            return self._limits(_xrpc_error(401, "AuthenticationRequired", "Invalid token"))
+        if not request.path.endswith(("createSession", "refreshSession")):
+            refused = self._check(request, self.access_tokens)
+            if refused is not None:
+                return self._limits(refused)
         return self._limits(await handler(request))
+
+    def _check(self, request: web.Request, tokens: dict[str, float]) -> web.Response | None:
+        """The PDS's answer to a request whose bearer token is not live (None: it is)."""
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer "):
+            return _xrpc_error(401, "AuthenticationRequired", "Authentication Required")
+        expiry = tokens.get(auth.removeprefix("Bearer "))
+        if expiry is None:
+            return _xrpc_error(401, "InvalidToken", "Token could not be verified")
+        if expiry <= self.now():
+            return _xrpc_error(400, "ExpiredToken", "Token has expired")
+        return None
 
     def _error(self, status: int) -> web.Response:
         names = {401: "AuthenticationRequired", 429: "RateLimitExceeded",
@@ -167,30 +209,46 @@ class FakeBluesky:
         response.headers["ratelimit-policy"] = "3000;w=300"
         return response
 
-    def _access(self) -> str:
-        if not self.access_token:
-            self.access_token = self._new_access()
-        return self.access_token
+    def _issue(self) -> dict[str, str]:
+        """A new access and refresh JWT, live from now on."""
+        now = self.now()
+        jti = f"{next(_seq):08x}"
+        self.access_token = jwt({"scope": "com.atproto.appPassPrivileged", "sub": self.did,
+                                 "iat": int(now), "exp": int(now + self.access_lifetime),
+                                 "aud": "did:web:fake.pds", "jti": jti})
+        refresh = jwt({"scope": "com.atproto.refresh", "sub": self.did, "jti": jti,
+                       "exp": int(now + self.refresh_lifetime), "aud": "did:web:fake.pds"})
+        self.access_tokens[self.access_token] = now + self.access_lifetime
+        self.refresh_tokens[refresh] = now + self.refresh_lifetime
+        return {"accessJwt": self.access_token, "refreshJwt": refresh,
+                "handle": self.handle, "did": self.did, "didDoc": self._did_doc(),
+                "active": True}
 
-    def _new_access(self) -> str:
-        return jwt({"scope": "com.atproto.appPassPrivileged", "sub": self.did,
-                    "iat": int(time.time()), "exp": int(time.time()) + 7200,
-                    "aud": "did:web:fake.pds"})
-
-    async def _create_session(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        if body.get("identifier") != self.handle or body.get("password") != self.password:
-            return _xrpc_error(401, "AuthenticationRequired", "Invalid identifier or password")
-        did_doc = {
+    def _did_doc(self) -> dict[str, Any]:
+        return {
             "@context": ["https://www.w3.org/ns/did/v1"], "id": self.did,
             "alsoKnownAs": [f"at://{self.handle}"],
             "service": [{"id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
                          "serviceEndpoint": self.url}],
         }
-        return web.json_response({
-            "accessJwt": self._access(), "refreshJwt": jwt({"sub": self.did, "exp": 2**31}),
-            "handle": self.handle, "did": self.did, "didDoc": did_doc, "active": True,
-        })
+
+    async def _create_session(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.logins[str(body.get("identifier"))] += 1
+        if body.get("identifier") != self.handle or body.get("password") != self.password:
+            return _xrpc_error(401, "AuthenticationRequired", "Invalid identifier or password")
+        return web.json_response(self._issue())
+
+    async def _refresh_session(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        if auth.removeprefix("Bearer ") not in self.refresh_tokens and auth.count(".") == 2:
+            # a refresh JWT the PDS issued but no longer holds (used, or revoked)
+            return _xrpc_error(400, "ExpiredToken", "Token has been revoked")
+        refused = self._check(request, self.refresh_tokens)
+        if refused is not None:
+            return refused
+        del self.refresh_tokens[request.headers["Authorization"].removeprefix("Bearer ")]
+        return web.json_response(self._issue())
 
     async def _list_notifications(self, request: web.Request) -> web.Response:
         reasons = request.query.getall("reasons", [])

@@ -12,6 +12,15 @@
 
 atproto's ``AsyncClient`` runs on the event loop; its responses pass through an
 httpx hook that reads Bluesky's ``ratelimit-*`` headers for the waits.
+
+Bluesky allows ``createSession`` only 30 times in 5 minutes and 300 times a day per
+account, and locks out further logins after that; a poll every 5 minutes that logged in
+each time would spend 288 a day. So the session (its access and refresh JWTs) is kept
+with the account's encrypted credentials (``state.save_session``: PLNBOT_SECRET_KEY)
+after every login and refresh, and the next poll, or the next run, reuses it; atproto
+refreshes it (``refreshSession``) when its access token nears expiry. Only a session the
+server refuses (an expired or revoked refresh token, a revoked app password) leads to a
+new login. Without a key nothing is stored and a process logs in once per run.
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import regex
 from atproto_client import AsyncClient, models
+from atproto_client.client.session import Session as AtSession
+from atproto_client.client.session import SessionEvent
 from atproto_client.exceptions import (
     BadRequestError,
     LoginRequiredError,
@@ -40,6 +51,7 @@ from atproto_client.exceptions import (
 from atproto_client.models.utils import get_model_as_dict, get_or_create
 from atproto_client.request import AsyncRequest, Response, _parse_response
 from atproto_core.exceptions import AtProtocolError
+from atproto_server.exceptions import TokenDecodeError  # type: ignore[import-untyped]
 
 from bot.adapters import state
 from bot.adapters.limits import Backoff, RateLimiter, Sleep
@@ -56,6 +68,7 @@ from bot.events import (
     SourceCursor,
     Unreadable,
 )
+from bot.logs import redact_also
 from bot.ports import SendRefused, SendUncertain, WelcomeSender
 
 if TYPE_CHECKING:
@@ -73,6 +86,9 @@ REQUEST_TIMEOUT = 30.0  # seconds per HTTP request; a hung server is a failed po
 MAX_GRAPHEMES = 1000
 MAX_HANDLE = 253  # a handle is a domain name
 RATE_LIMIT_RETRIES = 3
+# what a PDS answers for a session it no longer accepts (400 ExpiredToken: an expired or
+# revoked token; 401 InvalidToken / AuthenticationRequired: one it cannot verify)
+REFUSED_SESSION = ("ExpiredToken", "InvalidToken", "AuthenticationRequired")
 PASSWORD_HINT = ("Create an app password (Settings → Privacy and security → App passwords) "
                  "and set BLUESKY_APP_PASSWORD")
 
@@ -101,6 +117,22 @@ class TolerantRequest(AsyncRequest):
                             headers={k.lower(): v for k, v in answer.headers.items()})
 
 
+class ClockedClient(AsyncClient):
+    """atproto's client telling the time by the bot's clock: it refreshes the session
+    when the access token is 15 minutes from its expiry by that clock."""
+
+    def __init__(self, *args: Any, clock: Clock = utcnow, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+
+    def _inherit_clone_state(self, original: ClockedClient) -> None:  # the chat proxy's
+        super()._inherit_clone_state(original)
+        self.clock = original.clock
+
+    def get_current_time(self) -> datetime:
+        return self.clock()
+
+
 class BlueskyClient:
     """One logged-in atproto client, within Bluesky's rate limits."""
 
@@ -112,9 +144,12 @@ class BlueskyClient:
         self.limiter = RateLimiter(prefix="ratelimit-", clock=clock, sleep=sleep)
         self.request = TolerantRequest(timeout=REQUEST_TIMEOUT, verify=tls_context(),
                                        event_hooks={"response": [self._observe]})
-        self.api = AsyncClient(base_url=self.base_url, request=self.request)
+        self.api = ClockedClient(base_url=self.base_url, request=self.request, clock=clock)
+        self.api.on_session_change(self._session_changed)
         self.did: str | None = None
         self.handle: str = self.login_handle
+        # stores a new or refreshed session durably (None: forget it); set per poll
+        self.keep: Callable[[dict[str, str] | None], Any] | None = None
 
     async def _observe(self, response: httpx.Response) -> None:
         self.limiter.observe(response.headers)
@@ -135,17 +170,54 @@ class BlueskyClient:
                 raise UnreadableAnswer(type(exc).__name__) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def ensure_login(self) -> str:
-        """Log in once (``createSession``); the client refreshes the session itself."""
-        if self.did is None:
+    async def ensure_login(self, stored: dict[str, str] | None = None) -> bool:
+        """A session: the one this client holds, else ``stored`` (kept by an earlier poll
+        or run for this handle on this server), else a new login (``createSession``).
+        Whether the session was reused, so that the server may refuse it."""
+        if self.did is not None:
+            return True
+        kept = self._usable(stored)
+        if kept is not None:  # no request: the session is only installed
+            await self.api.login(session_string=kept.export(), fetch_bsky_profile=False)
+        else:
             await self.call(self.api.login, self.login_handle, secret(self._password),
                             fetch_bsky_profile=False)
-            session = self.api._session
-            self.did, self.handle = session.did, session.handle
-        return self.did
+        session = self.api._session
+        self.did, self.handle = session.did, session.handle
+        return kept is not None
+
+    def _usable(self, stored: dict[str, str] | None) -> AtSession | None:
+        """The stored session, when it was made for this login on this server."""
+        if not stored or stored.get("login") != self.login_handle.lower() or \
+                stored.get("server") != self.base_url:
+            return None
+        try:
+            session = AtSession.decode(str(stored.get("session") or ""))
+        except ValueError:  # not five fields: unreadable, so logged in anew
+            return None
+        redact_also([session.access_jwt, session.refresh_jwt])
+        return session
+
+    def _session_changed(self, event: SessionEvent, session: AtSession) -> None:
+        """atproto made a session (login) or refreshed it (the refresh JWT rotates, and
+        the old one soon stops working): store it before it is used."""
+        redact_also([session.access_jwt, session.refresh_jwt])
+        if event is SessionEvent.IMPORT or self.keep is None:
+            return
+        self.keep(kept_session(self.login_handle, self.base_url, session))
 
     def forget_session(self) -> None:
+        """Drop the session, here and where it was stored: the server refused it."""
         self.did = None
+        if self.keep is not None:
+            self.keep(None)
+
+
+def kept_session(login: str, server: str, session: AtSession) -> dict[str, str]:
+    """A session as stored (encrypted) with the account's credentials: with the login
+    and the server it was made for, so a changed handle or server logs in anew."""
+    return {"login": login.strip().lstrip("@").lower(), "server": server.rstrip("/"),
+            "session": session.export()}
 
 
 def as_dict(model: Any) -> dict[str, Any]:
@@ -195,10 +267,20 @@ async def query(client: BlueskyClient, nsid: str, params_model: type,
     return items, cursor
 
 
+def session_refused(exc: Exception) -> bool:
+    """Whether the server refused the session or the login (not the request itself)."""
+    if isinstance(exc, UnauthorizedError | LoginRequiredError):
+        return True
+    if isinstance(exc, BadRequestError):
+        content = getattr(exc.response, "content", None)
+        return getattr(content, "error", None) in REFUSED_SESSION
+    return False
+
+
 def describe_failure(exc: Exception, base_url: str) -> tuple[str, str]:
     """(a stable problem code, the message for the owner) for a failed call."""
     status = getattr(getattr(exc, "response", None), "status_code", None)
-    if isinstance(exc, UnauthorizedError | LoginRequiredError):
+    if session_refused(exc):
         return "auth", (f"Bluesky refused the login ({status or 'unauthorized'}): check "
                         f"BLUESKY_HANDLE and BLUESKY_APP_PASSWORD. {PASSWORD_HINT}.")
     if isinstance(exc, RateLimitExceededError):
@@ -250,20 +332,25 @@ class BlueskySource:
                                        account_handle=self.client.handle))
 
     async def _poll_with_fresh_session(self, app) -> None:
-        """A session that expired while the bot ran is renewed by logging in again, once;
-        only a login that fails is the owner's problem."""
-        had_session = self.client.did is not None
+        """The kept session is used (``ensure_login``); one the server refuses (expired,
+        revoked) is replaced by logging in again, once; only a login that fails is the
+        owner's problem."""
+        self.client.keep = functools.partial(state.save_session, app, PLATFORM)
+        stored = state.load_session(app, PLATFORM) if self.client.did is None else None
+        reused = False
         try:
+            reused = await self.client.ensure_login(stored)
             await self._poll(app)
-        except (UnauthorizedError, LoginRequiredError):
-            if not had_session:
+        except AtProtocolError as exc:
+            # a kept token that cannot even be read (TokenDecodeError) is refused too
+            if not (reused and (session_refused(exc) or isinstance(exc, TokenDecodeError))):
                 raise
             log.info("the Bluesky session was refused; logging in again")
             self.client.forget_session()
+            await self.client.ensure_login()
             await self._poll(app)
 
     async def _poll(self, app) -> None:
-        await self.client.ensure_login()
         current = state.load_state(app, PLATFORM)
         if current.cursor is None:
             newest = await self._newest_follow_time()
@@ -275,7 +362,7 @@ class BlueskySource:
             await self.reconcile(app)
 
     async def _failed(self, app, exc: AtProtocolError) -> None:
-        if isinstance(exc, UnauthorizedError | LoginRequiredError):
+        if session_refused(exc):
             self.client.forget_session()
         delay = self.backoff.failed(app.clock())
         log.warning("Bluesky poll failed (%s); next attempt in %s", type(exc).__name__, delay)

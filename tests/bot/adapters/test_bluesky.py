@@ -264,7 +264,7 @@ async def test_a_429_waits_for_the_window_and_retries(app, fake, source, clock, 
 
 async def test_a_refused_session_is_renewed_without_bothering_the_owner(app, fake, source):
     await baseline(app, fake, source)
-    fake.access_token = fake.access_token[:-4] + "AAAA"  # the old session is no longer valid
+    fake.revoke_sessions()  # the old session is no longer valid
     fake.follow(make_profile("Ivy"))
     await source.poll(app)
     assert [m.kind for m in app.surface.pop()] == ["new_connection"]
