@@ -7,14 +7,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import responses
+from aioresponses import aioresponses
 from sqlmodel import Session, select
 
+from bot.app import App
 from bot.connected import ConnectedAccounts
 from storage.models import Account, Owner
-from tests.bot.test_connected import KEY, connect_mastodon, owner_app, poller, world
+from tests.bot.test_connected import KEY, connect_mastodon, owner_app, poller, said, world
 from tests.support.factories import command
 from tests.support.fake_bluesky import HANDLE, PASSWORD, RunningBluesky, make_profile
 from tests.support.fake_mastodon import RunningMastodon, make_account
+from tests.support.x_api import FakeXApi, recorded_followers
+from tests.support.x_oauth import FakeXOAuth
 
 __all__ = ["KEY", "world"]  # the fixture, shared with test_connected
 
@@ -123,3 +128,38 @@ async def test_a_budget_spent_by_a_complete_poll_holds_the_next_one(world):
         assert fake.requests == []
         clock.advance(minutes=6)
         assert await poller(world, "w2").poll_due() == 1
+
+
+async def test_an_x_window_spent_by_a_poll_holds_the_next_one_without_a_429(world):
+    """X counts each endpoint's window per token: a poll that used the last follower-list
+    request keeps the reset on the account row, and no poll asks X before it."""
+    clock, settings, engine, surface = world
+    oauth = FakeXOAuth(client_id="plnbot-client")
+    x_settings = settings.model_copy(update={"x_client_id": "plnbot-client",
+                                             "x_redirect_uri": "https://plnbot.example/cb"})
+    ada = App(settings=x_settings.model_copy(update={"owner_ref": "ada"}), engine=engine,
+              surface=surface, clock=clock)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock, \
+            aioresponses() as mocked:
+        oauth.install(mock)
+        api = FakeXApi(mocked, clock, followers=recorded_followers()[:5], followers_limit=1)
+        (link,) = [m for m in await said(ada, "connect x")]
+        await said(ada, oauth.authorize(link.fields["url"]))
+
+        def x_poller(worker: str) -> ConnectedAccounts:
+            return ConnectedAccounts(settings=x_settings, engine=engine, surface=surface,
+                                     clock=clock, worker=worker)
+
+        assert await x_poller("w1").poll_due() == 1  # the baseline spends the window
+        reset = account_of(world, "ada").rate_limited_until
+        assert reset is not None and clock() < reset <= clock() + timedelta(minutes=15, seconds=1)
+
+        clock.advance(minutes=6)  # the poll interval has come, X's window has not
+        api.requests.clear()
+        assert await x_poller("w2").poll_due() == 0
+        assert api.requests == []
+
+        clock.advance(minutes=10)  # past the reset
+        assert await x_poller("w2").poll_due() == 1
+        assert api.calls("followers") and api.over_limit == 0  # never a 429
+        assert account_of(world, "ada").rate_limited_until > reset  # its one request: spent

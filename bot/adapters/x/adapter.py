@@ -20,7 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -135,6 +135,18 @@ class RateLimiter:
         except (KeyError, TypeError, ValueError):
             return
         self.windows[endpoint] = (remaining, reset)
+
+    def spent_until(self) -> datetime | None:
+        """When the last of the windows X said are used up resets (None: none is), at
+        most one window away: a poller of many accounts keeps it on the account row and
+        polls another account meanwhile (``bot/connected.py``)."""
+        now = self.clock().timestamp()
+        resets = [reset for remaining, reset in self.windows.values()
+                  if remaining <= 0 and reset > now]
+        if not resets:
+            return None
+        latest = min(max(resets) + 1, now + WINDOW.total_seconds())
+        return datetime.fromtimestamp(latest, tz=UTC)
 
     def exhausted(self, endpoint: str, headers: Any) -> None:
         """A 429: nothing left until the reset X names (or one window from now)."""
@@ -322,6 +334,10 @@ class XSource:
         # App-only requests have their own (per-app) limits and never expire.
         self.api = self.apis.get("X_BEARER_TOKEN") or self.apis["X_USER_ACCESS_TOKEN"]
         self.polled = False
+
+    def rate_limited_until(self) -> datetime | None:
+        """Until when X said a window this account's polls use is spent (None: none is)."""
+        return self.limiter.spent_until()
 
     async def poll(self, app) -> None:
         state = load_state(app)
