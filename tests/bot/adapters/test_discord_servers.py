@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
 
 import discord
 import pytest
@@ -20,14 +19,13 @@ from sqlmodel import Session, select
 
 from bot import runner
 from bot.adapters import discord_worker as adapter
-from bot.context import utcnow
-from bot.owners import add_owner
 from bot.worker import RoutingSurface, Worker
 from storage.db import make_engine, upgrade
 from storage.models import Account, Connection, Contact, Draft, Handle, Owner
 from tests.conftest import make_settings
 from tests.support.fake_discord import BOT_ID, RunningDiscord
 from tests.support.fakes import FakeSurface
+from tests.support.owner import enrol
 
 # --- the fake Discord and the worker ----------------------------------------------------
 
@@ -54,20 +52,6 @@ def quick_gateway(monkeypatch):
     monkeypatch.setattr(adapter, "hold_gateway", hold_gateway)
 
 
-@pytest.fixture
-def engine(database_url):
-    engine = make_engine(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
-def enrol(engine, *user_ids: str) -> None:
-    with Session(engine) as session:
-        for user_id in user_ids:
-            add_owner(session, external_ref=f"discord:{user_id}", name="", tz="UTC",
-                      now=utcnow() - timedelta(days=1))
-        session.commit()
 
 
 @contextlib.asynccontextmanager

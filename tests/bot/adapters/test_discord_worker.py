@@ -4,7 +4,6 @@ discord.py objects in, a real Worker on a real database, Discord calls out."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from unittest.mock import AsyncMock, MagicMock
 
 import discord
@@ -17,8 +16,6 @@ from bot.adapters.discord.buttons import DraftButton
 from bot.adapters.discord.surface import DiscordSurface, DiscordUnavailable
 from bot.adapters.discord.text import nonce_for
 from bot.adapters.discord_worker import WorkerDiscordClient, discord_route, hold_gateway
-from bot.context import utcnow
-from bot.owners import add_owner
 from bot.worker import RoutingSurface, Worker
 from storage.db import make_engine, upgrade
 from storage.models import Draft, OutboxMessage, Owner, Reminder
@@ -27,6 +24,7 @@ from tests.conftest import make_settings
 from tests.support.discord_mocks import mock_dm_channel, mock_interaction, mock_message, mock_user
 from tests.support.factories import arrival, command, x_person
 from tests.support.fakes import FakeSurface
+from tests.support.owner import enrol
 
 ADA_ID = 404_000_000_000_000_001
 BEN_ID = 404_000_000_000_000_002
@@ -43,13 +41,6 @@ def engine(db_url):
     yield engine
     engine.dispose()
 
-
-def enrol(engine, *user_ids: int) -> None:
-    with Session(engine) as session:
-        for user_id in user_ids:
-            add_owner(session, external_ref=f"discord:{user_id}", name="", tz="UTC",
-                      now=utcnow() - timedelta(days=1))
-        session.commit()
 
 
 class Discord:
