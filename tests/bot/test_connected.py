@@ -144,6 +144,33 @@ async def test_a_quiet_poll_writes_only_the_account_handed_back(world):
         assert account.last_error is None
 
 
+async def test_a_mass_drop_on_a_connected_account_is_rechecked_after_15_minutes(world):
+    """The claim reads when a mass drop wants its re-check: the poll after it makes the
+    full follower list then, not at the next daily reconciliation."""
+    clock = world[0]
+    ada = owner_app(world, "ada")
+    with RunningMastodon() as fake:
+        for n in range(30):
+            fake.followers.append(make_account(f"teacher{n}"))
+        await connect_mastodon(ada, fake)
+        await poller(world).poll_due()  # the quiet baseline: 30 followers
+        world[3].pop()
+        everyone = list(fake.followers)
+        del fake.followers[5:]  # the instance answers with 5 of 30 for a while
+        clock.advance(hours=25)
+        assert await poller(world).poll_due() == 1
+        assert [m.kind for m in world[3].pop()] == ["connections_vanished"]
+
+        fake.followers[:] = everyone
+        clock.advance(minutes=6)
+        assert await poller(world).poll_due() == 1
+        assert world[3].pop() == []  # not yet: the re-check is 15 minutes after the drop
+        clock.advance(minutes=10)
+        assert await poller(world).poll_due() == 1
+        (message,) = world[3].pop()
+        assert message.kind == "connections_returned" and message.fields["returned"] == 25
+
+
 async def test_a_revoked_token_is_said_once_and_retried_slowly(world):
     clock = world[0]
     ada = owner_app(world, "ada")
