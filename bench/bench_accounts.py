@@ -2,9 +2,9 @@
 
 5,000 owners with a Mastodon and a Bluesky account each, as polling leaves them after
 ``connect …`` (credentials encrypted with PLNBOT_SECRET_KEY, the quiet baseline done, a
-cursor, the follower count seen), every one due. Fake Mastodon and Bluesky servers for the whole fleet
-(bench/fleet.py: the real API shapes, parsed by Mastodon.py and atproto; per-account
-rate limits) count each account's polls. Two ``plnbot run --worker`` processes then run
+cursor, the follower count seen), every one due. Fake Mastodon and Bluesky servers for
+the whole fleet (bench/fleet.py: the real API shapes, parsed by Mastodon.py and
+atproto; per-account rate limits) count each account's polls. Two ``plnbot run --worker`` processes then run
 for one poll interval (``PLNBOT_POLL_MINUTES=5``): every account must be polled exactly
 once within it, none twice.
 

@@ -38,11 +38,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, or_, select
 
 from bot import platforms
+from bot.adapters.state import SourceState
 from bot.app import App
 from bot.config import Settings
 from bot.connecting import ConnectRefused
 from bot.context import Clock, utcnow
-from bot.adapters.state import SourceState
 from bot.events import Event, SourceChecked
 from bot.outbox import ChatSurface, worker_id
 from bot.vault import Vault, require_vault
@@ -219,20 +219,24 @@ class ConnectedAccounts:
         otherwise never end."""
         total = 0
         while not self._stopping() and (batch := self.claim()):
-            for index, claimed in enumerate(batch):
-                if self._stopping():
-                    with Session(self.engine) as session:
-                        leases.release(session, Account, [c.account.id for c in batch[index:]],
+            with leases.hand_back(self.engine) as giving_back:
+                for index, claimed in enumerate(batch):
+                    if self._stopping():
+                        leases.release(giving_back, Account,
+                                       [c.account.id for c in batch[index:]],
                                        worker=self.worker)
-                    break
-                await self._poll_and_release(claimed)
-                total += 1
+                        break
+                    await self._poll_and_release(claimed, giving_back)
+                    total += 1
         return total
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
-    async def _poll_and_release(self, claimed: Claimed) -> None:
+    async def _poll_and_release(self, claimed: Claimed, giving_back: Session) -> None:
+        """Poll, then give the account back with its next poll time (``hand_back``: lost
+        in a database crash, the account is polled again once its lease expires, from
+        the cursor its arrivals committed)."""
         account_id = claimed.account.id
         next_poll = self.clock() + self.every + self._spread(account_id)
         limited: datetime | None = None
@@ -248,10 +252,9 @@ class ConnectedAccounts:
             log.exception("polling connected account %s failed; retrying next interval",
                           account_id)
         finally:
-            with Session(self.engine) as session:
-                leases.release(session, Account, [account_id], worker=self.worker,
-                               next_poll_at=next_poll, last_polled_at=self.clock(),
-                               rate_limited_until=limited)
+            leases.release(giving_back, Account, [account_id], worker=self.worker,
+                           next_poll_at=next_poll, last_polled_at=self.clock(),
+                           rate_limited_until=limited)
 
     def _spread(self, account_id: int) -> timedelta:
         """Up to a tenth of the interval, fixed per account, so accounts connected at the

@@ -312,8 +312,8 @@ async def test_a_stopping_worker_ends_its_pass_and_gives_the_rest_back(world):
         stopping.stop = asyncio.Event()
         poll_one = stopping._poll_and_release
 
-        async def poll_then_signal(claimed) -> None:
-            await poll_one(claimed)
+        async def poll_then_signal(claimed, giving_back) -> None:
+            await poll_one(claimed, giving_back)
             stopping.stop.set()  # the signal arrives while the first account is polled
 
         stopping._poll_and_release = poll_then_signal  # type: ignore[method-assign]
