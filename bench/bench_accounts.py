@@ -4,9 +4,9 @@
 ``connect …`` (credentials encrypted with PLNBOT_SECRET_KEY, the quiet baseline done, a
 cursor, the follower count seen), every one due. Fake Mastodon and Bluesky servers for
 the whole fleet (bench/fleet.py: the real API shapes, parsed by Mastodon.py and
-atproto; per-account rate limits) count each account's polls. Two ``plnbot run --worker`` processes then run
-for one poll interval (``PLNBOT_POLL_MINUTES=5``): every account must be polled exactly
-once within it, none twice.
+atproto; per-account rate limits) count each account's polls. Two ``plnbot run
+--worker`` processes then run for one poll interval (``PLNBOT_POLL_MINUTES=5``): every
+account must be polled exactly once within it, none twice.
 
 Baseline, same run: two processes doing the same HTTP requests per account with one
 aiohttp session each (Mastodon ``verify_credentials``, ``instance``, ``notifications``;
