@@ -1,12 +1,12 @@
 """10,000 accounts connected by chat, polled by two worker processes on PostgreSQL.
 
-5,000 owners with a Mastodon and a Bluesky account each, connected as ``connect …``
-leaves them (credentials encrypted with PLNBOT_SECRET_KEY, the quiet baseline done, a
-cursor), every one due. Fake Mastodon and Bluesky servers for the whole fleet
-(bench/fleet.py: the real API shapes, parsed by Mastodon.py and atproto; per-account
-rate limits) count each account's polls. Two ``plnbot run --worker`` processes then run
-for one poll interval (``PLNBOT_POLL_MINUTES=5``): every account must be polled exactly
-once within it, none twice.
+5,000 owners with a Mastodon and a Bluesky account each, as polling leaves them after
+``connect …`` (credentials encrypted with PLNBOT_SECRET_KEY, the quiet baseline done, a
+cursor, the follower count seen), every one due. Fake Mastodon and Bluesky servers for
+the whole fleet (bench/fleet.py: the real API shapes, parsed by Mastodon.py and
+atproto; per-account rate limits) count each account's polls. Two ``plnbot run
+--worker`` processes then run for one poll interval (``PLNBOT_POLL_MINUTES=5``): every
+account must be polled exactly once within it, none twice.
 
 Baseline, same run: two processes doing the same HTTP requests per account with one
 aiohttp session each (Mastodon ``verify_credentials``, ``instance``, ``notifications``;
@@ -53,19 +53,22 @@ def seed_accounts(url: str, accounts: int, key: str, urls: tuple[str, str]) -> N
 
     vault = Vault(MultiFernet([Fernet(key)]))
     mastodon_url, bluesky_url = urls
+    # what the last poll stored: the fleet's accounts all have the template's count
+    followers = fleet.make_account("template", domain=None)["followers_count"]
     rows = []
     for number in range(accounts):
         owner_id = number // 2 + 1
         if number % 2 == 0:
             credentials = {"instance": mastodon_url, "access_token": fleet.mastodon_token(number)}
             row = {"platform": "mastodon", "external_id": str(1_000_000 + number),
-                   "handle": f"teacher{number:06d}@fleet.social", "cursor": "100"}
+                   "handle": f"teacher{number:06d}@fleet.social", "cursor": "100",
+                   "followers_count_seen": followers}
         else:
             credentials = {"handle": fleet.bluesky_handle(number),
                            "app_password": fleet.bluesky_password(number),
                            "server": bluesky_url}
             row = {"platform": "bluesky", "external_id": fleet._did(number),
-                   "handle": fleet.bluesky_handle(number),
+                   "handle": fleet.bluesky_handle(number), "followers_count_seen": None,
                    "cursor": NOW.isoformat().replace("+00:00", "Z")}
         rows.append(row | {"owner_id": owner_id, "baseline_done": True,
                            "last_reconciled_at": NOW, "last_synced_at": NOW,

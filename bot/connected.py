@@ -33,10 +33,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, or_, select
 
 from bot import platforms
+from bot.adapters.state import SourceState
 from bot.app import App
 from bot.config import Settings
 from bot.connecting import ConnectRefused
@@ -45,7 +47,7 @@ from bot.events import Event, SourceChecked
 from bot.outbox import ChatSurface, worker_id
 from bot.vault import Vault, require_vault
 from storage import leases
-from storage.models import Account, Owner
+from storage.models import Account, MassDrop, Owner
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +89,61 @@ def account_settings(settings: Settings, *, owner_ref: str, platform: str, exter
                                        "owner_ref": owner_ref})
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A leased account as its claim read it, with what its poll reads first: the
+    owner's address and when a mass drop on it next wants a re-check (None: no open
+    drop). Read for the whole batch in the claim's session, instead of two sessions
+    (four queries) per poll."""
+
+    account: Account
+    owner_ref: str
+    recheck_at: datetime | None = None
+
+
 class AccountApp(App):
     """An App for one connected account's owner: a refused token is told as a reason to
-    ``connect`` again (the source's own text names environment variables)."""
+    ``connect`` again (the source's own text names environment variables).
+
+    It starts from the account row as the claim read it: the source's sync state
+    (``bot/adapters/state.py``) is served from it until the first event is dispatched,
+    and a poll's ``SourceChecked`` that would store what the row already holds is not
+    dispatched at all (no transaction, no commit, nothing to deliver)."""
 
     # whether the platform refused the credentials, as the poll's last check said (None:
     # no check was made); saves reading it back from the account row
     refused: bool | None = None
 
-    def __init__(self, *, owner_id: int, platform: str, **options: Any) -> None:
+    def __init__(self, *, owner_id: int, platform: str, account: Account | None = None,
+                 recheck_at: datetime | None = None, **options: Any) -> None:
         self.known_owner_id, self.platform = owner_id, platform
+        self.account = account  # the row as claimed; None once an event was dispatched
+        self.recheck_at = recheck_at
         super().__init__(**options)
+
+    def known_state(self, platform: str) -> SourceState | None:
+        """The source's state as the claim read it, while nothing has changed it since."""
+        account = self.account
+        if account is None or platform != self.platform:
+            return None
+        recheck = self.recheck_at is not None and self.recheck_at <= self.clock()
+        return SourceState(account.baseline_done, account.cursor, account.last_reconciled_at,
+                           recheck_due=recheck)
+
+    async def dispatch(self, event: Event) -> bool:
+        self.account = None  # the event may move the cursor: read the state again
+        return await super().dispatch(event)
+
+    def changes_nothing(self, event: SourceChecked) -> bool:
+        """Whether storing this check would write only what the account row holds
+        (``handlers/sources.py``): no problem before or now, the same id, handle and
+        follower count, and nothing else dispatched during this poll."""
+        account = self.account
+        return (account is not None and event.platform == self.platform
+                and not event.problem and not account.last_error and event.cursor is None
+                and event.account_external_id in ("", account.external_id)
+                and event.account_handle in ("", account.handle)
+                and event.followers_count in (None, account.followers_count_seen))
 
     def _ensure_owner(self) -> int:
         """The owner of a connected account exists (the account row refers to it): no
@@ -110,6 +156,8 @@ class AccountApp(App):
             self.refused = event.problem == "auth"
             if self.refused:
                 event = replace(event, text=reconnect_text(self.platform))
+            elif self.changes_nothing(event):
+                return
         await super().handle(event)
 
 
@@ -149,18 +197,20 @@ class ConnectedAccounts:
         if seconds > 0:
             raise PollDeferred(self.clock() + timedelta(seconds=seconds))
 
-    def claim(self) -> list[int]:
+    def claim(self) -> list[Claimed]:
+        """Lease a batch of due accounts and read them, in one session."""
         now = self.clock()
         due = or_(col(Account.next_poll_at).is_(None), col(Account.next_poll_at) <= now)
         limit_over = or_(col(Account.rate_limited_until).is_(None),
                          col(Account.rate_limited_until) <= now)
         polled = col(Account.platform).in_(platforms.polled_connected())
-        with Session(self.engine) as session:
-            return leases.claim(
+        with Session(self.engine, expire_on_commit=False) as session:
+            ids = leases.claim(
                 session, Account, worker=self.worker, now=now, lease=self.lease,
                 where=[polled, col(Account.credentials).is_not(None),
                        col(Account.connected_at).is_not(None), due, limit_over],
                 order_by=[col(Account.next_poll_at).asc().nulls_first()], limit=self.per_claim)
+            return read_claimed(session, ids) if ids else []
 
     async def poll_due(self) -> int:
         """Poll every due account, batch by batch; returns how many were polled. When
@@ -168,24 +218,30 @@ class ConnectedAccounts:
         rest of its batch back: with more accounts due than it can poll, this pass would
         otherwise never end."""
         total = 0
-        while not self._stopping() and (ids := self.claim()):
-            for index, account_id in enumerate(ids):
-                if self._stopping():
-                    with Session(self.engine) as session:
-                        leases.release(session, Account, ids[index:], worker=self.worker)
-                    break
-                await self._poll_and_release(account_id)
-                total += 1
+        while not self._stopping() and (batch := self.claim()):
+            with leases.hand_back(self.engine) as giving_back:
+                for index, claimed in enumerate(batch):
+                    if self._stopping():
+                        leases.release(giving_back, Account,
+                                       [c.account.id for c in batch[index:]],
+                                       worker=self.worker)
+                        break
+                    await self._poll_and_release(claimed, giving_back)
+                    total += 1
         return total
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
-    async def _poll_and_release(self, account_id: int) -> None:
+    async def _poll_and_release(self, claimed: Claimed, giving_back: Session) -> None:
+        """Poll, then give the account back with its next poll time (``hand_back``: lost
+        in a database crash, the account is polled again once its lease expires, from
+        the cursor its arrivals committed)."""
+        account_id = claimed.account.id
         next_poll = self.clock() + self.every + self._spread(account_id)
         limited: datetime | None = None
         try:
-            polled = await self._poll(account_id)
+            polled = await self._poll_claimed(claimed)
             if not polled.accepted:
                 next_poll = self.clock() + AUTH_RETRY
             limited = polled.limited_until
@@ -196,10 +252,9 @@ class ConnectedAccounts:
             log.exception("polling connected account %s failed; retrying next interval",
                           account_id)
         finally:
-            with Session(self.engine) as session:
-                leases.release(session, Account, [account_id], worker=self.worker,
-                               next_poll_at=next_poll, last_polled_at=self.clock(),
-                               rate_limited_until=limited)
+            leases.release(giving_back, Account, [account_id], worker=self.worker,
+                           next_poll_at=next_poll, last_polled_at=self.clock(),
+                           rate_limited_until=limited)
 
     def _spread(self, account_id: int) -> timedelta:
         """Up to a tenth of the interval, fixed per account, so accounts connected at the
@@ -211,15 +266,16 @@ class ConnectedAccounts:
         return (await self._poll(account_id)).accepted
 
     async def _poll(self, account_id: int) -> Polled:
+        with Session(self.engine, expire_on_commit=False) as session:
+            found = read_claimed(session, [account_id])
+        return await self._poll_claimed(found[0]) if found else Polled()
+
+    async def _poll_claimed(self, claimed: Claimed) -> Polled:
         vault = require_vault(self.settings)
-        with Session(self.engine) as session:
-            found = session.exec(select(Account, Owner.external_ref)
-                                 .join(Owner, col(Owner.id) == Account.owner_id)
-                                 .where(Account.id == account_id)).first()
-        if found is None or found[0].credentials is None:
+        account, owner_ref = claimed.account, claimed.owner_ref
+        if account.credentials is None:
             return Polled()
-        account, owner_ref = found
-        app = self._app(owner_ref, account)
+        app = self._app(claimed)
         try:
             credentials = await self._fresh_credentials(account, vault)
         except ConnectRefused as exc:
@@ -238,7 +294,7 @@ class ConnectedAccounts:
             if hasattr(source, "aclose"):
                 await source.aclose()
         accepted = not app.refused if app.refused is not None else \
-            self._still_accepted(account_id)
+            self._still_accepted(account.id)
         return Polled(accepted=accepted, limited_until=self._spent_until(source))
 
     def _spent_until(self, source: Any) -> datetime | None:
@@ -246,9 +302,11 @@ class ConnectedAccounts:
         until = getattr(source, "rate_limited_until", lambda: None)()
         return until if until is not None and until > self.clock() else None
 
-    def _app(self, owner_ref: str, account: Account) -> AccountApp:
-        settings = self.settings.model_copy(update={"owner_ref": owner_ref})
+    def _app(self, claimed: Claimed) -> AccountApp:
+        account = claimed.account
+        settings = self.settings.model_copy(update={"owner_ref": claimed.owner_ref})
         return AccountApp(owner_id=account.owner_id, platform=account.platform,
+                          account=account, recheck_at=claimed.recheck_at,
                           settings=settings, engine=self.engine, surface=self.surface,
                           clock=self.clock, worker=self.worker)
 
@@ -275,3 +333,16 @@ class ConnectedAccounts:
                                  .where(Account.id == account_id)).one()
         return not (error or "").startswith("auth:")
 
+
+
+def read_claimed(session: Session, ids: list[int]) -> list[Claimed]:
+    """The accounts ``ids`` with their owners' addresses and their soonest mass-drop
+    re-check, in id order: one query for a whole claimed batch."""
+    recheck = (select(func.min(MassDrop.next_check_at))
+               .where(MassDrop.account_id == Account.id, MassDrop.owner_id == Account.owner_id,
+                      MassDrop.status == "open")
+               .correlate(Account).scalar_subquery())
+    rows = session.exec(select(Account, Owner.external_ref, recheck)
+                        .join(Owner, col(Owner.id) == Account.owner_id)
+                        .where(col(Account.id).in_(ids)).order_by(col(Account.id)))
+    return [Claimed(account, owner_ref, recheck_at) for account, owner_ref, recheck_at in rows]

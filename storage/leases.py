@@ -23,11 +23,13 @@ Tables with lease columns: ``owner`` (who serves an owner: sweeps and delivery),
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -123,6 +125,35 @@ def release(session: Session, model: Any, ids: Sequence[int], *, worker: str,
         .execution_options(synchronize_session=False)
     )
     session.commit()
+
+
+@contextmanager
+def hand_back(engine: Engine) -> Iterator[Session]:
+    """A session for giving many leases back one by one, each write one round trip.
+
+    One connection (checked once, not before every write), in autocommit, and on
+    PostgreSQL with ``synchronous_commit`` off: a commit does not wait for the disk
+    (about 10 ms each on bench_accounts' machine, a third of a poll). For writes whose
+    loss is harmless only: a database crash may forget the last fraction of a second of
+    them, and those rows stay leased until ``lease_until`` passes, as if this worker had
+    died. Any later ordinary commit makes them durable too (the log is written in order).
+    The setting is reset before the connection goes back to the pool.
+    """
+    with engine.connect() as connection:
+        quick = connection.dialect.name == "postgresql"
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        if quick:
+            connection.exec_driver_sql("SET synchronous_commit TO OFF")
+        try:
+            with Session(bind=connection, expire_on_commit=False) as session:
+                yield session
+        finally:
+            if quick:
+                try:
+                    connection.exec_driver_sql("RESET synchronous_commit")
+                except BaseException:  # never back to the pool with the setting on
+                    connection.invalidate()
+                    raise
 
 
 # --- account polls -------------------------------------------------------------------

@@ -53,6 +53,12 @@ def _account(session, app: App, platform: str) -> Account:
 
 
 def load_state(app: App, platform: str) -> SourceState:
+    """The state as stored; or as the app already read it (a connected account's app
+    reads it with its claim, ``bot/connected.py``, and forgets it once it dispatches)."""
+    known = getattr(app, "known_state", None)
+    remembered = known(platform) if known is not None else None
+    if remembered is not None:
+        return remembered
     with session_scope(app.engine) as session:
         account = _account(session, app, platform)
         recheck = store.recheck_due(session, owner=session.get_one(Owner, app.owner_id),

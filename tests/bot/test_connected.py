@@ -11,6 +11,7 @@ import pytest
 import responses
 from aioresponses import aioresponses
 from cryptography.fernet import Fernet
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from bot.app import App, open_database
@@ -93,6 +94,81 @@ async def test_each_owners_account_is_polled_for_that_owner(world):
     messages = world[3].pop()
     assert [(m.owner_ref, m.kind) for m in messages] == [("ada", "new_connection")]
     assert messages[0].fields["contact"]["handle"] == "newt@school.social"
+
+
+def writes(engine) -> list[str]:
+    """Every statement that changes a row, as the engine sends them (a listener)."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().split()[0].upper() in ("INSERT", "UPDATE", "DELETE", "WITH"):
+            seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    return seen
+
+
+async def test_a_quiet_poll_writes_only_the_account_handed_back(world):
+    """A poll that finds nothing new stores nothing but the lease given back with the
+    next poll time: no transaction for a check that changes nothing. A changed follower
+    count, a new follower, a problem that went away are still stored."""
+    clock, engine = world[0], world[2]
+    ada = owner_app(world, "ada")
+    with RunningMastodon() as fake:
+        await connect_mastodon(ada, fake)
+        await poller(world).poll_due()  # the quiet baseline
+        world[3].pop()
+
+        clock.advance(minutes=6)
+        seen = writes(engine)
+        assert await poller(world).poll_due() == 1
+        claim, release, nothing_more = seen  # the claim, the account, an empty claim
+        assert "SET lease_owner=" in claim and "SET lease_owner=" in nothing_more
+        assert release.startswith("UPDATE account SET lease_owner=")
+        assert world[3].pop() == []
+        (account,) = accounts(world)
+        assert account.lease_owner is None and account.next_poll_at > clock()
+
+        fake.me["followers_count"] += 1
+        fake.follow(make_account("newt", display_name="Newt Scamander"))
+        with Session(engine) as session:
+            row = session.get_one(Account, account.id)
+            row.last_error = "network: the server did not answer"
+            session.add(row)
+            session.commit()
+        clock.advance(minutes=6)
+        assert await poller(world).poll_due() == 1
+        assert sorted(m.kind for m in world[3].pop()) == ["new_connection", "source_recovered"]
+        (account,) = accounts(world)
+        assert account.followers_count_seen == fake.me["followers_count"]
+        assert account.last_error is None
+
+
+async def test_a_mass_drop_on_a_connected_account_is_rechecked_after_15_minutes(world):
+    """The claim reads when a mass drop wants its re-check: the poll after it makes the
+    full follower list then, not at the next daily reconciliation."""
+    clock = world[0]
+    ada = owner_app(world, "ada")
+    with RunningMastodon() as fake:
+        for n in range(30):
+            fake.followers.append(make_account(f"teacher{n}"))
+        await connect_mastodon(ada, fake)
+        await poller(world).poll_due()  # the quiet baseline: 30 followers
+        world[3].pop()
+        everyone = list(fake.followers)
+        del fake.followers[5:]  # the instance answers with 5 of 30 for a while
+        clock.advance(hours=25)
+        assert await poller(world).poll_due() == 1
+        assert [m.kind for m in world[3].pop()] == ["connections_vanished"]
+
+        fake.followers[:] = everyone
+        clock.advance(minutes=6)
+        assert await poller(world).poll_due() == 1
+        assert world[3].pop() == []  # not yet: the re-check is 15 minutes after the drop
+        clock.advance(minutes=10)
+        assert await poller(world).poll_due() == 1
+        (message,) = world[3].pop()
+        assert message.kind == "connections_returned" and message.fields["returned"] == 25
 
 
 async def test_a_revoked_token_is_said_once_and_retried_slowly(world):
@@ -263,8 +339,8 @@ async def test_a_stopping_worker_ends_its_pass_and_gives_the_rest_back(world):
         stopping.stop = asyncio.Event()
         poll_one = stopping._poll_and_release
 
-        async def poll_then_signal(account_id: int) -> None:
-            await poll_one(account_id)
+        async def poll_then_signal(claimed, giving_back) -> None:
+            await poll_one(claimed, giving_back)
             stopping.stop.set()  # the signal arrives while the first account is polled
 
         stopping._poll_and_release = poll_then_signal  # type: ignore[method-assign]

@@ -1,5 +1,8 @@
 """Three ``plnbot run --worker`` processes share one PostgreSQL database.
 
+(Last: two workers poll chat-connected accounts on bench_accounts' fake servers, and one
+is SIGKILLed mid-pass: every account is polled, at most the one in flight twice.)
+
 Due reminders across many owners (5,000 across 500 in the crash test): every reminder
 reaches exactly one delivered message, and every message is printed once — also when
 one worker is SIGKILLed in the middle of its work (its owners and messages are taken
@@ -71,10 +74,10 @@ def workers(pg_url, tmp_path):
             proc.wait()
 
 
-def start_worker(pg_url, out, name):
+def start_worker(pg_url, out, name, extra: dict[str, str] | None = None):
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(out.parent),
            "DATABASE_URL": pg_url, "PLNBOT_LEASE_SECONDS": "2", "PLNBOT_SWEEP_SECONDS": "3600",
-           "PLNBOT_WORKER_ID": name, "PLNBOT_DATA_DIR": str(out.parent)}
+           "PLNBOT_WORKER_ID": name, "PLNBOT_DATA_DIR": str(out.parent), **(extra or {})}
     return subprocess.Popen([sys.executable, "-m", "bot", "run", "--worker", "--json"],
                             stdout=out.open("w"), stderr=out.with_suffix(".log").open("w"),
                             env=env, cwd=ROOT)
@@ -152,3 +155,72 @@ def test_a_killed_worker_is_taken_over_and_still_exactly_once(seed, workers):
     repeats = check_exactly_once(printed(outs), ids, allowed_repeats=1)
     if repeats:  # the one message the victim printed but had not yet marked sent
         assert repeats[0] in {m["key"] for m in printed(outs[:1])}
+
+
+@pytest.fixture
+def fleet_servers():
+    """The fake Mastodon and Bluesky servers of bench_accounts, in their own process."""
+    import multiprocessing
+
+    from bench import fleet
+
+    context = multiprocessing.get_context("spawn")
+    ready, halt = context.Queue(), context.Event()
+    server = context.Process(target=fleet.serve, args=(ready, halt))
+    server.start()
+    try:
+        yield ready.get(timeout=60)
+    finally:
+        halt.set()
+        server.join(timeout=30)
+
+
+def fleet_polls(urls) -> dict[str, list[float]]:
+    import urllib.request
+
+    with urllib.request.urlopen(urls[0] + "/_fleet/polls", timeout=30) as answer:
+        return json.loads(answer.read())["polls"]
+
+
+@pytest.mark.crash  # a kill -9 trial: `make test-crash`
+def test_a_worker_killed_while_polling_connected_accounts_repeats_at_most_one(
+        pg_url, fleet_servers, tmp_path):
+    """Two workers poll 300 chat-connected accounts; one is SIGKILLed mid-pass. Every
+    account is polled; the accounts it had claimed but not polled are polled by the
+    other once their leases expire; only the poll in flight may happen twice (each
+    account polled is given back at once, not at the end of its batch)."""
+    from cryptography.fernet import Fernet
+
+    from bench.bench_accounts import seed_accounts
+
+    accounts, key = 300, Fernet.generate_key().decode()
+    upgrade(make_engine(pg_url))
+    seed_accounts(pg_url, accounts, key, fleet_servers)
+    extra = {"PLNBOT_SECRET_KEY": key, "PLNBOT_POLL_MINUTES": "60",
+             "PLNBOT_LEASE_SECONDS": "5"}
+    outs = [tmp_path / f"worker{n}.jsonl" for n in range(2)]
+    procs = [start_worker(pg_url, out, f"w{n}", extra) for n, out in enumerate(outs)]
+    try:
+        deadline = time.monotonic() + 60
+        while len(fleet_polls(fleet_servers)) < 60 and time.monotonic() < deadline:
+            time.sleep(0.1)  # waiting on other processes, not timing the code under test
+        procs[0].kill()
+        procs[0].wait()
+        with make_engine(pg_url).connect() as conn:  # it died holding a claimed batch
+            held = conn.execute(text(
+                "SELECT count(*) FROM account WHERE lease_owner LIKE 'w0@%'")).scalar()
+        assert held, "the victim was killed between batches: no trial"
+        deadline = time.monotonic() + 150  # the survivor's next pass: within 30 s + lease
+        while len(polls := fleet_polls(fleet_servers)) < accounts:
+            assert procs[1].poll() is None, logs(outs[1:])
+            assert time.monotonic() < deadline, f"{len(polls)} polled\n" + logs(outs)
+            time.sleep(0.5)
+        time.sleep(6)  # one lease more: nothing else may be polled again
+        polls = fleet_polls(fleet_servers)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert len(polls) == accounts
+    assert sum(len(times) > 1 for times in polls.values()) <= 1, logs(outs)

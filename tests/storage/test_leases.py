@@ -56,6 +56,28 @@ def test_release_frees_rows_and_sets_values(engine, owners, clock):
     assert [(r.status, r.lease_owner) for r in rows] == [("sent", None), ("pending", "a")]
 
 
+def test_leases_handed_back_one_by_one_are_freed_and_the_pool_is_left_as_it_was(
+        engine, owners, clock):
+    """``hand_back``: each release is written at once (visible to another session before
+    the block ends), and the connection goes back to the pool waiting for the disk again."""
+    seed_outbox(engine, owners[:1], 2, now=clock())
+    held = claim_messages(engine, "a", clock)
+    with leases.hand_back(engine) as session:
+        for message_id in held:
+            leases.release(session, OutboxMessage, [message_id], worker="a", status="sent")
+            with Session(engine) as other:
+                row = other.get_one(OutboxMessage, message_id)
+                assert (row.status, row.lease_owner) == ("sent", None)
+    if engine.dialect.name == "postgresql":  # every connection the pool holds, at once
+        connections = [engine.connect() for _ in range(engine.pool.checkedin() + 1)]
+        try:
+            assert {c.exec_driver_sql("SHOW synchronous_commit").scalar()
+                    for c in connections} == {"on"}
+        finally:
+            for connection in connections:
+                connection.close()
+
+
 def test_concurrent_claimers_never_share_a_row(engine, owners, clock):
     """Eight threads claiming at once (real row locks on PostgreSQL)."""
     keys = seed_outbox(engine, owners, 100, now=clock())
