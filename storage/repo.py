@@ -7,6 +7,7 @@ read or change another owner's rows.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
@@ -133,10 +134,17 @@ def find_handle(session: Session, *, owner: Owner, platform: str, external_id: s
 
 # one encoder for every handle (``json.dumps`` with options builds one per call)
 PROFILE_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+# half of a UTF-16 pair on its own: no database can store it as text
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def profile_json(profile: Profile) -> str:
-    return PROFILE_ENCODER.encode(profile.raw or {})
+    """The platform's JSON for the handle row. Callers clean it first; a lone surrogate
+    that got through anyway becomes U+FFFD here rather than failing the whole write."""
+    encoded = PROFILE_ENCODER.encode(profile.raw or {})
+    if LONE_SURROGATE.search(encoded):
+        return LONE_SURROGATE.sub("\ufffd", encoded)
+    return encoded
 
 
 def placeholder_name(platform: str, external_id: str) -> str:

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlmodel import create_engine as _create_engine
 
@@ -20,6 +21,13 @@ from tests.support.fakes import FakeClock, FakeSurface
 from tests.support.templates import MigratedTemplates
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property tests (hypothesis) run the same examples on every run unless one asks to
+# explore (PLNBOT_FUZZ_EXAMPLES=N): a CI run that fails can be repeated anywhere, and a
+# search for new failures is a deliberate, longer run (README "Hostile data").
+EXPLORING = "PLNBOT_FUZZ_EXAMPLES" in os.environ
+settings.register_profile("plnbot", derandomize=not EXPLORING)
+settings.load_profile("plnbot")
 RECORDED = Path(__file__).parent / "fixtures" / "recorded"
 
 

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 from sqlmodel import Session, col, select
 
 from bot.events import NetworkImported, Profile
-from handlers.untrusted import clean_text
+from handlers.untrusted import clean_text, cleaned_profile
 from storage.models import Account, Owner
 
 KINDS = ("follower", "following", "account")
@@ -217,8 +217,8 @@ def _person(item: ArchiveFile, index: int, entry: Any) -> Profile:
             f"{item.name}: entry {index} has no numeric accountId (ASCII digits; found "
             f"{account_id[:40]!r})"
         )
-    return Profile(platform="x", external_id=account_id, handle=account_id,
-                   raw={"accountId": account_id, "userLink": link})
+    return cleaned_profile(platform="x", external_id=account_id, handle=account_id,
+                           raw={"accountId": account_id, "userLink": link})
 
 
 def _id_from_link(link: str) -> str | None:

@@ -111,6 +111,22 @@ async def test_import_is_a_quiet_baseline_with_mutuals(app, surface, tmp_path):
     assert "X: you follow them" in who.text and "mutual" not in who.text
 
 
+async def test_a_lone_surrogate_in_a_user_link_is_cleaned_not_fatal(app, surface, tmp_path):
+    """Found by the fuzz suite: ``"userLink": "\\ud88d"`` (half a UTF-16 pair, which JSON
+    allows and no database stores) failed the whole import. The entry is cleaned and
+    everyone in the archive is stored."""
+    follower = (f'window.YTD.follower.part0 = [{{"follower": {{"accountId": "{FOLLOWERS[0]}",'
+                f' "userLink": "\\ud88d"}}}}]')
+    archive = read_archive(write_folder(tmp_path, archive_files(**{
+        "data/follower.js": follower, "data/follower-part1.js": None})))
+    await app.handle(archive.event("local"))
+    [reply] = surface.pop()
+    assert reply.kind == "reply" and "1 follower" in reply.text, reply.text
+    with Session(app.engine) as session:
+        handle = session.exec(select(Handle).where(Handle.external_id == FOLLOWERS[0])).one()
+        assert "\ud88d" not in (handle.profile_json or "")
+
+
 async def test_reimporting_the_same_archive_changes_nothing(app, surface, tmp_path):
     archive = read_archive(write_zip(tmp_path / "a.zip", archive_files()))
     await app.handle(archive.event("local"))
