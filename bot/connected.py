@@ -219,16 +219,27 @@ class ConnectedAccounts:
         otherwise never end."""
         total = 0
         while not self._stopping() and (batch := self.claim()):
+            renewed, held = self.clock(), {c.account.id for c in batch}
             with leases.hand_back(self.engine) as giving_back:
                 for index, claimed in enumerate(batch):
+                    rest = [c.account.id for c in batch[index:] if c.account.id in held]
                     if self._stopping():
-                        leases.release(giving_back, Account,
-                                       [c.account.id for c in batch[index:]],
-                                       worker=self.worker)
+                        leases.release(giving_back, Account, rest, worker=self.worker)
                         break
+                    if self.clock() - renewed >= self.lease / 2:
+                        renewed, held = self.clock(), set(self._renew(giving_back, rest))
+                    if claimed.account.id not in held:
+                        continue  # taken over while the batch was slow: theirs now
                     await self._poll_and_release(claimed, giving_back)
                     total += 1
         return total
+
+    def _renew(self, session: Session, ids: list[int]) -> list[int]:
+        """Extend the leases of the accounts of this batch not yet polled (a batch whose
+        platforms answer slowly could otherwise outlast its lease, and another worker
+        would poll the same accounts); returns those this worker still holds."""
+        return leases.renew(session, Account, ids, worker=self.worker, now=self.clock(),
+                            lease=self.lease)
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()

@@ -269,6 +269,34 @@ async def test_two_workers_poll_each_account_exactly_once(world):
 
 
 
+async def test_a_slow_batch_keeps_its_leases_so_no_other_worker_polls_it_too(world):
+    """Each poll of this batch takes 40 s (platforms answering slowly) against a 60 s
+    lease: the worker renews the rest of its batch as it goes, so a second worker that
+    looks meanwhile finds nothing to take, and every account is polled once."""
+    clock = world[0]
+    owners = [owner_app(world, f"owner{i}") for i in range(3)]
+    with RunningBluesky() as fake:
+        for app in owners:
+            await app.handle(command(f"connect bluesky {HANDLE} {PASSWORD} {fake.url}",
+                                     owner_ref=app.settings.owner_ref))
+        world[3].pop()
+        slow, other = poller(world, "w1"), poller(world, "w2")
+        taken_meanwhile: list[int] = []
+        polled_by_slow = slow._poll_claimed
+
+        async def slowly(claimed):
+            clock.advance(seconds=40)
+            taken_meanwhile.extend(c.account.id for c in other.claim())
+            return await polled_by_slow(claimed)
+
+        slow._poll_claimed = slowly  # type: ignore[method-assign]
+        assert await slow.poll_due() == 3
+        assert taken_meanwhile == []
+        assert await other.poll_due() == 0
+    assert sorted(m.owner_ref for m in world[3].pop()) == sorted(
+        a.settings.owner_ref for a in owners)
+
+
 def test_plnbot_run_worker_once_polls_connected_accounts(tmp_path, db_url):
     """The public path: an owner connects by chat, `plnbot run --worker --once` makes the
     quiet baseline; without the key it stops with one line naming PLNBOT_SECRET_KEY."""
