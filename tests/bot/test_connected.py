@@ -250,13 +250,18 @@ async def test_disconnected_and_half_connected_accounts_are_not_polled(world):
         assert fake.requests == [] and sky.requests == []
 
 
+async def connect_bluesky_owners(world, owners: list[App], fake) -> None:
+    """Each owner connects their own account on ``fake`` by chat (replies dropped)."""
+    for app in owners:
+        await app.handle(command(f"connect bluesky {HANDLE} {PASSWORD} {fake.url}",
+                                 owner_ref=app.settings.owner_ref))
+    world[3].pop()
+
+
 async def test_two_workers_poll_each_account_exactly_once(world):
     owners = [owner_app(world, f"owner{i}") for i in range(6)]
     with RunningBluesky() as fake:
-        for app in owners:
-            await app.handle(command(f"connect bluesky {HANDLE} {PASSWORD} {fake.url}",
-                                     owner_ref=app.settings.owner_ref))
-        world[3].pop()
+        await connect_bluesky_owners(world, owners, fake)
         fake.requests.clear()
         first, second = poller(world, "w1"), poller(world, "w2")
         first.per_claim = second.per_claim = 2
@@ -268,7 +273,6 @@ async def test_two_workers_poll_each_account_exactly_once(world):
         a.settings.owner_ref for a in owners)
 
 
-
 async def test_a_slow_batch_keeps_its_leases_so_no_other_worker_polls_it_too(world):
     """Each poll of this batch takes 40 s (platforms answering slowly) against a 60 s
     lease: the worker renews the rest of its batch as it goes, so a second worker that
@@ -276,10 +280,7 @@ async def test_a_slow_batch_keeps_its_leases_so_no_other_worker_polls_it_too(wor
     clock = world[0]
     owners = [owner_app(world, f"owner{i}") for i in range(3)]
     with RunningBluesky() as fake:
-        for app in owners:
-            await app.handle(command(f"connect bluesky {HANDLE} {PASSWORD} {fake.url}",
-                                     owner_ref=app.settings.owner_ref))
-        world[3].pop()
+        await connect_bluesky_owners(world, owners, fake)
         slow, other = poller(world, "w1"), poller(world, "w2")
         taken_meanwhile: list[int] = []
         polled_by_slow = slow._poll_claimed
@@ -359,10 +360,7 @@ async def test_a_stopping_worker_ends_its_pass_and_gives_the_rest_back(world):
     of the claimed batch is free for another worker at once, not when its lease ends."""
     owners = [owner_app(world, f"owner{i}") for i in range(3)]
     with RunningBluesky() as fake:
-        for app in owners:
-            await app.handle(command(f"connect bluesky {HANDLE} {PASSWORD} {fake.url}",
-                                     owner_ref=app.settings.owner_ref))
-        world[3].pop()
+        await connect_bluesky_owners(world, owners, fake)
         stopping = poller(world, "w1")
         stopping.stop = asyncio.Event()
         poll_one = stopping._poll_and_release
