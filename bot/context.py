@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from bot.config import Settings
 from bot.connecting import AccountConnector
 from bot.ports import SendRefused, SendUncertain, WelcomeSender
 from storage import connections as store
-from storage.models import OutboxMessage, Owner, table_of
+from storage.models import Contact, Handle, OutboxMessage, Owner, table_of
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +50,68 @@ class OutgoingMessage:
     idempotency_key: str
     owner_ref: str
     outbox_id: int | None = None
+    # values from strangers' profiles that ``text`` quotes (``quoted_in``): a surface
+    # that renders Markdown shows them as text; never part of ``--json``
+    quoted: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "text": self.text, **self.fields}
+
+
+# Where a message keeps what it quotes from strangers (``quoted_in``), beside its fields:
+# the outbox takes it out into ``OutgoingMessage.quoted``, so ``--json`` never shows it.
+QUOTED_KEY = "_quoted"
+# Characters with a meaning in chat Markdown or mentions (Discord's, for one); a value
+# without any needs no escaping anywhere.
+MARKUP = re.compile(r"[\\*_~|`>\[\]()#@<:-]")
+# The profile text a contact or handle carries: the person's own words, not the owner's.
+PROFILE_TEXT: dict[type, tuple[str, ...]] = {
+    Contact: ("name", "first_name", "bio", "role", "organisation", "location", "website",
+              "interests"),
+    Handle: ("handle", "display_handle"),
+}
+PREFIX = 24  # a value quoted only from its start (a bio cut short) is found by this much
+# Contacts and handles a transaction loaded, held for ``quoted_in`` (the session's own
+# identity map lets go of an object nothing else holds); bounded, so a sync that loads
+# a hundred thousand keeps only the first few thousand alive.
+LOADED_KEY = "plnbot_profiles_loaded"
+MAX_REMEMBERED = 2_000
+
+
+def _remember_loaded(target: Contact | Handle, context: Any) -> None:
+    """A contact or handle read from the database: kept for ``quoted_in``."""
+    remembered = context.session.info.setdefault(LOADED_KEY, [])
+    if len(remembered) < MAX_REMEMBERED:
+        remembered.append(target)
+
+
+for _model in PROFILE_TEXT:
+    event.listen(_model, "load", _remember_loaded)
+
+
+def quoted_in(session: Session, text: str) -> list[str]:
+    """The profile values with markup that ``text`` quotes, from every contact and handle
+    this transaction has loaded or made: replies name people in their text (``drafts``, ``due``,
+    ``history``, the digest…) without carrying the values in their fields, and a value
+    that reaches the owner's Discord as written would render as bold, a spoiler or a
+    masked link from their own bot. A value quoted in part (a bio cut short) gives the
+    words of it that the text holds. Linear in what the session holds, each value a
+    substring test; nothing is read from the database."""
+    found: set[str] = set()
+    held = {id(e): e for e in (*session.info.get(LOADED_KEY, ()),
+                               *session.identity_map.values())}
+    for entity in held.values():
+        for name in PROFILE_TEXT.get(type(entity), ()):
+            value = entity.__dict__.get(name)  # as loaded: reading never queries
+            if not isinstance(value, str) or len(value) < 2:
+                continue
+            if value in text:  # the substring test first: most values are not quoted
+                if MARKUP.search(value):
+                    found.add(value)
+            elif value[:PREFIX] in text:
+                found.update(word for word in value.split()
+                             if len(word) >= 2 and word in text and MARKUP.search(word))
+    return sorted(found)
 
 
 @dataclass
@@ -70,11 +131,13 @@ class Context:
         return self.clock()
 
     def send(self, kind: str, text: str, *, key: str | None = None,
-             attachment: bytes | None = None, **fields: Any):
+             attachment: bytes | None = None, quoting: Iterable[str] = (), **fields: Any):
         """Queue a message to the owner; the same key twice queues it once.
 
         ``attachment`` (a chart PNG) is stored with the message, so whichever worker
-        delivers it has it (bot/outbox.py writes it where that worker keeps files)."""
+        delivers it has it (bot/outbox.py writes it where that worker keeps files).
+        ``quoting``: strangers' words the text holds that this transaction did not load
+        (``undo`` repeating an earlier reply), kept with what ``quoted_in`` finds."""
         key = key or f"{self.key_prefix}:{len(self.sent)}"
         key = f"{self.owner.id}:{key}"
         existing = self.session.exec(
@@ -83,6 +146,9 @@ class Context:
         if existing is not None:
             return existing
         now = self.now()
+        quoted = sorted({*quoted_in(self.session, text), *(q for q in quoting if q in text)})
+        if quoted:
+            fields = {**fields, QUOTED_KEY: quoted}
         message = OutboxMessage(
             owner_id=self.owner.id,
             idempotency_key=key,

@@ -157,12 +157,17 @@ def _committed(obj: SQLModel, *, whole: bool) -> dict[str, Any]:
 
 
 def save(session: Session, *, recorder: Recorder, command: str, summary: str,
-         now: datetime) -> UndoEntry | None:
-    """Keep what ``recorder`` saw as the owner's newest undoable change (if anything)."""
+         now: datetime, quoted: list[str] | None = None) -> UndoEntry | None:
+    """Keep what ``recorder`` saw as the owner's newest undoable change (if anything).
+    ``quoted``: strangers' words the summary holds, so ``undo`` repeating it can show
+    them as text on Discord too (``bot.context.quoted_in``)."""
     if not recorder.changes:
         return None
+    changes = json.loads(recorder.as_json())
+    if quoted:
+        changes["quoted"] = quoted
     entry = UndoEntry(owner_id=recorder.owner_id, command=command[:4000],
-                      summary=summary[:4000], changes_json=recorder.as_json(), at=now)
+                      summary=summary[:4000], changes_json=json.dumps(changes), at=now)
     session.add(entry)
     session.flush()
     return entry
@@ -174,6 +179,12 @@ def latest(session: Session, *, owner_id: int) -> UndoEntry | None:
                                 col(UndoEntry.undone_at).is_(None))
         .order_by(col(UndoEntry.id).desc()).limit(1)
     ).first()
+
+
+def quoted(entry: UndoEntry) -> list[str]:
+    """The strangers' words ``entry``'s summary quotes (see ``save``)."""
+    words = json.loads(entry.changes_json).get("quoted")
+    return [w for w in words if isinstance(w, str)] if isinstance(words, list) else []
 
 
 class BuiltOn(Exception):

@@ -76,7 +76,7 @@ async def undo_command(args: str, ctx: Context) -> None:
                            "Nothing was changed.", usage="undo") from None
     said = f" It had said: {entry.summary}" if entry.summary else ""
     ctx.send("reply", f"Undone: `{entry.command}`.{said}", undone=entry.command,
-             undo_id=entry.id)
+             undo_id=entry.id, quoting=undo.quoted(entry))
 
 
 @command("yes", "yes", group="general", aliases=("y",))

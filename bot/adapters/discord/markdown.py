@@ -11,22 +11,25 @@ bot's own formatting (``**New connection:**``, `` `send 3` ``) stays as it is.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from discord.utils import escape_markdown, escape_mentions
+
+from bot.context import MARKUP
 
 # Keys of message fields whose values come from someone else's profile.
 UNTRUSTED_KEYS = frozenset({"name", "names", "handle", "handles", "first_name", "role",
                             "organisation", "location", "website", "interests", "bio",
                             "display_handle"})
-SPECIAL = re.compile(r"[\\*_~|`>\[\]()#@<:-]")  # what Markdown or a mention could use
+SPECIAL = MARKUP  # what Markdown or a mention could use
 UNESCAPED_BRACKET = re.compile(r"(?<!\\)\[")
 
 
-def escape_untrusted(text: str, fields: dict[str, Any]) -> str:
-    """``text`` with every profile value quoted from ``fields`` escaped for Discord."""
-    values = sorted({v for v in _untrusted_values(fields) if SPECIAL.search(v)},
+def escape_untrusted(text: str, fields: dict[str, Any], quoted: Iterable[str] = ()) -> str:
+    """``text`` with every profile value quoted from ``fields``, and every one the
+    handler found it quotes (``OutgoingMessage.quoted``), escaped for Discord."""
+    values = sorted({v for v in (*_untrusted_values(fields), *quoted) if SPECIAL.search(v)},
                     key=len, reverse=True)
     if not values:
         return text
