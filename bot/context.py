@@ -64,7 +64,8 @@ QUOTED_KEY = "_quoted"
 # Characters with a meaning in chat Markdown or mentions (Discord's, for one); a value
 # without any needs no escaping anywhere.
 MARKUP = re.compile(r"[\\*_~|`>\[\]()#@<:-]")
-# The profile text a contact or handle carries: the person's own words, not the owner's.
+# The profile text a contact or handle carries: the person's own words, not the owner's;
+# the first two name them (a text quoting anything else of theirs names them too).
 PROFILE_TEXT: dict[type, tuple[str, ...]] = {
     Contact: ("name", "first_name", "bio", "role", "organisation", "location", "website",
               "interests"),
@@ -91,27 +92,41 @@ for _model in PROFILE_TEXT:
 
 def quoted_in(session: Session, text: str) -> list[str]:
     """The profile values with markup that ``text`` quotes, from every contact and handle
-    this transaction has loaded or made: replies name people in their text (``drafts``, ``due``,
-    ``history``, the digest…) without carrying the values in their fields, and a value
-    that reaches the owner's Discord as written would render as bold, a spoiler or a
-    masked link from their own bot. A value quoted in part (a bio cut short) gives the
-    words of it that the text holds. Linear in what the session holds, each value a
-    substring test; nothing is read from the database."""
+    this transaction has loaded or made: replies name people in their text (``drafts``,
+    ``due``, ``history``, the digest…) without carrying the values in their fields, and
+    a value that reaches the owner's Discord as written would render as bold, a spoiler
+    or a masked link from their own bot. A text quotes a person's bio or place only with
+    their name or handle, so only the people it names are looked at further (one
+    substring test for everyone else); a value quoted in part (a bio cut short) gives
+    the words of it that the text holds. Nothing is read from the database."""
     found: set[str] = set()
     held = {id(e): e for e in (*session.info.get(LOADED_KEY, ()),
                                *session.identity_map.values())}
     for entity in held.values():
-        for name in PROFILE_TEXT.get(type(entity), ()):
-            value = entity.__dict__.get(name)  # as loaded: reading never queries
-            if not isinstance(value, str) or len(value) < 2:
-                continue
-            if value in text:  # the substring test first: most values are not quoted
-                if MARKUP.search(value):
-                    found.add(value)
-            elif value[:PREFIX] in text:
-                found.update(word for word in value.split()
-                             if len(word) >= 2 and word in text and MARKUP.search(word))
+        names = PROFILE_TEXT.get(type(entity))
+        if names is None:
+            continue
+        values = entity.__dict__  # as loaded: reading never queries
+        first, second = values.get(names[0]), values.get(names[1])
+        # named in full or by the start (a name cut short); inline: it runs for everyone
+        if not ((first and first[:PREFIX] in text) or (second and second[:PREFIX] in text)):
+            continue
+        for name in names:
+            found.update(_quoted_parts(text, values.get(name)))
     return sorted(found)
+
+
+def _quoted_parts(text: str, value: Any) -> set[str]:
+    """``value`` if ``text`` quotes it and it holds markup; else the words of it with
+    markup that ``text`` holds, when it quotes its start."""
+    if not isinstance(value, str) or len(value) < 2 or not MARKUP.search(value):
+        return set()
+    if value in text:
+        return {value}
+    if value[:PREFIX] not in text:
+        return set()
+    return {word for word in value.split()
+            if len(word) >= 2 and word in text and MARKUP.search(word)}
 
 
 @dataclass
