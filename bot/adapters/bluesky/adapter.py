@@ -55,7 +55,7 @@ from atproto_client.request import AsyncRequest, Response, _parse_response
 from atproto_core.exceptions import AtProtocolError
 from atproto_server.exceptions import TokenDecodeError  # type: ignore[import-untyped]
 
-from bot.adapters import state
+from bot.adapters import state, translate
 from bot.adapters.limits import Backoff, RateLimiter, Sleep
 from bot.adapters.translate import SnapshotError, bluesky_profile, read_each, read_one
 from bot.config import ConfigError, Settings, secret
@@ -91,6 +91,8 @@ MAX_HANDLE = 253  # a handle is a domain name
 RATE_LIMIT_RETRIES = 3
 # what a PDS answers for a session it no longer accepts (400 ExpiredToken: an expired or
 # revoked token; 401 InvalidToken / AuthenticationRequired: one it cannot verify)
+UNPLACED = ("its notification has no readable time, so it was left out; the next "
+            "reconciliation of your followers finds them")
 REFUSED_SESSION = ("ExpiredToken", "InvalidToken", "AuthenticationRequired")
 PASSWORD_HINT = ("Create an app password (Settings → Privacy and security → App passwords) "
                  "and set BLUESKY_APP_PASSWORD")
@@ -421,9 +423,11 @@ class BlueskySource:
 
     # -- follow notifications -----------------------------------------------------------
     async def _notifications(self, cursor: str | None = None, limit: int | None = None,
-                             ) -> tuple[list[dict[str, Any]], str | None]:
+                             ) -> tuple[list[dict[str, Any]], str | None, list[Unreadable]]:
         """A page of follow notifications that can be placed in time (an object with a
-        readable ``indexedAt``), newest first; the page's cursor."""
+        readable ``indexedAt``), newest first; the page's cursor; and the others, as
+        unreadable entries to tell the owner about (left out: they cannot be placed
+        against the cursor, and the next reconciliation finds whoever they were)."""
         params = {"reasons": ["follow"], "limit": limit or NOTIFICATION_PAGE}
         if cursor:
             params["cursor"] = cursor
@@ -431,36 +435,43 @@ class BlueskySource:
             self.client, "app.bsky.notification.listNotifications",
             models.AppBskyNotificationListNotifications.Params, params, "notifications")
         placed = [n for n in items if isinstance(n, dict) and placed_at(n)]
-        if len(placed) < len(items):
+        unplaced = [translate.unplaced(PLATFORM, n, "author", UNPLACED) for n in items
+                    if not (isinstance(n, dict) and placed_at(n))]
+        if unplaced:
             log.warning("%d Bluesky notifications without a readable time were left out "
-                        "(the next reconciliation finds whoever they were)",
-                        len(items) - len(placed))
-        return placed, next_cursor
+                        "(the next reconciliation finds whoever they were)", len(unplaced))
+        return placed, next_cursor, unplaced
 
     async def _newest_follow_time(self) -> str | None:
-        notifications, _ = await self._notifications(limit=1)
+        notifications, _, _ = await self._notifications(limit=1)
         return notifications[0]["indexedAt"] if notifications else None
 
-    async def fetch_since(self, seen: str) -> list[dict[str, Any]]:
-        """Follow notifications newer than ``seen``, oldest first (plain JSON objects)."""
+    async def fetch_since(self, seen: str) -> tuple[list[dict[str, Any]], list[Unreadable]]:
+        """Follow notifications newer than ``seen``, oldest first (plain JSON objects),
+        and those on the pages read that cannot be placed in time."""
         seen_at = parse_time(seen)
         found: list[dict[str, Any]] = []
+        unplaced: list[Unreadable] = []
         page_cursor = None
         for _ in range(MAX_PAGES):
-            notifications, next_cursor = await self._notifications(page_cursor)
+            notifications, next_cursor, left_out = await self._notifications(page_cursor)
+            unplaced += left_out
             fresh = [n for n in notifications
                      if n.get("reason") == "follow" and _is_newer(n["indexedAt"], seen_at)]
             found.extend(fresh)
             if len(fresh) < len(notifications) or not next_cursor:
                 break
             page_cursor = next_cursor
-        return sorted(found, key=lambda n: placed_at(n) or EPOCH)
+        return sorted(found, key=lambda n: placed_at(n) or EPOCH), unplaced
 
     async def _catch_up(self, app, seen: str) -> None:
-        notifications = await self.fetch_since(seen)
+        notifications, unplaced = await self.fetch_since(seen)
+        owner_ref = app.settings.owner_ref
+        if unplaced:  # told once (keyed); the cursor cannot move past what has no place
+            await app.handle(ProfilesUnreadable(owner_ref=owner_ref, platform=PLATFORM,
+                                                entries=unplaced))
         if not notifications:
             return
-        owner_ref = app.settings.owner_ref
         # the newest fetched: past every one of them, stored or deliberately skipped
         cursor = SourceCursor(PLATFORM, notifications[-1]["indexedAt"])
         read = [(n, read_one(PLATFORM, n.get("author"), profile_view)) for n in notifications]
