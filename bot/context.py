@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -129,6 +129,30 @@ def _quoted_parts(text: str, value: Any) -> set[str]:
             if len(word) >= 2 and word in text and MARKUP.search(word)}
 
 
+# Keys of message fields whose values come from someone else's profile: a surface that
+# renders Markdown (Discord) shows them, wherever the text quotes them, as text.
+UNTRUSTED_KEYS = frozenset({"name", "names", "handle", "handles", "first_name", "role",
+                            "organisation", "location", "website", "interests", "bio",
+                            "display_handle"})
+
+
+def untrusted_values(value: Any, key: str = "") -> Iterator[str]:
+    """The profile values in a message's fields (under UNTRUSTED_KEYS, at any depth),
+    each whole and then word by word, for text that quotes one only in part (a bio cut
+    at 280 characters, a name inside a longer line)."""
+    if isinstance(value, dict):
+        for inner_key, inner in value.items():
+            yield from untrusted_values(inner, str(inner_key))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from untrusted_values(item, key)
+    elif isinstance(value, str) and key in UNTRUSTED_KEYS and len(value) >= 2:
+        yield value
+        for word in value.split():
+            if len(word) >= 2 and word != value:
+                yield word
+
+
 @dataclass
 class Context:
     session: Session
@@ -161,9 +185,7 @@ class Context:
         if existing is not None:
             return existing
         now = self.now()
-        quoted = sorted({*quoted_in(self.session, text), *(q for q in quoting if q in text)})
-        if quoted:
-            fields = {**fields, QUOTED_KEY: quoted}
+        fields = self._with_quoted(text, fields, quoting)
         message = OutboxMessage(
             owner_id=self.owner.id,
             idempotency_key=key,
@@ -179,11 +201,22 @@ class Context:
         self.sent.append(message)
         return message
 
+    def _with_quoted(self, text: str, fields: dict[str, Any],
+                     quoting: Iterable[str] = ()) -> dict[str, Any]:
+        """``fields`` and, under QUOTED_KEY, the strangers' words ``text`` quotes that
+        the fields do not already carry (a new connection carries its whole profile, so
+        it reads the same whether the arrival was written alone or in a batch)."""
+        quoted = {*quoted_in(self.session, text), *(q for q in quoting if q in text)}
+        if not quoted:
+            return fields
+        quoted -= set(untrusted_values(fields))
+        return {**fields, QUOTED_KEY: sorted(quoted)} if quoted else fields
+
     def send_many(self, messages: list[tuple[str, str, str, dict[str, Any]]]) -> int:
         """Queue many ``(kind, text, key, fields)`` messages in one INSERT (a batch of
         arrivals); keys already queued are skipped, as ``send`` would. Returns how many
         were queued. They are not kept in ``sent``: nothing counts them afterwards."""
-        keyed = {f"{self.owner.id}:{key}": (kind, text, fields)
+        keyed = {f"{self.owner.id}:{key}": (kind, text, self._with_quoted(text, fields))
                  for kind, text, key, fields in messages}
         queued: set[str] = set()
         for batch in store.chunks(list(keyed)):

@@ -89,10 +89,10 @@ REQUEST_TIMEOUT = 30.0  # seconds per HTTP request; a hung server is a failed po
 MAX_GRAPHEMES = 1000
 MAX_HANDLE = 253  # a handle is a domain name
 RATE_LIMIT_RETRIES = 3
-# what a PDS answers for a session it no longer accepts (400 ExpiredToken: an expired or
-# revoked token; 401 InvalidToken / AuthenticationRequired: one it cannot verify)
 UNPLACED = ("its notification has no readable time, so it was left out; the next "
             "reconciliation of your followers finds them")
+# what a PDS answers for a session it no longer accepts (400 ExpiredToken: an expired or
+# revoked token; 401 InvalidToken / AuthenticationRequired: one it cannot verify)
 REFUSED_SESSION = ("ExpiredToken", "InvalidToken", "AuthenticationRequired")
 PASSWORD_HINT = ("Create an app password (Settings → Privacy and security → App passwords) "
                  "and set BLUESKY_APP_PASSWORD")
@@ -213,8 +213,8 @@ class BlueskyClient:
         if newer is not None:
             log.info("the Bluesky session was refused; using the one stored since")
             self.did = None
-            await self.ensure_login(newer)
             try:
+                await self.ensure_login(newer)
                 return await work()
             except AtProtocolError as exc:
                 if not refused_or_unreadable(exc):
@@ -395,8 +395,9 @@ class BlueskySource:
                                        account_handle=self.client.handle))
 
     async def _poll_with_fresh_session(self, app) -> None:
-        """The kept session is used (``ensure_login``); one the server refuses (expired,
-        revoked) is replaced by logging in again, once; only a login that fails is the
+        """The session held, else the one stored with the account, is used; one the
+        server refuses is replaced (``BlueskyClient.logged_in``: by the one another
+        process stored since, else by a new login); only a login that fails is the
         owner's problem."""
         keep_with(self.client, app)
         await self.client.logged_in(functools.partial(self._poll, app))
