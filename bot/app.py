@@ -67,6 +67,15 @@ def crash_point(name: str) -> None:
         os._exit(99)
 
 
+def attach_senders(app: App) -> None:
+    """Give the senders that keep state with the owner's account (Bluesky's session, so
+    a console does not log in again for every welcome) the app they send for."""
+    for sender in app.senders.values():
+        attach = getattr(sender, "attach", None)
+        if callable(attach):
+            attach(app)
+
+
 class App:
     def __init__(
         self,
@@ -98,6 +107,7 @@ class App:
         self.outbox = Outbox(engine, clock=lambda: self.clock(), worker=self.worker,
                              lease=self.lease, files=settings.data_path)
         self.owner_id = self._ensure_owner()
+        attach_senders(self)
         # One event's transaction at a time, and one delivery run at a time: the periodic
         # sweep and the owner's commands share this process (console, demo, run).
         self._dispatching = asyncio.Lock()

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.config import data_path
-from bot.context import Clock, OutgoingMessage, utcnow
+from bot.context import QUOTED_KEY, Clock, OutgoingMessage, utcnow
 from bot.ports import ChatSurface
 from storage import leases
 from storage.models import OutboxMessage, Owner, table_of
@@ -214,6 +214,7 @@ def owner_refs(session: Session, owner_ids: set[int]) -> dict[int, str]:
 def to_outgoing(row: OutboxMessage, owner_ref: str, *,
                 files: Path | None = None) -> OutgoingMessage:
     fields = json.loads(row.payload_json or "{}")
+    quoted = fields.pop(QUOTED_KEY, None)
     if row.attachment:
         try:
             fields["image"] = str(attachment_file(row, files or data_path(None)))
@@ -227,6 +228,7 @@ def to_outgoing(row: OutboxMessage, owner_ref: str, *,
         idempotency_key=row.idempotency_key,
         owner_ref=owner_ref,
         outbox_id=row.id,
+        quoted=tuple(v for v in quoted or () if isinstance(v, str)),
     )
 
 

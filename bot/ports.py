@@ -40,7 +40,8 @@ class WelcomeSender(Protocol):
     of ours before the request, reported as an error with the draft still pending.
     ``via`` is the owner's choice where a platform offers one (``send <draft> dm``:
     Discord's "channel" post or "dm"); None means the platform's default, and senders
-    without a choice ignore it.
+    without a choice ignore it. A sender that keeps state with the owner's account (Bluesky
+    keeps its login session there) also offers ``attach(app)``, which ``App`` calls.
     """
 
     platform: str

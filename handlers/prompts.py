@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlmodel import select
 
-from bot.context import Context
+from bot.context import Context, quoted_in
 from storage import undo
 from storage.models import PendingPrompt
 
@@ -86,7 +86,8 @@ def recorded(ctx: Context, name: str, line: str, mark: int) -> Iterator[None]:
         ctx.session.flush()
     said = " ".join(m.text for m in ctx.sent[mark:] if m.kind == "reply")
     line = ctx.session.info.pop(COMMAND_KEY, line)
-    undo.save(ctx.session, recorder=recorder, command=line, summary=said, now=ctx.now())
+    undo.save(ctx.session, recorder=recorder, command=line, summary=said, now=ctx.now(),
+              quoted=quoted_in(ctx.session, said))
 
 
 def describe_as(ctx: Context, command: str) -> None:

@@ -12,6 +12,7 @@ from bot.context import Context
 from bot.dispatcher import on
 from bot.events import Tick
 from handlers import sending
+from storage import undo
 from storage.models import Draft
 
 
@@ -44,3 +45,12 @@ async def check_interrupted_sends(event: Tick, ctx: Context) -> None:
     """A welcome left ``sending`` by a crash is reported, never re-sent on its own."""
     if event.name == "sweep":
         sending.report_interrupted(ctx)
+
+
+@on(Tick)
+async def prune_undo_log(event: Tick, ctx: Context) -> None:
+    """Let go of the changes ``undo`` no longer reaches (older than 30 days and behind
+    the owner's last 100; see ``storage.undo.KEEP_LAST``), a bounded batch a sweep, so
+    the log does not grow with every command for as long as the bot runs."""
+    if event.name == "sweep":
+        undo.prune(ctx.session, owner_id=ctx.owner.id, now=ctx.now())

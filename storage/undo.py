@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, delete, event, insert, inspect, update
@@ -157,15 +157,69 @@ def _committed(obj: SQLModel, *, whole: bool) -> dict[str, Any]:
 
 
 def save(session: Session, *, recorder: Recorder, command: str, summary: str,
-         now: datetime) -> UndoEntry | None:
-    """Keep what ``recorder`` saw as the owner's newest undoable change (if anything)."""
+         now: datetime, quoted: list[str] | None = None) -> UndoEntry | None:
+    """Keep what ``recorder`` saw as the owner's newest undoable change (if anything).
+    ``quoted``: strangers' words the summary holds, so ``undo`` repeating it can show
+    them as text on Discord too (``bot.context.quoted_in``)."""
     if not recorder.changes:
         return None
+    changes = json.loads(recorder.as_json())
+    if quoted:
+        changes["quoted"] = quoted
     entry = UndoEntry(owner_id=recorder.owner_id, command=command[:4000],
-                      summary=summary[:4000], changes_json=recorder.as_json(), at=now)
+                      summary=summary[:4000], changes_json=json.dumps(changes), at=now)
     session.add(entry)
     session.flush()
     return entry
+
+
+# -- how far back ``undo`` reaches --------------------------------------------------------
+# An owner expects ``undo`` to take back a slip: the change just made, or one from the
+# last few weeks, even after a busy day of notes. Nobody steps back through hundreds of
+# changes, and putting back a months-old value over everything done since would surprise
+# more than help. So the log keeps every change from the last KEEP_DAYS days, however
+# many, and the owner's last KEEP_LAST changes however old (someone back from a long
+# holiday can still undo the last thing they did); older entries are pruned by the
+# periodic sweep, at most PRUNE_BATCH a sweep, so a large backlog never makes one sweep
+# (one transaction) long. The newest pruned entry stays as a marker (PRUNED), so an
+# ``undo`` that reaches it says why there is nothing more instead of "nothing to undo".
+KEEP_LAST = 100
+KEEP_DAYS = 30
+PRUNE_BATCH = 500
+PRUNED = '{"pruned": true, "rows": [], "contacts": []}'
+
+
+def prune(session: Session, *, owner_id: int, now: datetime,
+          batch: int = PRUNE_BATCH) -> int:
+    """Delete up to ``batch`` of the owner's entries ``undo`` no longer reaches (older
+    than KEEP_DAYS and behind the last KEEP_LAST), leaving the newest of them as the
+    PRUNED marker; how many were deleted."""
+    newest_kept = session.exec(
+        select(UndoEntry.id).where(UndoEntry.owner_id == owner_id)
+        .order_by(col(UndoEntry.id).desc()).offset(KEEP_LAST - 1).limit(1)).first()
+    if newest_kept is None:  # fewer than KEEP_LAST entries: every one is kept
+        return 0
+    rows = session.exec(
+        select(UndoEntry.id, col(UndoEntry.changes_json) == PRUNED)
+        .where(UndoEntry.owner_id == owner_id, col(UndoEntry.id) < newest_kept,
+               col(UndoEntry.at) < now - timedelta(days=KEEP_DAYS))
+        .order_by(col(UndoEntry.id).desc()).limit(batch + 1)).all()
+    if not rows:
+        return 0
+    (marker, is_marker), *gone = rows
+    entries = table_of(UndoEntry)
+    if gone:
+        session.execute(delete(entries).where(entries.c.id.in_([row_id for row_id, _ in gone]),
+                                              entries.c.owner_id == owner_id))
+    if not is_marker:  # settled (only the marker left): nothing is written
+        session.execute(update(entries).where(entries.c.id == marker).values(
+            command="", summary="", changes_json=PRUNED, undone_at=None))
+    return len(gone)
+
+
+def pruned(entry: UndoEntry) -> bool:
+    """Whether ``entry`` marks where the pruned part of the log begins (``prune``)."""
+    return entry.changes_json == PRUNED
 
 
 def latest(session: Session, *, owner_id: int) -> UndoEntry | None:
@@ -174,6 +228,12 @@ def latest(session: Session, *, owner_id: int) -> UndoEntry | None:
                                 col(UndoEntry.undone_at).is_(None))
         .order_by(col(UndoEntry.id).desc()).limit(1)
     ).first()
+
+
+def quoted(entry: UndoEntry) -> list[str]:
+    """The strangers' words ``entry``'s summary quotes (see ``save``)."""
+    words = json.loads(entry.changes_json).get("quoted")
+    return [w for w in words if isinstance(w, str)] if isinstance(words, list) else []
 
 
 class BuiltOn(Exception):

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,18 @@ def unreadable(platform: str, item: Any, reason: str, *, what: str = "follower")
     return Unreadable(platform=platform, label=label, key=f"{platform}:{digest}",
                       reason=clean_text(reason, 200), external_id=external_id,
                       handle=handle or None)
+
+
+def unplaced(platform: str, notification: Any, person_key: str, reason: str) -> Unreadable:
+    """A notification a poll cannot place against its cursor (no readable id, or no
+    readable time): left out of the poll, since it could not be told apart from the
+    next one, and told to the owner once as an unreadable entry, naming the person in
+    it where that can be read (``person_key``: "account", "author"). Keyed apart from
+    that person's profile being unreadable, so neither silences the other."""
+    person = notification.get(person_key) if isinstance(notification, dict) else None
+    entry = (unreadable(platform, person, reason) if isinstance(person, dict) else
+             unreadable(platform, notification, reason, what="notification"))
+    return replace(entry, key=f"{entry.key}:unplaced")
 
 
 # Each platform's translator and page key, as its registry entry declares them.

@@ -60,14 +60,22 @@ async def undo_command(args: str, ctx: Context) -> None:
 
     Works for log, note, tag, untag, link (after `yes`), unlink, skip, done, cancel,
     snooze, remind, cadence, goal, settings, add, rename, and editing or deleting a
-    log entry or note. Each `undo` goes one change further back. Messages already sent
-    to other people are never unsent.
+    log entry or note. Each `undo` goes one change further back, over everything you
+    changed in the last 30 days and your last 100 changes. Messages already sent to
+    other people are never unsent.
     """
     if args:
         raise CommandError("`undo` takes nothing after it.", usage="undo")
     entry = undo.latest(ctx.session, owner_id=ctx.owner.id)
     if entry is None:
         raise CommandError("There is nothing to undo.", usage="undo")
+    if undo.pruned(entry):
+        raise CommandError(
+            f"There is nothing more to undo: `undo` reaches back over everything you "
+            f"changed in the last {undo.KEEP_DAYS} days and your last {undo.KEEP_LAST} "
+            f"changes, and what you changed before that can no longer be undone. Fix it "
+            f"by hand instead (for example `rename`, `untag` or `edit log`).",
+            usage="undo")
     try:
         undo.reverse(ctx.session, entry=entry, now=ctx.now())
     except undo.BuiltOn:
@@ -76,7 +84,7 @@ async def undo_command(args: str, ctx: Context) -> None:
                            "Nothing was changed.", usage="undo") from None
     said = f" It had said: {entry.summary}" if entry.summary else ""
     ctx.send("reply", f"Undone: `{entry.command}`.{said}", undone=entry.command,
-             undo_id=entry.id)
+             undo_id=entry.id, quoting=undo.quoted(entry))
 
 
 @command("yes", "yes", group="general", aliases=("y",))

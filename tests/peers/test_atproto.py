@@ -175,10 +175,11 @@ def test_a_wrong_then_right_app_password(atproto_peer, world, bot):
     assert recovered["platform"] == "bluesky" and recovered["problem"] == "auth"
 
 
-def test_the_session_is_kept_between_runs_by_the_reference_pds(world, bot):
+def test_the_session_is_kept_between_runs_by_the_reference_pds(atproto_peer, world, bot):
     """Bluesky allows 300 logins a day: with PLNBOT_SECRET_KEY the second
     ``plnbot run --once`` uses the session the first stored (the PDS accepts it: no
-    createSession, no error); one the PDS refuses leads to a new login, said to nobody."""
+    createSession, no error); one the PDS refuses leads to a new login, said to nobody.
+    ``plnbot console`` sending a welcome uses the same stored session."""
     from cryptography.fernet import Fernet, MultiFernet
     from sqlalchemy import create_engine, text
 
@@ -218,6 +219,38 @@ def test_the_session_is_kept_between_runs_by_the_reference_pds(world, bot):
     assert not [m for m in third if m["kind"] == "source_error"], third
     _, fourth_log = run_logged()
     assert "createSession" not in fourth_log
+
+    # a console sending a welcome (refused here: no chat service) logs in only when the
+    # stored session is refused, and stores the new one for the next console (issue #19)
+    create_person(atproto_peer, "eli-moss.test", "Eli Moss", "Maths teacher.").follow(
+        world["owner"])
+    atproto_peer.process()
+    fifth, _ = run_logged()
+    [arrival] = [m for m in fifth if m["kind"] == "new_connection"]
+    kept = vault.decrypt(connection_credentials(bot.db))["session"]
+    handle, did, access, refresh, pds = kept["session"].split(":::")
+    with create_engine(bot.db).begin() as connection:
+        connection.execute(text("UPDATE account SET credentials = :c WHERE platform = "
+                                "'bluesky'"), {"c": vault.encrypt({"session": dict(
+                                    kept, session=":::".join([handle, did, access[:-6] +
+                                                              "AAAAAA", refresh, pds]))})})
+    for logs_in in (True, False):
+        console = run_plnbot("console", "--json", "--db", bot.db, env={**bot.env, **logged},
+                             stdin=f"send {arrival['draft_id']}\n")
+        assert console.returncode == 0 and "Traceback" not in console.stderr, console.stderr
+        [refusal] = [m for m in json_messages(console.stdout)
+                     if m.get("draft_id") == arrival["draft_id"]]
+        assert "by hand" in refusal["text"] and "BLUESKY_APP_PASSWORD" not in refusal["text"]
+        assert ("createSession" in console.stderr) is logs_in, console.stderr
+
+
+def connection_credentials(db: str) -> str:
+    """The owner's Bluesky account's encrypted credentials, as stored."""
+    from sqlalchemy import create_engine, text
+
+    with create_engine(db).connect() as connection:
+        return connection.execute(text(
+            "SELECT credentials FROM account WHERE platform = 'bluesky'")).scalar_one()
 
 
 def run_on_terminal(bot, lines: str) -> list[dict]:

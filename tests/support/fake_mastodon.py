@@ -93,6 +93,9 @@ class FakeMastodon:
                                                                     display_name="Owner"))
     followers: list[dict[str, Any]] = field(default_factory=list)  # newest first
     notifications: list[dict[str, Any]] = field(default_factory=list)  # oldest first
+    # entries a broken server or proxy puts on top of every notifications page, as given
+    # (no id, or one that is no id): they cannot be paged by, so they are outside it
+    unplaceable: list[Any] = field(default_factory=list)
     statuses: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     failures: list[tuple[str, int | str]] = field(default_factory=list)  # (path part, fault)
@@ -276,7 +279,7 @@ class FakeMastodon:
         items = [n for n in self.notifications if not types or n["type"] in types]
         items = _window(items, query)
         return self._page(request, list(reversed(items)), key=lambda n: n["id"],
-                          extra={"types[]": types})
+                          extra={"types[]": types}, front=self.unplaceable)
 
     async def _followers(self, request: web.Request) -> web.Response:
         if request.match_info["id"] != self.me["id"]:
@@ -290,10 +293,10 @@ class FakeMastodon:
         return self._page(request, page, key=lambda a: a["_follow_id"], unwrap="account")
 
     def _page(self, request: web.Request, items: list[dict], *, key, extra=None,
-              unwrap: str | None = None) -> web.Response:
+              unwrap: str | None = None, front: list[Any] | None = None) -> web.Response:
         limit = int(request.query.get("limit", 40))
         page = items[:limit]
-        body = [item[unwrap] for item in page] if unwrap else page
+        body = [*(front or ()), *([item[unwrap] for item in page] if unwrap else page)]
         response = web.json_response(body)
         if page:
             extra = {k: v for k, v in (extra or {}).items() if v}

@@ -17,10 +17,12 @@ Bluesky allows ``createSession`` only 30 times in 5 minutes and 300 times a day 
 account, and locks out further logins after that; a poll every 5 minutes that logged in
 each time would spend 288 a day. So the session (its access and refresh JWTs) is kept
 with the account's encrypted credentials (``state.save_session``: PLNBOT_SECRET_KEY)
-after every login and refresh, and the next poll, or the next run, reuses it; atproto
-refreshes it (``refreshSession``) when its access token nears expiry. Only a session the
-server refuses (an expired or revoked refresh token, a revoked app password) leads to a
-new login. Without a key nothing is stored and a process logs in once per run.
+after every login and refresh, and the next poll, the next run, or a console sending a
+welcome (``BlueskySender.attach``) reuses it; atproto refreshes it (``refreshSession``)
+when its access token nears expiry. A session the server refuses (an expired or revoked
+refresh token, a revoked app password) is replaced by the one stored since, when another
+process refreshed it, else by a new login. Without a key nothing is stored and a process
+logs in once per run.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ import functools
 import json
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import regex
@@ -53,7 +55,7 @@ from atproto_client.request import AsyncRequest, Response, _parse_response
 from atproto_core.exceptions import AtProtocolError
 from atproto_server.exceptions import TokenDecodeError  # type: ignore[import-untyped]
 
-from bot.adapters import state
+from bot.adapters import state, translate
 from bot.adapters.limits import Backoff, RateLimiter, Sleep
 from bot.adapters.translate import SnapshotError, bluesky_profile, read_each, read_one
 from bot.config import ConfigError, Settings, secret
@@ -75,6 +77,7 @@ if TYPE_CHECKING:
     from storage.models import Handle
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PLATFORM = "bluesky"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # sorts an undated notification first
@@ -86,6 +89,8 @@ REQUEST_TIMEOUT = 30.0  # seconds per HTTP request; a hung server is a failed po
 MAX_GRAPHEMES = 1000
 MAX_HANDLE = 253  # a handle is a domain name
 RATE_LIMIT_RETRIES = 3
+UNPLACED = ("its notification has no readable time, so it was left out; the next "
+            "reconciliation of your followers finds them")
 # what a PDS answers for a session it no longer accepts (400 ExpiredToken: an expired or
 # revoked token; 401 InvalidToken / AuthenticationRequired: one it cannot verify)
 REFUSED_SESSION = ("ExpiredToken", "InvalidToken", "AuthenticationRequired")
@@ -148,7 +153,10 @@ class BlueskyClient:
         self.api.on_session_change(self._session_changed)
         self.did: str | None = None
         self.handle: str = self.login_handle
-        # stores a new or refreshed session durably (None: forget it); set per poll
+        # reads the stored session, and stores a new or refreshed one durably (None:
+        # forget it): set by the poll (``BlueskySource``) or the sender's ``attach``, both
+        # to the owner's account, so a poller and a console share one session
+        self.load: Callable[[], dict | None] | None = None
         self.keep: Callable[[dict[str, str] | None], Any] | None = None
 
     async def _observe(self, response: httpx.Response) -> None:
@@ -170,7 +178,7 @@ class BlueskyClient:
                 raise UnreadableAnswer(type(exc).__name__) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def ensure_login(self, stored: dict[str, str] | None = None) -> bool:
+    async def ensure_login(self, stored: dict | None = None) -> bool:
         """A session: the one this client holds, else ``stored`` (kept by an earlier poll
         or run for this handle on this server), else a new login (``createSession``).
         Whether the session was reused, so that the server may refuse it."""
@@ -186,7 +194,50 @@ class BlueskyClient:
         self.did, self.handle = session.did, session.handle
         return kept is not None
 
-    def _usable(self, stored: dict[str, str] | None) -> AtSession | None:
+    async def logged_in(self, work: Callable[[], Awaitable[T]]) -> T:
+        """``await work()`` with a session: the one held, else the stored one, else a new
+        login. A session the server refuses (expired, revoked, or its refresh token
+        rotated by another process sharing it) is replaced once by the one stored since,
+        when another process stored a newer one, else by a new login; only a login that
+        fails is the caller's problem. ``work`` must be safe to repeat after a refusal
+        (nothing the server refuses for the session has been done)."""
+        reused = False
+        try:
+            reused = await self.ensure_login(self._load() if self.did is None else None)
+            return await work()
+        except AtProtocolError as exc:
+            # a kept token that cannot even be read (TokenDecodeError) is refused too
+            if not (reused and refused_or_unreadable(exc)):
+                raise
+        newer = self._newer_stored()
+        if newer is not None:
+            log.info("the Bluesky session was refused; using the one stored since")
+            self.did = None
+            try:
+                await self.ensure_login(newer)
+                return await work()
+            except AtProtocolError as exc:
+                if not refused_or_unreadable(exc):
+                    raise
+        log.info("the Bluesky session was refused; logging in again")
+        self.forget_session()
+        await self.ensure_login()
+        return await work()
+
+    def _load(self) -> dict | None:
+        return self.load() if self.load is not None else None
+
+    def _newer_stored(self) -> dict | None:
+        """The stored session when it is not the one this client holds: another process
+        (a poll, a console) refreshed or replaced it since this one read it."""
+        stored = self._load()
+        kept = self._usable(stored)
+        held = self.api._session
+        if kept is None or (held is not None and kept.export() == held.export()):
+            return None
+        return stored
+
+    def _usable(self, stored: dict | None) -> AtSession | None:
         """The stored session, when it was made for this login on this server."""
         if not stored or stored.get("login") != self.login_handle.lower() or \
                 stored.get("server") != self.base_url:
@@ -211,6 +262,11 @@ class BlueskyClient:
         self.did = None
         if self.keep is not None:
             self.keep(None)
+
+
+def refused_or_unreadable(exc: Exception) -> bool:
+    """A session the server refused, or a kept token atproto cannot even decode."""
+    return session_refused(exc) or isinstance(exc, TokenDecodeError)
 
 
 def kept_session(login: str, server: str, session: AtSession) -> dict[str, str]:
@@ -298,6 +354,13 @@ def describe_failure(exc: Exception, base_url: str) -> tuple[str, str]:
                       f"with increasing pauses; check BLUESKY_BASE_URL if you set it.")
 
 
+def keep_with(client: BlueskyClient, app) -> None:
+    """Keep ``client``'s session with the owner's account of ``app`` (encrypted, and only
+    with PLNBOT_SECRET_KEY: ``state.load_session``/``save_session``)."""
+    client.load = functools.partial(state.load_session, app, PLATFORM)
+    client.keep = functools.partial(state.save_session, app, PLATFORM)
+
+
 class BlueskySource:
     """Polls the owner's Bluesky account into events."""
 
@@ -332,23 +395,12 @@ class BlueskySource:
                                        account_handle=self.client.handle))
 
     async def _poll_with_fresh_session(self, app) -> None:
-        """The kept session is used (``ensure_login``); one the server refuses (expired,
-        revoked) is replaced by logging in again, once; only a login that fails is the
+        """The session held, else the one stored with the account, is used; one the
+        server refuses is replaced (``BlueskyClient.logged_in``: by the one another
+        process stored since, else by a new login); only a login that fails is the
         owner's problem."""
-        self.client.keep = functools.partial(state.save_session, app, PLATFORM)
-        stored = state.load_session(app, PLATFORM) if self.client.did is None else None
-        reused = False
-        try:
-            reused = await self.client.ensure_login(stored)
-            await self._poll(app)
-        except AtProtocolError as exc:
-            # a kept token that cannot even be read (TokenDecodeError) is refused too
-            if not (reused and (session_refused(exc) or isinstance(exc, TokenDecodeError))):
-                raise
-            log.info("the Bluesky session was refused; logging in again")
-            self.client.forget_session()
-            await self.client.ensure_login()
-            await self._poll(app)
+        keep_with(self.client, app)
+        await self.client.logged_in(functools.partial(self._poll, app))
 
     async def _poll(self, app) -> None:
         current = state.load_state(app, PLATFORM)
@@ -372,9 +424,11 @@ class BlueskySource:
 
     # -- follow notifications -----------------------------------------------------------
     async def _notifications(self, cursor: str | None = None, limit: int | None = None,
-                             ) -> tuple[list[dict[str, Any]], str | None]:
+                             ) -> tuple[list[dict[str, Any]], str | None, list[Unreadable]]:
         """A page of follow notifications that can be placed in time (an object with a
-        readable ``indexedAt``), newest first; the page's cursor."""
+        readable ``indexedAt``), newest first; the page's cursor; and the others, as
+        unreadable entries to tell the owner about (left out: they cannot be placed
+        against the cursor, and the next reconciliation finds whoever they were)."""
         params = {"reasons": ["follow"], "limit": limit or NOTIFICATION_PAGE}
         if cursor:
             params["cursor"] = cursor
@@ -382,36 +436,43 @@ class BlueskySource:
             self.client, "app.bsky.notification.listNotifications",
             models.AppBskyNotificationListNotifications.Params, params, "notifications")
         placed = [n for n in items if isinstance(n, dict) and placed_at(n)]
-        if len(placed) < len(items):
+        unplaced = [translate.unplaced(PLATFORM, n, "author", UNPLACED) for n in items
+                    if not (isinstance(n, dict) and placed_at(n))]
+        if unplaced:
             log.warning("%d Bluesky notifications without a readable time were left out "
-                        "(the next reconciliation finds whoever they were)",
-                        len(items) - len(placed))
-        return placed, next_cursor
+                        "(the next reconciliation finds whoever they were)", len(unplaced))
+        return placed, next_cursor, unplaced
 
     async def _newest_follow_time(self) -> str | None:
-        notifications, _ = await self._notifications(limit=1)
+        notifications, _, _ = await self._notifications(limit=1)
         return notifications[0]["indexedAt"] if notifications else None
 
-    async def fetch_since(self, seen: str) -> list[dict[str, Any]]:
-        """Follow notifications newer than ``seen``, oldest first (plain JSON objects)."""
+    async def fetch_since(self, seen: str) -> tuple[list[dict[str, Any]], list[Unreadable]]:
+        """Follow notifications newer than ``seen``, oldest first (plain JSON objects),
+        and those on the pages read that cannot be placed in time."""
         seen_at = parse_time(seen)
         found: list[dict[str, Any]] = []
+        unplaced: list[Unreadable] = []
         page_cursor = None
         for _ in range(MAX_PAGES):
-            notifications, next_cursor = await self._notifications(page_cursor)
+            notifications, next_cursor, left_out = await self._notifications(page_cursor)
+            unplaced += left_out
             fresh = [n for n in notifications
                      if n.get("reason") == "follow" and _is_newer(n["indexedAt"], seen_at)]
             found.extend(fresh)
             if len(fresh) < len(notifications) or not next_cursor:
                 break
             page_cursor = next_cursor
-        return sorted(found, key=lambda n: placed_at(n) or EPOCH)
+        return sorted(found, key=lambda n: placed_at(n) or EPOCH), unplaced
 
     async def _catch_up(self, app, seen: str) -> None:
-        notifications = await self.fetch_since(seen)
+        notifications, unplaced = await self.fetch_since(seen)
+        owner_ref = app.settings.owner_ref
+        if unplaced:  # told once (keyed); the cursor cannot move past what has no place
+            await app.handle(ProfilesUnreadable(owner_ref=owner_ref, platform=PLATFORM,
+                                                entries=unplaced))
         if not notifications:
             return
-        owner_ref = app.settings.owner_ref
         # the newest fetched: past every one of them, stored or deliberately skipped
         cursor = SourceCursor(PLATFORM, notifications[-1]["indexedAt"])
         read = [(n, read_one(PLATFORM, n.get("author"), profile_view)) for n in notifications]
@@ -516,29 +577,49 @@ def chat_allowed(profile: dict[str, Any]) -> tuple[bool, str]:
 
 
 class BlueskySender:
-    """Sends an approved welcome as a Bluesky chat message when the person allows it."""
+    """Sends an approved welcome as a Bluesky chat message when the person allows it.
+
+    It shares the poller's session: the one its client holds (``plnbot run``), else the
+    one stored with the owner's account, kept there again when refreshed (``attach``), so
+    a ``plnbot console`` that sends a welcome logs in only when no session is stored or
+    the server refuses it (Bluesky: 300 logins a day, 30 in 5 minutes)."""
 
     platform = PLATFORM
 
     def __init__(self, client: BlueskyClient) -> None:
         self.client = client
 
+    def attach(self, app) -> None:
+        """Keep the session with ``app``'s owner's account (``App`` calls this for every
+        sender that offers it): the account whose handle and password built the client."""
+        keep_with(self.client, app)
+
     async def send_welcome(self, *, handle: Handle, text: str, via: str | None = None) -> str:
         """Send ``text`` as a chat message when the person's chat setting allows it
         (``via`` has no choices here). Everything up to ``sendMessage`` is refused when it
         fails (nothing went out); a timeout or dropped connection during ``sendMessage``
-        itself is ``SendUncertain``."""
+        itself is ``SendUncertain``. A session the server refuses is replaced (see
+        ``BlueskyClient.logged_in``) and the welcome tried once more: a refused session
+        means nothing was sent."""
         shown = f"@{(getattr(handle, 'display_handle', '') or handle.handle).lstrip('@')}"
         if grapheme_count(text) > MAX_GRAPHEMES:
             raise SendRefused(f"Bluesky chat messages hold at most {MAX_GRAPHEMES} characters; "
                               f"this welcome has {grapheme_count(text)}. Shorten it with `edit`.")
         try:
-            await self.client.ensure_login()
-            await self._check_allowed(handle.external_id, shown)
-            dm = self.client.api.with_bsky_chat_proxy()
-            convo = await self._open_convo(dm, handle.external_id)
+            await self.client.logged_in(functools.partial(
+                self._send, handle.external_id, text, shown))
         except AtProtocolError as exc:
+            if self.client.did is None and session_refused(exc):  # the login itself
+                _, message = describe_failure(exc, self.client.base_url)
+                raise SendRefused(f"{message} Then `send` it again.") from None
             raise SendRefused(self._refusal(exc, shown)) from None
+        return f"Sent to {shown} as a Bluesky chat message."
+
+    async def _send(self, did: str, text: str, shown: str) -> None:
+        """The chat calls; an ``AtProtocolError`` escapes only when nothing was sent."""
+        await self._check_allowed(did, shown)
+        dm = self.client.api.with_bsky_chat_proxy()
+        convo = await self._open_convo(dm, did)
         try:
             await self.client.call(dm.chat.bsky.convo.send_message, data={
                 "convo_id": convo.convo.id, "message": {"text": text}})
@@ -551,10 +632,7 @@ class BlueskySender:
             if may_have_arrived(exc):
                 raise SendUncertain(f"{type(exc.__cause__ or exc).__name__} from Bluesky's "
                                     "chat service") from None
-            raise SendRefused(self._refusal(exc, shown)) from None
-        except AtProtocolError as exc:
-            raise SendRefused(self._refusal(exc, shown)) from None
-        return f"Sent to {shown} as a Bluesky chat message."
+            raise
 
     async def _open_convo(self, dm: AsyncClient, did: str) -> Any:
         """The conversation with ``did``. Nothing has been sent yet, so a server that cannot

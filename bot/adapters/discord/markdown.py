@@ -5,28 +5,30 @@ A display name like ``[Your account is locked](https://evil.example)`` or
 comes from the owner's own bot. The handlers write plain text and know nothing of
 Discord; the messages carry the profile values they quote in their ``fields``, so the
 Discord surface escapes exactly those values wherever they appear in the text, and the
-bot's own formatting (``**New connection:**``, `` `send 3` ``) stays as it is.
+bot's own formatting (``**New connection:**``, `` `send 3` ``) stays as it is. Replies
+that name people only in their text (``drafts``, ``due``, ``history``, the digest…)
+carry the values they quote beside their fields (``bot.context.quoted_in``), escaped
+the same way.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from discord.utils import escape_markdown, escape_mentions
 
-# Keys of message fields whose values come from someone else's profile.
-UNTRUSTED_KEYS = frozenset({"name", "names", "handle", "handles", "first_name", "role",
-                            "organisation", "location", "website", "interests", "bio",
-                            "display_handle"})
-SPECIAL = re.compile(r"[\\*_~|`>\[\]()#@<:-]")  # what Markdown or a mention could use
+from bot.context import MARKUP, untrusted_values
+
+SPECIAL = MARKUP  # what Markdown or a mention could use
 UNESCAPED_BRACKET = re.compile(r"(?<!\\)\[")
 
 
-def escape_untrusted(text: str, fields: dict[str, Any]) -> str:
-    """``text`` with every profile value quoted from ``fields`` escaped for Discord."""
-    values = sorted({v for v in _untrusted_values(fields) if SPECIAL.search(v)},
+def escape_untrusted(text: str, fields: dict[str, Any], quoted: Iterable[str] = ()) -> str:
+    """``text`` with every profile value quoted from ``fields``, and every one the
+    handler found it quotes (``OutgoingMessage.quoted``), escaped for Discord."""
+    values = sorted({v for v in (*untrusted_values(fields), *quoted) if SPECIAL.search(v)},
                     key=len, reverse=True)
     if not values:
         return text
@@ -39,19 +41,3 @@ def escape(value: str) -> str:
     is escaped too: ``escape_markdown`` only escapes a whole ``[text](url)``, and a bio
     quoted in part may hold one cut in two."""
     return UNESCAPED_BRACKET.sub(r"\\[", escape_mentions(escape_markdown(value)))
-
-
-def _untrusted_values(value: Any, key: str = "") -> Iterator[str]:
-    if isinstance(value, dict):
-        for inner_key, inner in value.items():
-            yield from _untrusted_values(inner, str(inner_key))
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _untrusted_values(item, key)
-    elif isinstance(value, str) and key in UNTRUSTED_KEYS and len(value) >= 2:
-        yield value
-        # and each word of it on its own, for text that quotes the value only in part
-        # (a bio cut at 280 characters, a name inside a longer line)
-        for word in value.split():
-            if len(word) >= 2 and word != value:
-                yield word

@@ -69,7 +69,7 @@ def nonce_for(key: str, part: int = 0) -> str:
 def surface_text(message: OutgoingMessage) -> str:
     """The owner's DM for one outbox message: its label in bold, then the text."""
     label = LABELS.get(message.kind)
-    text = escape_untrusted(message.text, message.fields)
+    text = escape_untrusted(message.text, message.fields, message.quoted)
     if label and message.kind != "new_connection":
         text = f"**{label}:** {text}"
     image = message.fields.get("image")

@@ -39,7 +39,7 @@ from mastodon.errors import (
     MastodonUnauthorizedError,
 )
 
-from bot.adapters import state
+from bot.adapters import state, translate
 from bot.adapters.limits import Backoff, RateLimiter, Sleep
 from bot.adapters.translate import SnapshotError, mastodon_profile, read_one
 from bot.config import ConfigError, Settings, secret
@@ -68,6 +68,8 @@ log = logging.getLogger(__name__)
 PLATFORM = "mastodon"
 SCOPES = "read:accounts read:follows read:notifications write:statuses"
 NOTIFICATION_TYPES = ["follow", "follow_request", "severed_relationships"]
+UNPLACED = ("its notification has no readable id, so it was left out; the next "
+            "reconciliation of your followers finds them")
 NOTIFICATION_PAGE = 80
 FOLLOWER_PAGE = 80
 MAX_PAGES = 1000
@@ -290,29 +292,35 @@ class MastodonSource:
     async def _newest_notification_id(self) -> str | None:
         page = await self.client.call(self.client.api.notifications, types=NOTIFICATION_TYPES,
                                       limit=1)
-        placed = placeable(plain(page) if isinstance(page, list) else [])
+        placed, _ = placeable(plain(page) if isinstance(page, list) else [])
         return placed[0]["id"] if placed else None
 
-    async def fetch_since(self, cursor: str) -> list[dict[str, Any]]:
-        """Every notification newer than ``cursor``, oldest first.
+    async def fetch_since(self, cursor: str) -> tuple[list[dict[str, Any]], list[Unreadable]]:
+        """Every notification newer than ``cursor``, oldest first, and those on the
+        pages read that cannot be placed (``placeable``).
 
         Mastodon answers ``since_id`` with the newest page; ``fetch_next`` walks back
         (and drops ``since_id``), so the walk stops at the first id already seen.
         """
         found: list[dict[str, Any]] = []
+        unplaced: list[Unreadable] = []
         page = await self.client.call(self.client.api.notifications, types=NOTIFICATION_TYPES,
                                       since_id=cursor, limit=NOTIFICATION_PAGE)
         for _ in range(MAX_PAGES):
-            items = placeable(plain(page) if isinstance(page, list) else [])
+            items, left_out = placeable(plain(page) if isinstance(page, list) else [])
+            unplaced += left_out
             fresh = [n for n in items if newer(n["id"], cursor)]
             found.extend(fresh)
             if not items or len(fresh) < len(items) or not _has_next(page):
                 break
             page = await self.client.call(self.client.api.fetch_next, page)
-        return sorted(found, key=lambda n: (len(n["id"]), n["id"]))
+        return sorted(found, key=lambda n: (len(n["id"]), n["id"])), unplaced
 
     async def _catch_up(self, app, cursor: str) -> None:
-        notifications = await self.fetch_since(cursor)
+        notifications, unplaced = await self.fetch_since(cursor)
+        if unplaced:  # told once (keyed); the cursor cannot move past what has no place
+            await app.handle(ProfilesUnreadable(owner_ref=app.settings.owner_ref,
+                                                platform=PLATFORM, entries=unplaced))
         follows = [n for n in notifications if n.get("type") == "follow" and n.get("account")]
         if len(follows) <= state.FLOOD:
             for notification in notifications:
@@ -439,19 +447,21 @@ class MastodonSource:
             self.stream = None
 
 
-def placeable(items: list[Any]) -> list[dict[str, Any]]:
-    """Notifications that can be placed against the cursor (an object with an id);
-    the id is normalised to text. Any other entry cannot be told apart from the next
-    one, so it is left out (and logged): a follow hidden in it is found by the next
-    reconciliation of the follower list."""
+def placeable(items: list[Any]) -> tuple[list[dict[str, Any]], list[Unreadable]]:
+    """Notifications that can be placed against the cursor (an object with an id), the
+    id normalised to text; and the others, as unreadable entries to tell the owner
+    about. Those cannot be told apart from the next one, so they are left out: a
+    follow hidden in one is found by the next reconciliation of the follower list."""
     placed = []
+    unplaced = []
     for item in items:
         place = clean_id(item.get("id")) if isinstance(item, dict) else None
         if place is None:
             log.warning("a Mastodon notification without a readable id was skipped")
+            unplaced.append(translate.unplaced(PLATFORM, item, "account", UNPLACED))
             continue
         placed.append({**item, "id": place})
-    return placed
+    return placed, unplaced
 
 
 def _has_next(page) -> bool:

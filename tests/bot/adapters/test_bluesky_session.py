@@ -180,3 +180,74 @@ async def test_an_unreadable_kept_session_is_replaced_by_a_login(fake, db_url, c
     await new_source(fake, clock).poll(app)
     assert fake.logins == {fake.handle: 2}
     assert [m.kind for m in app.surface.pop()] == ["reply"]  # the baseline; no error
+
+
+def test_two_console_processes_sending_welcomes_log_in_once(tmp_path, db_url):
+    """``plnbot console`` sends through the session stored with the account (issue #19):
+    the first console after the stored session was revoked logs in once and stores the
+    new one; the second console process sends with it, without createSession."""
+    from tests.support.cli import json_messages, run_plnbot
+
+    with RunningBluesky() as fake:
+        env = {"BLUESKY_HANDLE": fake.handle, "BLUESKY_APP_PASSWORD": fake.password,
+               "BLUESKY_BASE_URL": fake.url, "PLNBOT_SECRET_KEY": KEY,
+               "PLNBOT_LOG_LEVEL": "DEBUG", "PLNBOT_DATA_DIR": str(tmp_path / "data"),
+               "HOME": str(tmp_path)}
+        fake.follow(make_profile("Old Friend"))
+        run_plnbot("run", "--once", "--json", "--db", db_url, env=env)  # the baseline
+        for name in ("Kim Lee", "Lou Park", "Max Roe"):
+            fake.follow(make_profile(name))
+        polled = run_plnbot("run", "--once", "--json", "--db", db_url, env=env)
+        drafts = [m["draft_id"] for m in json_messages(polled.stdout)
+                  if m["kind"] == "new_connection"]
+        assert len(drafts) == 3 and fake.logins == {fake.handle: 1}, polled.stderr
+
+        def console(draft_id: int):
+            result = run_plnbot("console", "--json", "--db", db_url, env=env,
+                                stdin=f"send {draft_id}\n")
+            assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+            [sent] = [m for m in json_messages(result.stdout) if m.get("draft_id")]
+            assert sent["kind"] == "reply" and "Sent" in sent["text"], sent
+            return result
+
+        first = console(drafts[0])  # the session `plnbot run` stored: no login
+        assert fake.logins == {fake.handle: 1}
+        fake.revoke_sessions()  # e.g. signed out everywhere on bsky.app
+        second = console(drafts[1])  # refused: one quiet login, stored again
+        third = console(drafts[2])  # another process: the stored one, no login
+        tokens = [fake.access_token, *fake.refresh_tokens]
+    assert fake.logins == {fake.handle: 2}
+    assert len(fake.messages) == 3
+    assert "createSession" not in first.stderr + third.stderr
+    assert "createSession" in second.stderr
+    for text in (first.stdout, first.stderr, second.stdout, second.stderr, third.stderr):
+        assert fake.password not in text and all(token not in text for token in tokens)
+
+
+async def test_a_console_adopts_the_session_a_poller_refreshed_since(fake, db_url, clock):
+    """A console that read the session before a poller refreshed it (the refresh JWT
+    rotates, so the console's one is revoked) takes the stored one instead of logging
+    in; whichever of them refreshes stores it for the other."""
+    from tests.support.chat import say
+
+    poller = keyed_app(db_url, clock)
+    fake.follow(make_profile("Old Friend"))
+    await new_source(fake, clock).poll(poller)  # baseline: the one login
+    for name in ("Kim Lee", "Lou Park"):
+        fake.follow(make_profile(name))
+    await new_source(fake, clock).poll(poller)
+    drafts = [m.fields["draft_id"] for m in poller.surface.pop() if m.kind == "new_connection"]
+    console = App(settings=poller.settings, engine=poller.engine, surface=FakeSurface(),
+                  clock=clock, senders={"bluesky": new_source(fake, clock).sender})
+    await say(console, f"send {drafts[0]}")
+    clock.advance(hours=1, minutes=50)
+    await new_source(fake, clock).poll(poller)  # refreshes; the console's pair is revoked
+    assert calls(fake, "refreshSession") == 1
+    sent = await say(console, f"send {drafts[1]}")
+    assert [m.kind for m in sent] == ["reply"] and "Sent" in sent[0].text, sent
+    assert len(fake.messages) == 2 and fake.logins == {fake.handle: 1}
+    clock.advance(hours=1, minutes=50)
+    await say(console, "drafts")  # the console refreshes next: the poller reads its pair
+    fake.follow(make_profile("Max Roe"))
+    await new_source(fake, clock).poll(poller)
+    assert fake.logins == {fake.handle: 1}

@@ -9,6 +9,7 @@ from bot.adapters.discord.client import PlnbotClient
 from bot.adapters.discord.markdown import escape
 from bot.adapters.discord.surface import DiscordSurface
 from bot.adapters.discord.text import surface_text
+from bot.context import QUOTED_KEY
 from bot.events import ConnectionLeft, FollowRequested, ProfilesUnreadable, Unreadable
 from storage.models import Owner
 from tests.conftest import make_settings
@@ -106,3 +107,45 @@ async def test_every_message_quoting_a_stranger_is_inert_on_discord(app, clock):
     failing = sorted(f"{kind} «{start}»: {found}" for (kind, start), found in live.items()
                      if found)
     assert not failing, "\n".join(failing)
+
+
+async def test_every_reply_about_a_hostile_profile_is_inert_on_discord(app, clock):
+    """Issue #16, one reply at a time: ``drafts``, ``due``, nudges, reminders, the
+    digest, ``people`` lists, ``find`` and the other commands that name a person show a
+    profile's Markdown, mentions, spoilers, code and masked links as text on Discord,
+    while ``--json`` (the message itself) keeps the words exactly as written."""
+    person = x_person(HOSTILE_NAME, username="mal_x", description=HOSTILE_BIO,
+                      location=HOSTILE_PLACE)
+    await app.handle(arrival(person))
+    [arrived] = [m for m in app.surface.pop() if m.kind == "new_connection"]
+    draft = arrived.fields["draft_id"]
+    said: list[tuple[str, object]] = [("arrival", arrived)]
+    lines = ["drafts", f"draft {draft}", "people", "people never", "people field location",
+             "find Evil", "find Mal", "who #1", "tag #1 #maths", "people #maths",
+             "untag #1 #maths", "note #1 met at the maths conference", "log #1 chatted",
+             "history #1", "cadence #1 every 1 week", "remind #1 tomorrow ask about robots",
+             "remind me tomorrow ask Mal about robots", "reminders", "due", "stats",
+             "digest", f"edit {draft} Hello there, welcome!", f"sent {draft}", "history #1",
+             "undo", "drafts", "lost", "delete note 1", "undo"]
+    for line in lines:
+        said += [(line, m) for m in await say(app, line)]
+    for days in (2, 8, 8):  # the reminder, then a nudge (cadence) and the digest
+        clock.advance(days=days)
+        await app.sweep()
+        said += [("sweep", m) for m in app.surface.pop()]
+    said += [(line, m) for line in ("due", "reminders", "people") for m in await say(app, line)]
+
+    kinds = {m.kind for _, m in said}
+    assert {"reminder", "nudge", "digest", "reply"} <= kinds, kinds
+    quoting = [(line, m) for line, m in said if live_markup(m.text)]
+    quoted_by = {line for line, _ in quoting}
+    assert {"drafts", "people", "find Evil", "due", "reminders", "sweep"} <= quoted_by, \
+        sorted(quoted_by)
+    failing = [f"{line} → {m.kind} «{m.text.splitlines()[0][:50]}»: {live_markup(surface_text(m))}"
+               for line, m in quoting if live_markup(surface_text(m))]
+    assert not failing, "\n".join(failing)
+    # --json is the message as the handler wrote it: the words as written, nothing added
+    for _, message in said:
+        assert QUOTED_KEY not in message.as_json() and "\\*" not in message.text
+    [drafts_listing, *_] = [m for line, m in quoting if line == "drafts"]
+    assert HOSTILE_NAME in drafts_listing.as_json()["text"] and drafts_listing.quoted

@@ -217,6 +217,33 @@ async def test_mastodon_a_poll_whose_last_entries_are_unreadable_still_moves_on(
     assert account(app, "mastodon").cursor == mastodon.notifications[-1]["id"]
 
 
+async def test_mastodon_notifications_without_a_readable_id_are_told_once(
+        app, surface, mastodon, mastodon_source):
+    """A notification that cannot be placed against the cursor is left out of the poll,
+    as before, but the owner hears about it (the person in it, where readable) once."""
+    mastodon.follow(make_account("ann", display_name="Ann", note=TEACHER))
+    await mastodon_source.poll(app)
+    surface.pop()
+    hidden = mastodon.notify("follow", make_account("dee", display_name="Dee", note=TEACHER))
+    mastodon.notifications.remove(hidden)
+    mastodon.unplaceable += [{**hidden, "id": {"not": "an id"}}, {**hidden, "id": None,
+                                                                   "account": 7}]
+    mastodon.follow(make_account("cy", display_name="Cy", note=TEACHER))
+
+    await mastodon_source.poll(app)
+
+    messages = surface.pop()
+    arrivals = [m.fields["contact"]["handle"] for m in messages if m.kind == "new_connection"]
+    assert arrivals == ["cy@school.social"]
+    [told] = skipped(messages)
+    assert told.fields["count"] == 2
+    assert "@dee@school.social — its notification has no readable id" in told.text
+    assert "a notification without a readable id or handle — its notification" in told.text
+    assert account(app, "mastodon").cursor == mastodon.notifications[-1]["id"]
+    await mastodon_source.poll(app)  # fetched again with every page: said once
+    assert surface.pop() == []
+
+
 async def test_mastodon_reconciliation_skips_unreadable_followers_and_loses_none_of_them(
         app, surface, mastodon, mastodon_source, clock):
     people = [make_account(n, display_name=n.title(), note=TEACHER)
@@ -313,6 +340,31 @@ async def test_bluesky_only_unreadable_arrivals_still_move_the_cursor(app, surfa
     [told] = skipped(surface.pop())
     assert told.fields["count"] == 1
     assert account(app, "bluesky").cursor == bluesky.notifications[0]["indexedAt"]
+
+
+async def test_bluesky_notifications_without_a_readable_time_are_told_once(
+        app, surface, bluesky, bluesky_source):
+    """A follow notification whose time cannot be read cannot be placed against the
+    cursor: left out as before, and now told to the owner once, naming the person."""
+    bluesky.follow(recorded_profile(0))
+    await bluesky_source.poll(app)
+    surface.pop()
+    bluesky.follow(make_profile("Ada Lovelace", description="Teacher"))
+    for when in ("not a time", None, "2026-" + "1" * 100):
+        bluesky.follow(make_profile("Dee Undated", description="Teacher"))["indexedAt"] = when
+    bluesky.notifications.insert(0, "not a notification")
+
+    await bluesky_source.poll(app)
+
+    messages = surface.pop()
+    assert [m.fields["contact"]["name"] for m in messages
+            if m.kind == "new_connection"] == ["Ada Lovelace"]
+    [told] = skipped(messages)
+    assert told.fields["count"] == 4
+    assert told.text.count("— its notification has no readable time") == 4
+    assert told.text.count("@dee") == 3 and "a notification without a readable id" in told.text
+    await bluesky_source.poll(app)
+    assert surface.pop() == []
 
 
 async def test_bluesky_a_failed_arrival_keeps_the_cursor_before_it(app, surface, bluesky,

@@ -213,6 +213,64 @@ async def test_undo_touches_only_the_owners_own_changes(network, clock):
     assert entries(network) == [(2, "conversation", "lunch")]
 
 
+async def test_the_sweep_prunes_what_undo_no_longer_reaches(network, clock, monkeypatch):
+    """The undo log keeps every change of the last 30 days and the owner's last
+    KEEP_LAST (3 here, 100 in use) whatever their age; the sweep lets go of the rest.
+    ``undo`` still reverses every kept change, then says why there is no more."""
+    from storage import undo
+
+    monkeypatch.setattr(undo, "KEEP_LAST", 3)
+    for n in range(1, 6):
+        await say_one(network, f"log ravi old chat {n}")
+    clock.advance(days=10)
+    await say_one(network, "log ravi recent chat")
+    await network.sweep()
+    assert undo_log(network) == 6  # all younger than 30 days
+    clock.advance(days=25)  # the five are 35 days old, the recent one 25
+    await network.sweep()
+    network.surface.pop()  # reminders and the digest the sweeps brought
+    assert undo_log(network) == 4  # the last 3, and the marker where pruning began
+    said = [(await say_one(network, "undo")).text for _ in range(3)]
+    assert [t.split("`")[1] for t in said] == [
+        "log ravi recent chat", "log ravi old chat 5", "log ravi old chat 4"]
+    refusal = await say_one(network, "undo")
+    assert refusal.kind == "error" and "nothing more to undo" in refusal.text
+    assert "30 days" in refusal.text and "last 3 changes" in refusal.text
+    assert [text for _, _, text in entries(network, 2)] == [
+        "old chat 1", "old chat 2", "old chat 3"]  # pruned changes are never reversed
+    await say_one(network, "log ravi new chat")  # a new change is undoable as ever
+    assert (await say_one(network, "undo")).text.startswith("Undone: `log ravi new chat`")
+    assert "nothing more to undo" in (await say_one(network, "undo")).text
+
+
+async def test_a_long_undo_log_is_pruned_in_bounded_batches(network, clock):
+    """1,300 changes older than 30 days: each sweep deletes at most 500 (one short
+    transaction), until the last 100 and the marker are left; then nothing is written."""
+    from storage import undo
+
+    with Session(network.engine) as session:
+        session.add_all(UndoEntry(owner_id=network.owner_id, command=f"log ravi {n}",
+                                  summary="Logged.", at=clock() - timedelta(days=60),
+                                  changes_json='{"rows": [], "contacts": []}')
+                        for n in range(1300))
+        session.commit()
+    left = []
+    for _ in range(4):
+        await network.sweep()
+        left.append(undo_log(network))
+        clock.advance(minutes=5)
+    network.surface.pop()
+    assert left == [800, 300, 101, 101]
+    assert undo.PRUNE_BATCH == 500 and undo.KEEP_LAST == 100
+    reply = await say_one(network, "undo")
+    assert reply.text.startswith("Undone: `log ravi 1299`")
+
+
+def undo_log(app) -> int:
+    with Session(app.engine) as session:
+        return len(session.exec(select(UndoEntry.id)).all())
+
+
 async def test_a_failed_command_leaves_nothing_to_undo(network):
     assert (await say_one(network, "log nobody-at-all hello")).kind == "error"
     with Session(network.engine) as session:
