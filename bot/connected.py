@@ -118,6 +118,9 @@ class AccountApp(App):
                  recheck_at: datetime | None = None, **options: Any) -> None:
         self.known_owner_id, self.platform = owner_id, platform
         self.account = account  # the row as claimed; None once an event was dispatched
+        # the account polled: every event names it (the owner may have several on one
+        # platform), and the source's state, session and cursor are this one's
+        self.account_id = account.id if account is not None else None
         self.recheck_at = recheck_at
         super().__init__(**options)
 
@@ -132,6 +135,8 @@ class AccountApp(App):
 
     async def dispatch(self, event: Event) -> bool:
         self.account = None  # the event may move the cursor: read the state again
+        if event.account_id is None and self.account_id is not None:
+            event = replace(event, account_id=self.account_id)
         return await super().dispatch(event)
 
     def changes_nothing(self, event: SourceChecked) -> bool:
