@@ -178,8 +178,9 @@ async def _connect_discord_server(words: list[str], ctx: Context) -> None:
 
 
 def _not_configured_by_operator(ctx: Context, platform: str) -> None:
-    """The environment's account is PLNBOT_OWNER's, polled as such: one account per
-    owner and platform, so a second one by chat would be polled with two credentials."""
+    """The environment's account is PLNBOT_OWNER's, polled as such and found by owner
+    and platform alone (it has no id there before its first poll): an account by chat
+    next to it would be mistaken for it, so the operator's settings stay the only way."""
     known = platforms.get(platform)
     if known.configured_in(ctx.settings) and ctx.owner.external_ref == ctx.settings.owner_ref:
         raise CommandError(f"Your {_name(platform)} account is set up by the operator "

@@ -1,8 +1,8 @@
 """Owners are isolated: every chat command, as owner B, against owner A's ids.
 
 A also has two Bluesky accounts connected by chat and a Mastodon connection waiting for
-its code: B can never see, use, poll or disconnect them, by platform or by name (its rows, credentials included, are
-in the fingerprint every example compares).
+its code: B can never see, use, poll or disconnect them, by platform or by name (its
+rows, credentials included, are in the fingerprint every example compares).
 
 For B, A's draft ids, reminder ids, ``#contact`` ids, handles, names and tags must be
 indistinguishable from ids that exist nowhere: B's reply to ``<command> <A's ref>`` is
