@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 
 import discord
 import pytest
@@ -332,10 +333,15 @@ async def test_an_owner_watches_two_servers_each_on_its_own(fake, engine, staffr
         assert f"Discord: Staffroom (id {staffroom}; connected" in listed
         assert f"Discord: PLN (id {pln}; connected" in listed
 
+        await tell(fake, fake.ada, "settings losses immediate")
         fake.leave(pln, fake.jane)  # a loss in PLN only
-        await wait_until(lambda: memberships(engine, fake.ada)[("PLN", "jane")] != "active")
+        await wait_until(lambda: any("1 connection ended on Discord (PLN)" in text
+                                     for text in said_to(fake, fake.ada)))
         assert memberships(engine, fake.ada)[("PLN", "jane")] == "lost"
         assert memberships(engine, fake.ada)[("Staffroom", "jane")] == "active"
+        [who] = await tell(fake, fake.ada, "who jane")
+        assert re.search(r"Discord: member of your server since [^,]+ \(Staffroom\), "
+                         r"left your server on [^,]+ \(PLN\)", who), who
 
         [again] = await tell(fake, fake.ada, f"connect discord-server {staffroom}")
         assert "Staffroom was already connected" in again and "as a DM" in again
