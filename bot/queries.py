@@ -85,7 +85,6 @@ class Watcher:
     owner_id: int
     owner_ref: str
     external_id: str
-    handle: str
     baseline_done: bool
     # its connections were read since it was (last) connected: until then, live events
     # wait for that first read (the quiet baseline, or the catch-up after a reconnect)
@@ -102,7 +101,7 @@ def watchers(engine: Engine, *, platform: str, external_id: str | None = None,
         rows = accounts.connected_by_chat(connection, platform=platform,
                                           external_id=external_id, owner_id=owner_id)
     return [Watcher(account_id=row.account_id, owner_id=row.owner_id,
-                    owner_ref=row.owner_ref, external_id=row.external_id, handle=row.handle,
+                    owner_ref=row.owner_ref, external_id=row.external_id,
                     baseline_done=bool(row.baseline_done),
                     synced=bool(row.synced), welcome_channel=_channel_id(row.welcome_channel))
             for row in rows]

@@ -103,17 +103,15 @@ def connected_by_chat(connection: Connection, *, platform: str,
     ``owner_id``'s. A disconnected account is not among them.
 
     Plain rows (``account_id``, ``owner_id``, ``owner_ref``, ``external_id``,
-    ``handle``, ``baseline_done``, ``synced``: its connections were read since it was
-    last connected, ``welcome_channel``) on a plain connection, not ORM objects: the
-    gateway holder
-    reads them for every member event and all of them on every reconnect
+    ``baseline_done``, ``synced``: its connections were read since it was last
+    connected, ``welcome_channel``) on a plain connection, not ORM objects: the gateway
+    holder reads them for every member event and all of them on every reconnect
     (bench/bench_servers.py)."""
     synced = and_(col(Account.last_synced_at).is_not(None),
                   col(Account.last_synced_at) >= col(Account.connected_at))
     query: sa.Select = (sa.select(col(Account.id).label("account_id"), col(Account.owner_id),
                                   col(Owner.external_ref).label("owner_ref"),
-                                  col(Account.external_id), col(Account.handle),
-                                  col(Account.baseline_done),
+                                  col(Account.external_id), col(Account.baseline_done),
                                   synced.label("synced"), col(Account.welcome_channel))
                         .join(Owner, col(Owner.id) == col(Account.owner_id))
                         .where(col(Account.platform) == platform,
