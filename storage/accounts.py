@@ -73,17 +73,17 @@ def mark_connected(session: Session, *, owner_id: int, platform: str, external_i
     """The account is connected: polled from now on, the first poll being the quiet
     baseline. The same account connected again (the same id on the platform) keeps its
     row, baseline and history with fresh credentials; another one is an account of its
-    own, next to the owner's others. A row that only waited for this code goes.
+    own, next to the owner's others. The row that waited for this code becomes the new
+    account, or (the account was known) goes.
     ``welcome_channel``: where a Discord server's welcomes are posted (None: DMs)."""
     account = owner_account(session, owner_id=owner_id, platform=platform,
                             external_id=external_id)
     waiting = owner_account(session, owner_id=owner_id, platform=platform, external_id="")
-    if waiting is not None and waiting.connected_at is None and waiting.credentials \
-            and not waiting.handle:  # only a pasted code's wait: nothing polled, nothing kept
+    if waiting is not None and waiting.connected_at is None and waiting.credentials:
         if account is None:
             account = waiting
         else:
-            session.delete(waiting)
+            _forget_wait(session, waiting)
     if account is None:
         account = Account(owner_id=owner_id, platform=platform)
     account.external_id, account.handle = external_id, handle
@@ -93,6 +93,18 @@ def mark_connected(session: Session, *, owner_id: int, platform: str, external_i
     session.add(account)
     session.flush()
     return account
+
+
+def _forget_wait(session: Session, waiting: Account) -> None:
+    """A row that only held a wait for a code: deleted, unless something refers to it
+    (then only its credentials go)."""
+    used = session.exec(select(ConnectionRow.id)
+                        .where(ConnectionRow.account_id == waiting.id).limit(1)).first()
+    if used is None:
+        session.delete(waiting)
+    else:
+        waiting.credentials = None
+        session.add(waiting)
 
 
 def connected_by_chat(connection: Connection, *, platform: str,
