@@ -353,6 +353,9 @@ async def test_an_owner_watches_two_servers_each_on_its_own(fake, engine, staffr
         fake.join(staffroom, kim)
         await told_of(fake, fake.ada, "Kim")
         (lee_draft, _), (kim_draft, _) = drafts_for(engine, fake.ada)
+        [told] = [text for text in said_to(fake, fake.ada) if "New connection on Discord: Lee"
+                  in text]
+        assert "How you met: joined your Discord server PLN ·" in told
         [posted] = await tell(fake, fake.ada, f"send {lee_draft}")
         assert "Posted your welcome to lee in #welcome" in posted  # PLN's channel
         [dm] = await tell(fake, fake.ada, f"send {kim_draft}")
