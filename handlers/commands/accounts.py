@@ -396,11 +396,12 @@ def _chosen(ctx: Context, platform: str, which: str) -> Account:
     if not candidates:
         raise CommandError(f"You have no {_name(platform)} account connected by chat "
                            "(`accounts` lists them).")
+    kinds = "servers" if platform == "discord" else "accounts"
     if which:
-        named = [a for a in candidates if _names(a, which)]
+        named = [a for a in candidates if _is_named(a, which)]
         if len(named) == 1:
             return named[0]
-        raise CommandError(f"None of your {_name(platform)} accounts is {which}: "
+        raise CommandError(f"None of your {_name(platform)} {kinds} is {which}: "
                            f"{_listing(candidates)}." if not named else
                            f"{which} names more than one: {_listing(named)}; name it by "
                            f"{'its id' if platform == 'discord' else 'its full handle'}.",
@@ -408,13 +409,13 @@ def _chosen(ctx: Context, platform: str, which: str) -> Account:
     if len(candidates) == 1:
         return candidates[0]
     example = _which(candidates[0])
-    raise CommandError(f"You have {len(candidates)} {_name(platform)} "
-                       f"{'servers' if platform == 'discord' else 'accounts'} connected: "
+    raise CommandError(f"You have {len(candidates)} {_name(platform)} {kinds} connected: "
                        f"{_listing(candidates)}. Say which, e.g. "
                        f"`disconnect {WORD_OF[platform]} {example}`.")
 
 
-def _names(account: Account, which: str) -> bool:
+def _is_named(account: Account, which: str) -> bool:
+    """Whether ``which`` (as typed: "@handle", "handle", a server id or name) is it."""
     wanted = which.strip().lstrip("@").lower()
     return wanted in (account.external_id.lower(), account.handle.lstrip("@").lower())
 
