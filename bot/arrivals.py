@@ -78,13 +78,16 @@ class ArrivalQueue:
                     done.set_result(None)
 
     async def _write(self, events: list[NewConnection]) -> None:
-        for owner_ref, group in groupby(events, key=lambda event: event.owner_ref):
+        # one transaction per owner and account (an owner may have two servers)
+        for (owner_ref, account_id), group in groupby(
+                events, key=lambda event: (event.owner_ref, event.account_id)):
             arrivals = list(group)
             if len(arrivals) == 1:
                 await self.dispatch(arrivals[0])
             elif not await self.dispatch(ArrivalsReceived(owner_ref=owner_ref,
                                                           arrivals=arrivals,
-                                                          cursor=last_cursor(arrivals))):
+                                                          cursor=last_cursor(arrivals),
+                                                          account_id=account_id)):
                 log.warning("writing %d arrivals together failed; writing them one by one",
                             len(arrivals))
                 await self._write_one_by_one(arrivals)

@@ -118,6 +118,10 @@ class AccountApp(App):
                  recheck_at: datetime | None = None, **options: Any) -> None:
         self.known_owner_id, self.platform = owner_id, platform
         self.account = account  # the row as claimed; None once an event was dispatched
+        # the account polled: every event names it (the owner may have several on one
+        # platform), and the source's state, session and cursor are this one's
+        self.account_id = account.id if account is not None else None
+        self.account_handle = account.handle if account is not None else ""
         self.recheck_at = recheck_at
         super().__init__(**options)
 
@@ -132,6 +136,8 @@ class AccountApp(App):
 
     async def dispatch(self, event: Event) -> bool:
         self.account = None  # the event may move the cursor: read the state again
+        if event.account_id is None and self.account_id is not None:
+            event = replace(event, account_id=self.account_id)
         return await super().dispatch(event)
 
     def changes_nothing(self, event: SourceChecked) -> bool:
@@ -155,18 +161,23 @@ class AccountApp(App):
         if isinstance(event, SourceChecked):
             self.refused = event.problem == "auth"
             if self.refused:
-                event = replace(event, text=reconnect_text(self.platform))
+                event = replace(event, text=reconnect_text(self.platform,
+                                                           self.account_handle))
             elif self.changes_nothing(event):
                 return
         await super().handle(event)
 
 
-def reconnect_text(platform: str) -> str:
+def reconnect_text(platform: str, handle: str = "") -> str:
+    """What to do about a refused token; the account is named by its handle (the owner
+    may have several on the platform, and ``disconnect`` takes the same name)."""
     known = platforms.get(platform)
-    return (f"{known.name} no longer accepts my access to your account (it was revoked "
-            f"or has expired), so I cannot see your followers there. Write "
+    shown = f"@{handle.lstrip('@')}" if handle and platform != "bluesky" else handle
+    which = f" {shown}" if shown else ""
+    return (f"{known.name} no longer accepts my access to your account{which} (it was "
+            f"revoked or has expired), so I cannot see your followers there. Write "
             f"`{known.reconnect or 'connect ' + platform}` to connect it again, or "
-            f"`disconnect {platform}` to stop.")
+            f"`disconnect {platform}{which}` to stop.")
 
 
 class ConnectedAccounts:

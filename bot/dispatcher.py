@@ -102,12 +102,15 @@ class Dispatcher:
         return found
 
     @contextmanager
-    def open_context(self, owner_ref: str, key_prefix: str) -> Iterator[Context]:
-        """One transaction with its Context: committed when the block ends normally."""
+    def open_context(self, owner_ref: str, key_prefix: str,
+                     account_id: int | None = None) -> Iterator[Context]:
+        """One transaction with its Context: committed when the block ends normally.
+        ``account_id``: the account the event is about (``repo.scope_account``)."""
         with session_scope(self.engine) as session:
             owner = repo.get_or_create_owner(
                 session, external_ref=owner_ref, settings=self.settings, now=self.clock()
             )
+            repo.scope_account(session, account_id)
             yield Context(
                 session=session,
                 owner=owner,
@@ -128,7 +131,7 @@ class Dispatcher:
             return True
         key_prefix = _key_prefix(event)
         try:
-            with self.open_context(event.owner_ref, key_prefix) as ctx:
+            with self.open_context(event.owner_ref, key_prefix, event.account_id) as ctx:
                 if isinstance(event, CommandReceived) and already_answered(ctx, key_prefix):
                     log.info("command %s was already handled; not running it again",
                              event.message_id)
@@ -144,15 +147,18 @@ class Dispatcher:
             if isinstance(event, CommandReceived):
                 self._report_internal_error(event, key_prefix)
             return False
-        await self._after_commit(ctx.after_commit, event.owner_ref, key_prefix)
+        await self._after_commit(ctx.after_commit, event.owner_ref, key_prefix,
+                                 event.account_id)
         return True
 
-    async def _after_commit(self, jobs, owner_ref: str, key_prefix: str) -> None:
+    async def _after_commit(self, jobs, owner_ref: str, key_prefix: str,
+                            account_id: int | None = None) -> None:
         """Work that may only start once the state it depends on is durable."""
         for index, job in enumerate(jobs):
             prefix = f"{key_prefix}:after{index}"
             try:
-                await job(lambda prefix=prefix: self.open_context(owner_ref, prefix))
+                await job(lambda prefix=prefix: self.open_context(owner_ref, prefix,
+                                                                  account_id))
             except Exception:
                 log.exception("after-commit work %s failed", getattr(job, "__name__", job))
 

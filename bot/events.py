@@ -64,10 +64,16 @@ class Event:
     ``cursor``: the source's place once this event is handled. It is saved in the same
     transaction as the event's changes, so a dispatch that fails leaves it where it was
     and the same people are fetched again on the next poll.
+
+    ``account_id``: the stored account the event is about, when its source knows it (an
+    account connected by chat: one owner may have several on one platform, e.g. two
+    Discord servers). None: the owner's one account on the event's platform (the
+    environment's).
     """
 
     owner_ref: str
     cursor: SourceCursor | None = field(default=None, kw_only=True)
+    account_id: int | None = field(default=None, kw_only=True)
 
 
 @dataclass

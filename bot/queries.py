@@ -21,10 +21,12 @@ from storage.models import Account, Draft, Owner
 
 
 def baseline_done(engine: Engine, *, owner_id: int, platform: str) -> bool:
-    """Whether the owner's ``platform`` account has its first (quiet) sync behind it."""
+    """Whether the owner's ``platform`` account has its first (quiet) sync behind it:
+    the environment's (single-owner ``plnbot run``), else their first one there."""
     with session_scope(engine) as session:
         account = session.exec(select(Account).where(
-            Account.owner_id == owner_id, Account.platform == platform)).first()
+            Account.owner_id == owner_id, Account.platform == platform)
+            .order_by(col(Account.connected_at).is_not(None), col(Account.id))).first()
         return account is not None and account.baseline_done
 
 
@@ -76,8 +78,10 @@ def owner_since(engine: Engine, owner_id: int) -> datetime | None:
 
 @dataclass(frozen=True)
 class Watcher:
-    """An owner who connected a server (or other account) by chat, as read just now."""
+    """An owner who connected a server (or other account) by chat, as read just now:
+    one per account (an owner who connected two servers is two watchers)."""
 
+    account_id: int
     owner_id: int
     owner_ref: str
     external_id: str
@@ -90,16 +94,28 @@ class Watcher:
 
 def watchers(engine: Engine, *, platform: str, external_id: str | None = None,
              owner_id: int | None = None) -> list[Watcher]:
-    """The owners who connected ``platform`` accounts by chat: all of them, those who
-    connected ``external_id`` (one Discord server), or only ``owner_id``'s account."""
+    """The accounts on ``platform`` connected by chat: all of them, those of
+    ``external_id`` (one Discord server, for each owner who connected it), or only
+    ``owner_id``'s (each of their servers)."""
     with engine.connect() as connection:
         rows = accounts.connected_by_chat(connection, platform=platform,
                                           external_id=external_id, owner_id=owner_id)
-    return [Watcher(owner_id=row.owner_id, owner_ref=row.owner_ref,
-                    external_id=row.external_id, baseline_done=bool(row.baseline_done),
+    return [Watcher(account_id=row.account_id, owner_id=row.owner_id,
+                    owner_ref=row.owner_ref, external_id=row.external_id,
+                    baseline_done=bool(row.baseline_done),
                     synced=bool(row.synced), welcome_channel=_channel_id(row.welcome_channel))
             for row in rows]
 
 
 def _channel_id(stored: str | None) -> int | None:
     return int(stored) if stored and stored.isdigit() else None
+
+
+def arrival_welcome_channel(engine: Engine, *, owner_id: int, handle_id: int,
+                            platform: str) -> int | None:
+    """The welcome channel of the owner's server (connected by chat) that this member
+    arrived on most recently, where a welcome to them belongs; None: send a DM."""
+    with engine.connect() as connection:
+        stored = accounts.arrival_welcome_channel(connection, owner_id=owner_id,
+                                                  handle_id=handle_id, platform=platform)
+    return _channel_id(stored)

@@ -102,7 +102,8 @@ def welcome_newcomers(ctx: Context, *, account: Account, kind: str,
                       people: dict[int, profiles.Understanding]) -> None:
     if not arrivals:
         return
-    newcomers = insert_contacts(ctx, kind=kind, arrivals=arrivals, people=people)
+    newcomers = insert_contacts(ctx, kind=kind, arrivals=arrivals, people=people,
+                                server=account.handle)
     insert_handles(ctx, newcomers)
     insert_connections(ctx, account=account, kind=kind, newcomers=newcomers)
     insert_drafts(ctx, newcomers)
@@ -110,14 +111,16 @@ def welcome_newcomers(ctx: Context, *, account: Account, kind: str,
 
 
 def insert_contacts(ctx: Context, *, kind: str, arrivals: list[NewConnection],
-                    people: dict[int, profiles.Understanding]) -> list[Newcomer]:
+                    people: dict[int, profiles.Understanding],
+                    server: str = "") -> list[Newcomer]:
     defaults = Contact(owner_id=ctx.owner.id, how_met="",
                        created_at=ctx.now()).model_dump(exclude={"id"})
     newcomers, rows = [], []
     for arrival in arrivals:
         profile, at = arrival.profile, arrival.at or ctx.now()
         person = people[id(arrival)]
-        how_met = welcome.how_met_text(profile.platform, kind, at, ctx.owner.tz, "live")
+        how_met = welcome.how_met_text(profile.platform, kind, at, ctx.owner.tz, "live",
+                                       server)
         rows.append({**defaults, **repo.new_contact_values_for(
             owner_id=ctx.owner.id, profile=profile, now=at, how_met=how_met,
             understood=welcome.understood_values(person, profile.bio, profile.bio))})

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, func, update
 from sqlmodel import Session, col, select
 
 from bot.context import Context
@@ -50,6 +50,15 @@ SEVERED_WORDING = {
 
 def where(platform: str) -> str:
     return PLATFORM_NAMES.get(platform, platform)
+
+
+def where_account(ctx: Context, account: Account) -> str:
+    """ "Discord", or "Discord (PLN)" when the owner has several accounts there (two
+    servers): which one the people left."""
+    several = ctx.session.exec(select(func.count()).select_from(Account).where(
+        Account.owner_id == ctx.owner.id, Account.platform == account.platform)).one() > 1
+    name = where(account.platform)
+    return f"{name} ({account.handle})" if several and account.handle else name
 
 
 def next_check_at(now: datetime, checks: int) -> datetime:
@@ -91,8 +100,11 @@ def lose(
         detail=cause or "", reported=quiet or tell_now,
     )
     if tell_now:
+        count = len(connection_ids)
         report_lost(ctx, platform=account.platform, connection_ids=connection_ids,
-                    key=f"lost:{account.id}:{now.isoformat()}")
+                    key=f"lost:{account.id}:{now.isoformat()}",
+                    intro=f"{count} connection{'s' if count != 1 else ''} ended on "
+                          f"{where_account(ctx, account)}")
 
 
 def withdraw_drafts(ctx: Context, *, connection_ids: Sequence[int]) -> int:
@@ -178,8 +190,9 @@ def hold_vanished(ctx: Context, *, account: Account, connection_ids: Sequence[in
                      kind="vanished", at=now, detail=f"mass drop #{drop.id}", reported=True)
     ctx.send(
         "connections_vanished",
-        f"{count} connections vanished at once on {where(account.platform)}; this looks like "
-        f"a platform problem, not people leaving; I'll re-check and tell you who comes back.",
+        f"{count} connections vanished at once on {where_account(ctx, account)}; this looks "
+        f"like a platform problem, not people leaving; I'll re-check and tell you who comes "
+        f"back.",
         key=f"vanished:{drop.id}", platform=account.platform, count=count,
         mass_drop_id=drop.id,
     )
@@ -226,7 +239,7 @@ def recheck(ctx: Context, *, account: Account, complete: bool) -> None:
 def report_returned(ctx: Context, *, account: Account, drop: MassDrop, still: list[int]) -> None:
     drop.still_missing = len(still)
     returned = drop.count - len(still)
-    place = where(account.platform)
+    place = where_account(ctx, account)
     if still:
         people = contacts_of(ctx, still)
         text = (f"Re-check on {place}: {returned} of the {drop.count} connections that "
@@ -267,7 +280,7 @@ def give_up(ctx: Context, *, drop: MassDrop) -> None:
     if still:
         days = (ctx.now() - drop.detected_at).days
         intro = (f"{len(still)} of the {drop.count} connections that vanished on "
-                 f"{where(account.platform)} {days} days ago did not come back, so I now "
+                 f"{where_account(ctx, account)} {days} days ago did not come back, so I now "
                  f"count them as lost")
         report_lost(ctx, platform=account.platform, connection_ids=still,
                     key=f"gaveup:{drop.id}", intro=intro, mass_drop_id=drop.id,

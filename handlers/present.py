@@ -98,20 +98,23 @@ def connection_states(session: Session, *, owner: Owner, contact: Contact,
     on, vanished in the mass drop of <date>, back since; "(mutual)" when both follow.
     ``day`` shows a moment in the owner's time zone."""
     rows = session.exec(
-        select(Account.platform, Connection)
+        select(Account.platform, Account.handle, Connection)
         .join(Connection, col(Connection.account_id) == col(Account.id))
         .join(Handle, col(Handle.id) == col(Connection.handle_id))
         .where(Connection.owner_id == owner.id, Handle.contact_id == contact.id)
-        .order_by(col(Account.platform), col(Connection.kind))
+        .order_by(col(Account.platform), col(Connection.kind), col(Account.id))
     ).all()
-    by_platform: dict[str, list[Connection]] = {}
-    for platform, connection in rows:
-        by_platform.setdefault(platform, []).append(connection)
+    by_platform: dict[str, list[tuple[str, Connection]]] = {}
+    for platform, account, connection in rows:
+        by_platform.setdefault(platform, []).append((account, connection))
     lines = []
     for platform, connections in by_platform.items():
-        active = {c.kind for c in connections if c.state == "active"}
+        active = {c.kind for _, c in connections if c.state == "active"}
         mutual = " (mutual)" if {"follower", "following"} <= active else ""
-        states = ", ".join(_state(session, c, day) for c in connections)
+        # connected through several of the owner's accounts there (two servers): say which
+        several = len({account for account, _ in connections}) > 1
+        states = ", ".join(_state(session, c, day) + (f" ({account})" if several else "")
+                           for account, c in connections)
         lines.append(f"{PLATFORM_NAMES.get(platform, platform)}: {states}{mutual}")
     return lines
 

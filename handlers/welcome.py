@@ -134,7 +134,7 @@ def record_arrival(
     if profile.is_bot:
         return "known"
     at = at or ctx.now()
-    how_met = how_met_text(profile.platform, kind, at, ctx.owner.tz, via)
+    how_met = how_met_text(profile.platform, kind, at, ctx.owner.tz, via, account.handle)
     person = person or profiles.understand_safely(profile)
     handle, contact, created = repo.upsert_handle(
         ctx.session, owner=ctx.owner, profile=profile, now=at, how_met=how_met,
@@ -255,11 +255,16 @@ def _describe_gap(gap: timedelta) -> str:
     return f"{amount} {unit}{'s' if amount != 1 else ''} away"
 
 
-def how_met_text(platform: str, kind: str, at: datetime, owner_tz: str, via: str) -> str:
-    """ "followed you on Mastodon · Mon 2 Nov 2026 · spotted as it happened"."""
+def how_met_text(platform: str, kind: str, at: datetime, owner_tz: str, via: str,
+                 server: str = "") -> str:
+    """ "followed you on Mastodon · Mon 2 Nov 2026 · spotted as it happened"; a member
+    joined the ``server`` named (an owner may have several): "joined your Discord
+    server PLN · …"."""
     name = drafting.PLATFORM_NAMES.get(platform, platform)
     kind = platforms.get(platform).connection_kind or kind
     verb = HOW_MET_VERBS.get(kind, HOW_MET_VERBS["follower"]).format(platform=name)
+    if kind == "member" and server:
+        verb = f"{verb} {server}"
     local = at.astimezone(ZoneInfo(owner_tz or "UTC"))
     return f"{verb} · {local:%a %-d %b %Y} · {VIA.get(via, via)}"
 

@@ -160,10 +160,11 @@ def hand_back(engine: Engine) -> Iterator[Session]:
 
 
 def account_id_for(session: Session, *, owner_id: int, platform: str) -> int:
-    """The owner's account row on ``platform``, created when missing (race-safe)."""
+    """The owner's account row on ``platform``, created when missing (race-safe): the
+    environment's, which comes before any connected by chat (as ``repo`` finds it)."""
     query = select(col(Account.id)).where(
         col(Account.owner_id) == owner_id, col(Account.platform) == platform
-    )
+    ).order_by(col(Account.connected_at).is_not(None), col(Account.id)).limit(1)
     found = session.execute(query).scalar()
     if found is not None:
         return found

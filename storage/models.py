@@ -46,10 +46,17 @@ class Owner(SQLModel, table=True):
 
 
 class Account(SQLModel, table=True):
-    """One of the owner's own accounts on a platform, with its sync state."""
+    """One of the owner's own accounts on a platform, with its sync state.
+
+    An owner may have several accounts on one platform (two Discord servers, a personal
+    and a school Mastodon account), each told apart by its id there (``external_id``).
+    That id is empty until the account's first poll (the environment's account) or
+    while a connection waits for its pasted code: one such row per owner and platform.
+    """
 
     __table_args__ = (
-        UniqueConstraint("owner_id", "platform", name="uq_account_owner_platform"),
+        UniqueConstraint("owner_id", "platform", "external_id",
+                         name="uq_account_owner_platform_external"),
         # who connected this server? (a Discord member event names only the server)
         Index("ix_account_platform_external_id", "platform", "external_id"),
     )

@@ -100,12 +100,30 @@ def save_source_cursor(session: Session, *, owner: Owner, platform: str, cursor:
     session.add(account)
 
 
+SCOPED_ACCOUNT = "plnbot.account_id"  # key in ``Session.info``: see ``scope_account``
+
+
+def scope_account(session: Session, account_id: int | None) -> None:
+    """Say which account this transaction's event is about (None: none in particular).
+
+    An owner may have several accounts on one platform (two Discord servers); an event
+    from one of them names it (``Event.account_id``) and the dispatcher scopes its
+    transaction to it, so every handler's ``get_or_create_account`` finds that one
+    without each having to pass it along."""
+    session.info[SCOPED_ACCOUNT] = account_id
+
+
 def get_or_create_account(
     session: Session, *, owner: Owner, platform: str, external_id: str = "", handle: str = ""
 ) -> Account:
-    account = session.exec(
-        select(Account).where(Account.owner_id == owner.id, Account.platform == platform)
-    ).first()
+    """The owner's account on ``platform`` this transaction is about: the scoped one
+    (``scope_account``) when it is the owner's and on ``platform``; else the one with
+    ``external_id``; else the owner's account there that was not connected by chat (the
+    environment's), created when missing."""
+    account = _scoped_account(session, owner=owner, platform=platform)
+    if account is None:
+        account = _account_by_id_or_first(session, owner=owner, platform=platform,
+                                          external_id=external_id)
     if account is None:
         account = Account(
             owner_id=owner.id, platform=platform, external_id=external_id, handle=handle
@@ -116,6 +134,29 @@ def get_or_create_account(
         account.external_id = external_id or account.external_id
         account.handle = handle or account.handle
     return account
+
+
+def _scoped_account(session: Session, *, owner: Owner, platform: str) -> Account | None:
+    account_id = session.info.get(SCOPED_ACCOUNT)
+    if account_id is None:
+        return None
+    account = session.get(Account, account_id)
+    if account is None or account.owner_id != owner.id or account.platform != platform:
+        return None  # another owner's account is never theirs to use
+    return account
+
+
+def _account_by_id_or_first(session: Session, *, owner: Owner, platform: str,
+                            external_id: str) -> Account | None:
+    """With no scope: the account with that id on the platform, or the environment's (a
+    row never connected by chat comes first), or the owner's oldest there."""
+    query = select(Account).where(Account.owner_id == owner.id, Account.platform == platform)
+    if external_id:
+        found = session.exec(query.where(Account.external_id == external_id)).first()
+        if found is not None:
+            return found
+    return session.exec(query.order_by(col(Account.connected_at).is_not(None),
+                                       col(Account.id))).first()
 
 
 def normalise_handle(handle: str) -> str:

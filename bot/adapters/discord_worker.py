@@ -20,8 +20,11 @@ read on every (re)connect become ``NewConnection`` / ``ConnectionLeft`` /
 every event (a server connected or disconnected a moment ago counts at once). A
 server's first member list for an owner is read right after they connect it, and is
 their quiet baseline; until it is read, that owner gets no live event from it.
+An owner may connect several servers: each is an account of its own (its own
+baseline, its own members as connections, its own welcome channel), and every event
+names the account it is about, so a member leaving one server is a loss there only.
 Approved welcomes go as DMs to the member, or to the welcome channel the owner named
-when connecting (``ServerWelcomeSender``).
+when connecting the server the member arrived on (``ServerWelcomeSender``).
 """
 
 from __future__ import annotations
@@ -222,7 +225,8 @@ class WorkerDiscordClient(PlnbotClient):
             profiles=[member_profile(m) for m in guild.members
                       if m.id != leaving_out and self.is_connection(m, watcher)],
             complete=guild.chunked, account_external_id=str(guild.id),
-            account_handle=guild.name, summary=not watcher.baseline_done)
+            account_handle=guild.name, summary=not watcher.baseline_done,
+            account_id=watcher.account_id)
 
     async def fetch_member_list(self, guild: discord.Guild) -> None:
         """Every member, when Discord gives them in time (else the list is partial, and
@@ -255,7 +259,7 @@ class WorkerDiscordClient(PlnbotClient):
             if self.is_connection(member, watcher):
                 await self.submit(NewConnection(
                     owner_ref=watcher.owner_ref, profile=member_profile(member),
-                    kind="member", at=member.joined_at))
+                    kind="member", at=member.joined_at, account_id=watcher.account_id))
 
     async def on_raw_member_remove(self, payload: discord.RawMemberRemoveEvent) -> None:
         """A leave; for an owner whose first list was read just now it changes nothing
@@ -266,7 +270,7 @@ class WorkerDiscordClient(PlnbotClient):
             if self.is_connection(payload.user, watcher):
                 await self.submit(ConnectionLeft(
                     owner_ref=watcher.owner_ref, profile=member_profile(payload.user),
-                    kind="member"))
+                    kind="member", account_id=watcher.account_id))
 
 class ServerWelcomeSender:
     """Approved welcomes to members of servers connected by chat: a DM to the member,
@@ -280,8 +284,10 @@ class ServerWelcomeSender:
         self.engine = engine
 
     async def send_welcome(self, *, handle: Handle, text: str, via: str | None = None) -> str:
-        connected = queries.watchers(self.engine, platform=PLATFORM, owner_id=handle.owner_id)
-        channel = connected[0].welcome_channel if connected else None
+        """Through the server the member arrived on (the owner may have connected
+        several, each with its own welcome channel or none)."""
+        channel = queries.arrival_welcome_channel(self.engine, owner_id=handle.owner_id,
+                                                  handle_id=handle.id, platform=PLATFORM)
         sender = DiscordWelcomeSender(self.client, channel, set_by=CHANNEL_BY_CHAT)
         return await sender.send_welcome(handle=handle, text=text, via=via)
 

@@ -48,7 +48,11 @@ class SourceState:
 
 
 def _account(session, app: App, platform: str) -> Account:
+    """The account ``app`` polls on ``platform``: the one it names (an account connected
+    by chat, ``AccountApp.account_id``; its owner may have several there), else the
+    owner's one account on the platform."""
     owner = session.get(Owner, app.owner_id)
+    repo.scope_account(session, getattr(app, "account_id", None))
     return repo.get_or_create_account(session, owner=owner, platform=platform)
 
 
@@ -90,8 +94,7 @@ def load_session(app: App, platform: str) -> dict | None:
     if vault is None:
         return None
     with session_scope(app.engine) as session:
-        token = session.exec(select(Account.credentials).where(
-            Account.owner_id == app.owner_id, Account.platform == platform)).first()
+        token = _account(session, app, platform).credentials
     if not token:
         return None
     stored = vault.decrypt(token).get(SESSION_KEY)

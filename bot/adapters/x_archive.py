@@ -247,15 +247,17 @@ def _account(item: ArchiveFile, entries: list[Any]) -> tuple[str, str]:
 
 
 def check_owner_account(session: Session, *, owner_ref: str, archive: XArchive) -> None:
-    """Refuse someone else's archive when the owner's X account is already known."""
+    """Refuse someone else's archive when the owner's X account is already known (any of
+    them: an owner may have several)."""
     if not archive.account_id:
         return
-    account = session.exec(
+    known = [a for a in session.exec(
         select(Account).join(Owner, col(Owner.id) == col(Account.owner_id))
         .where(Owner.external_ref == owner_ref, Account.platform == "x")
-    ).first()
-    if account is None or not account.external_id or account.external_id == archive.account_id:
+        .order_by(col(Account.id))) if a.external_id]
+    if not known or any(a.external_id == archive.account_id for a in known):
         return
+    account = known[0]
     theirs = _describe(archive.username, archive.account_id)
     mine = _describe(account.handle, account.external_id)
     raise ArchiveError(

@@ -34,7 +34,7 @@ USAGES = {
     "x": "connect x",
     "discord-server": "connect discord-server <id> [<welcome channel id>]",
 }
-DISCONNECT_USAGE = "disconnect <platform>"
+DISCONNECT_USAGE = "disconnect <platform> [<handle or server id>]"
 PLATFORM_OF = {"mastodon": "mastodon", "bluesky": "bluesky", "x": "x", "twitter": "x",
                "discord-server": "discord", "discord": "discord"}
 WORD_OF = {platform: word for word, platform in PLATFORM_OF.items() if word in USAGES}
@@ -83,6 +83,10 @@ async def connect(args: str, ctx: Context) -> None:
     `connect discord-server <id> [<welcome channel id>]`: a server I am in and you may
     manage; its members become your connections. Welcomes you approve go to each
     member as a DM, or are posted in the welcome channel when you name one.
+
+    You may connect several accounts on one platform (a class server and a PLN server,
+    a personal and a school Mastodon account): each is watched on its own. Connecting
+    the same account or server again only refreshes it (a new welcome channel, say).
     """
     words = args.split()
     kind = words[0].lower() if words else ""
@@ -130,12 +134,13 @@ async def _connect_bluesky(words: list[str], ctx: Context) -> None:
     server = instance_url(words[2]) if len(words) == 3 else BLUESKY_SERVER
     vault = _vault(ctx)
     account = await _connector(ctx).bluesky_login(handle, password, server)
+    again = _already_connected(ctx, "bluesky", account.external_id)
     _store_connected(ctx, "bluesky", account.external_id, account.handle,
                      vault.encrypt(account.credentials))
     reminder = ("\nThe message you just wrote holds your app password: please delete it."
                 if _on_discord(ctx) else "")
-    ctx.send("reply", f"Connected @{account.handle} on Bluesky. {BASELINE_NOTE}{reminder}",
-             platform="bluesky", handle=account.handle)
+    ctx.send("reply", f"{_connected_text('bluesky', '@' + account.handle, again)}{reminder}",
+             platform="bluesky", handle=account.handle, again=again)
 
 
 async def _connect_x(words: list[str], ctx: Context) -> None:
@@ -158,19 +163,24 @@ async def _connect_discord_server(words: list[str], ctx: Context) -> None:
     channel = int(words[1]) if len(words) == 2 else None
     server = await _connector(ctx).discord_server(int(words[0]), ctx.owner.external_ref,
                                                   channel)
+    again = _already_connected(ctx, "discord", server.external_id)
     _store_connected(ctx, "discord", server.external_id, server.handle, None,
                      welcome_channel=server.welcome_channel)
     where = ("posted in the welcome channel" if server.welcome_channel
              else "sent to each member as a DM")
-    ctx.send("reply", f"Connected the Discord server {server.handle}: its members are your "
-                      "connections from now on. My first look records who is there "
-                      f"already, quietly; welcomes you approve are {where}.",
-             platform="discord", handle=server.handle, welcome_channel=server.welcome_channel)
+    text = (f"The Discord server {server.handle} was already connected; welcomes you "
+            f"approve there are now {where}." if again else
+            f"Connected the Discord server {server.handle}: its members are your "
+            "connections from now on. My first look records who is there already, "
+            f"quietly; welcomes you approve are {where}.")
+    ctx.send("reply", text, platform="discord", handle=server.handle,
+             welcome_channel=server.welcome_channel, again=again)
 
 
 def _not_configured_by_operator(ctx: Context, platform: str) -> None:
-    """The environment's account is PLNBOT_OWNER's, polled as such: one account per
-    owner and platform, so a second one by chat would be polled with two credentials."""
+    """The environment's account is PLNBOT_OWNER's, polled as such and found by owner
+    and platform alone (it has no id there before its first poll): an account by chat
+    next to it would be mistaken for it, so the operator's settings stay the only way."""
     known = platforms.get(platform)
     if known.configured_in(ctx.settings) and ctx.owner.external_ref == ctx.settings.owner_ref:
         raise CommandError(f"Your {_name(platform)} account is set up by the operator "
@@ -189,12 +199,17 @@ def _on_discord(ctx: Context) -> bool:
 
 
 def _keep_pending(ctx: Context, vault: Vault, platform: str, pending: dict[str, Any]) -> None:
-    """Remember the half-made connection with what is already stored (still polled)."""
-    account = store.owner_account(ctx.session, owner_id=_owner_id(ctx), platform=platform)
-    current = vault.decrypt(account.credentials) if account and account.credentials else {}
-    current["pending"] = {**pending, "since": ctx.now().isoformat()}
+    """Remember the half-made connection in a row of its own: the accounts already
+    connected there go on being polled, and the code decides which account it is."""
+    waiting = {"pending": {**pending, "since": ctx.now().isoformat()}}
     store.keep_pending(ctx.session, owner_id=_owner_id(ctx), platform=platform,
-                       credentials=vault.encrypt(current))
+                       credentials=vault.encrypt(waiting))
+
+
+def _already_connected(ctx: Context, platform: str, external_id: str) -> bool:
+    account = store.owner_account(ctx.session, owner_id=_owner_id(ctx), platform=platform,
+                                  external_id=external_id)
+    return account is not None and account.connected_at is not None
 
 
 def _store_connected(ctx: Context, platform: str, external_id: str, handle: str,
@@ -223,11 +238,28 @@ async def pasted_code(line: str, ctx: Context) -> bool:
         connected = await FINISHERS[word](ctx, pending, line.strip())
     except ConnectRefused as exc:
         raise CommandError(str(exc), usage=USAGES[word]) from None
-    _store_connected(ctx, account.platform, connected.external_id, connected.handle,
-                     _vault(ctx).encrypt(connected.credentials))
-    ctx.send("reply", f"Connected {connected.handle} on {_name(account.platform)}. "
-                      f"{BASELINE_NOTE}", platform=account.platform, handle=connected.handle)
+    again = _already_connected(ctx, account.platform, connected.external_id)
+    stored = _store_connected(ctx, account.platform, connected.external_id, connected.handle,
+                              _vault(ctx).encrypt(connected.credentials))
+    if stored.id != account.id and account.connected_at is not None:
+        _forget_pending(ctx, account, credentials)  # a wait kept in another account's row
+    ctx.send("reply", _connected_text(account.platform, connected.handle, again),
+             platform=account.platform, handle=connected.handle, again=again)
     return True
+
+
+def _connected_text(platform: str, handle: str, again: bool) -> str:
+    if again:
+        return (f"{handle} on {_name(platform)} was already connected: I refreshed its "
+                "access, and its followers and history stay as they were.")
+    return f"Connected {handle} on {_name(platform)}. {BASELINE_NOTE}"
+
+
+def _forget_pending(ctx: Context, account: Account, credentials: dict[str, Any]) -> None:
+    """A wait stored the old way, inside a connected account's credentials: the code is
+    used, so only the account's own credentials stay."""
+    account.credentials = _vault(ctx).encrypt(credentials) if credentials else None
+    ctx.session.add(account)
 
 
 def _waiting(ctx: Context) -> tuple[Account, dict[str, Any]] | None:
@@ -265,7 +297,8 @@ FINISHERS = {"mastodon": _finish_mastodon, "x": _finish_x}
 
 @command("accounts", "accounts", group="settings")
 async def accounts(args: str, ctx: Context) -> None:
-    """List your connected accounts: handle, last poll and any problem."""
+    """List your connected accounts and servers: handle or server name, last poll and
+    any problem."""
     if args.strip():
         raise CommandError("`accounts` takes nothing more.")
     rows = store.owner_accounts(ctx.session, owner_id=_owner_id(ctx))
@@ -279,7 +312,7 @@ async def accounts(args: str, ctx: Context) -> None:
 
 
 def _account_line(ctx: Context, account: Account) -> str:
-    who = account.handle or "(waiting for the code)"
+    who = _handle(account) if account.handle else "(waiting for the code)"
     if account.connected_at is None and account.credentials is None:
         how = "set up by the operator"
     elif account.connected_at is None and platforms.get(account.platform).pasted_code:
@@ -296,11 +329,29 @@ def _account_line(ctx: Context, account: Account) -> str:
         how = f"last looked {ago(ctx.now() - account.last_polled_at)}"
     problem = f"; problem: {account.last_error.split(': ', 1)[-1]}" if account.last_error \
         else ""
-    return f"- {_name(account.platform)}: {who} ({how}{problem})"
+    server = f"id {account.external_id}; " if account.platform == "discord" else ""
+    return f"- {_name(account.platform)}: {who} ({server}{how}{problem})"
+
+
+def _label(account: Account) -> str:
+    """How the owner recognises and names the account: a Discord server by its name and
+    id (``disconnect discord-server <id>``), any other by its handle."""
+    if account.platform == "discord":
+        return f"{account.handle} (id {account.external_id})"
+    return _handle(account)
+
+
+def _handle(account: Account) -> str:
+    """A Mastodon or X handle with its "@" (as their users write it); a Bluesky handle
+    or a server name as it is."""
+    if account.platform in ("mastodon", "x") and not account.handle.startswith("@"):
+        return f"@{account.handle}"
+    return account.handle
 
 
 def _account_fields(account: Account) -> dict[str, Any]:
     return {"platform": account.platform, "handle": account.handle,
+            "external_id": account.external_id,
             "connected": account.connected_at is not None,
             "last_poll": account.last_polled_at, "problem": account.last_error}
 
@@ -309,22 +360,72 @@ def _account_fields(account: Account) -> dict[str, Any]:
 async def disconnect(args: str, ctx: Context) -> None:
     """Stop watching one of your accounts and delete what I stored to reach it.
 
-    `disconnect mastodon` (or bluesky, x, discord-server). Your contacts and history
-    stay. To also withdraw the bot's access on the platform, remove plnbot from your
-    authorized apps there.
+    `disconnect mastodon` (or bluesky, x, discord-server). With several accounts on one
+    platform, name the one: `disconnect mastodon @me@school.social`, `disconnect
+    discord-server 1234` (the server's id, as `accounts` shows it). Your contacts and
+    history stay, and nobody is counted as gone. To also withdraw the bot's access on
+    the platform, remove plnbot from your authorized apps there.
     """
-    platform = PLATFORM_OF.get(args.strip().lower())
+    word, _, which = args.strip().partition(" ")
+    platform = PLATFORM_OF.get(word.lower())
     if platform is None:
-        raise CommandError("Say which: mastodon, bluesky, x or discord-server.")
+        raise CommandError("Say which: mastodon, bluesky, x or discord-server.",
+                           usage=DISCONNECT_USAGE)
     known = platforms.get(platform)
     if known.configured_in(ctx.settings) and ctx.owner.external_ref == ctx.settings.owner_ref:
         raise CommandError(f"Your {_name(platform)} account is set up by the operator "
                            f"({known.settings_names} settings), not connected by chat: "
                            f"removing those settings stops it.")
-    account = store.disconnect(ctx.session, owner_id=_owner_id(ctx), platform=platform)
-    if account is None:
+    chosen = _chosen(ctx, platform, which.strip())
+    account = store.disconnect(ctx.session, owner_id=_owner_id(ctx), account_id=chosen.id)
+    assert account is not None  # ``_chosen`` picks only the owner's connected accounts
+    ctx.send("reply", f"Disconnected {account.handle or _name(platform)} on {_name(platform)}: "
+                      "I deleted the stored credentials and stopped reading it. Your "
+                      "contacts and history there stay.",
+             platform=platform, handle=account.handle, external_id=account.external_id)
+
+
+def _chosen(ctx: Context, platform: str, which: str) -> Account:
+    """The owner's account on ``platform`` connected by chat that ``which`` names (its
+    handle, or a server's id or name); with ``which`` empty, their only one there. A
+    wait for a pasted code counts only when nothing there is connected (it cancels it)."""
+    rows = [a for a in store.owner_accounts(ctx.session, owner_id=_owner_id(ctx),
+                                            platform=platform) if a.credentials or a.connected_at]
+    connected = [a for a in rows if a.connected_at is not None]
+    candidates = connected or rows
+    if not candidates:
         raise CommandError(f"You have no {_name(platform)} account connected by chat "
                            "(`accounts` lists them).")
-    ctx.send("reply", f"Disconnected {account.handle or _name(platform)} on {_name(platform)}: "
-                      "I deleted the stored credentials and stopped reading it.",
-             platform=platform, handle=account.handle)
+    kinds = "servers" if platform == "discord" else "accounts"
+    if which:
+        named = [a for a in candidates if _is_named(a, which)]
+        if len(named) == 1:
+            return named[0]
+        raise CommandError(f"None of your {_name(platform)} {kinds} is {which}: "
+                           f"{_listing(candidates)}." if not named else
+                           f"{which} names more than one: {_listing(named)}; name it by "
+                           f"{'its id' if platform == 'discord' else 'its full handle'}.",
+                           usage=DISCONNECT_USAGE)
+    if len(candidates) == 1:
+        return candidates[0]
+    example = _which(candidates[0])
+    raise CommandError(f"You have {len(candidates)} {_name(platform)} {kinds} connected: "
+                       f"{_listing(candidates)}. Say which, e.g. "
+                       f"`disconnect {WORD_OF[platform]} {example}`.")
+
+
+def _is_named(account: Account, which: str) -> bool:
+    """Whether ``which`` (as typed: "@handle", "handle", a server id or name) is it."""
+    wanted = which.strip().lstrip("@").lower()
+    return wanted in (account.external_id.lower(), account.handle.lstrip("@").lower())
+
+
+def _which(account: Account) -> str:
+    """The word that names this account in ``disconnect``."""
+    if account.platform == "discord" or not account.handle:
+        return account.external_id
+    return _handle(account)
+
+
+def _listing(accounts: list[Account]) -> str:
+    return ", ".join(_label(a) if a.handle else "one waiting for its code" for a in accounts)

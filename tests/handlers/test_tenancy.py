@@ -1,8 +1,8 @@
 """Owners are isolated: every chat command, as owner B, against owner A's ids.
 
-A also has a Bluesky account connected by chat and a Mastodon connection waiting for its
-code: B can never see, use, poll or disconnect them (its rows, credentials included, are
-in the fingerprint every example compares).
+A also has two Bluesky accounts connected by chat and a Mastodon connection waiting for
+its code: B can never see, use, poll or disconnect them, by platform or by name (its
+rows, credentials included, are in the fingerprint every example compares).
 
 For B, A's draft ids, reminder ids, ``#contact`` ids, handles, names and tags must be
 indistinguishable from ids that exist nowhere: B's reply to ``<command> <A's ref>`` is
@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from sqlmodel import Session, SQLModel, select
 
 from bot.app import App, open_database
+from bot.events import SnapshotReceived, SourceChecked
 from handlers.commands import unique_specs
 from storage.models import Account, Contact, Draft, Handle, Reminder
 from tests.conftest import make_settings
@@ -35,7 +36,9 @@ from tests.support.fake_bluesky import RunningBluesky
 from tests.support.fake_mastodon import RunningMastodon
 from tests.support.fakes import FakeClock, FakeSurface
 
-SECRETS = ("Okafor", "Marlowe", "secret-plan", "amara_teach", BLUESKY_HANDLE, "teacher.bsky")
+SECOND_BLUESKY = "alice.school.example"  # A's second Bluesky account
+SECRETS = ("Okafor", "Marlowe", "secret-plan", "amara_teach", BLUESKY_HANDLE, "teacher.bsky",
+           SECOND_BLUESKY)
 KEY = Fernet.generate_key().decode()
 
 
@@ -69,11 +72,13 @@ async def build_world(db_url: str) -> World:
 
 
 async def connect_alices_accounts(alice: App) -> str:
-    """A's Bluesky account, connected; a Mastodon one waiting for the code this returns
-    (approved on the instance, not pasted yet)."""
-    with RunningBluesky() as sky, RunningMastodon() as masto:
-        await alice.handle(command(f"connect bluesky {BLUESKY_HANDLE} {BLUESKY_PASSWORD} "
-                                   f"{sky.url}", owner_ref="alice"))
+    """A's two Bluesky accounts, connected; a Mastodon one waiting for the code this
+    returns (approved on the instance, not pasted yet)."""
+    with RunningBluesky() as sky, RunningBluesky() as school, RunningMastodon() as masto:
+        school.handle, school.did = SECOND_BLUESKY, "did:plc:alice0school0000000000001"
+        for server in (sky, school):
+            await alice.handle(command(f"connect bluesky {server.handle} {BLUESKY_PASSWORD} "
+                                       f"{server.url}", owner_ref="alice"))
         await alice.handle(command(f"connect mastodon {masto.url}", owner_ref="alice"))
         (client_id,) = masto.apps
         return masto.authorize(client_id)
@@ -93,7 +98,7 @@ def references(alice: App) -> list[tuple[str, str]]:
             (f"#{draft.id}", f"#{spare + 1}"), (str(reminder.id), str(spare + 2)),
             (f"@{handle.handle}", "@nobody_here"),
             ("jo@marlowe.example", "no@where.example"), ("Okafor", "Zzyzx"),
-            ("#robotics", "#knitting")]
+            ("#robotics", "#knitting"), (SECOND_BLUESKY, "nobody.school.example")]
 
 
 def alice_rows(alice: App) -> str:
@@ -145,7 +150,7 @@ SUFFIXES = ("", " tomorrow", " hello there", " every 2 weeks", " 3 per week")
 
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(spec=st.sampled_from(unique_specs()), pair=st.integers(0, 7),
+@given(spec=st.sampled_from(unique_specs()), pair=st.integers(0, 8),
        suffix=st.sampled_from(SUFFIXES))
 def test_owner_b_cannot_reach_owner_a(world, spec, pair, suffix):
     theirs, nobodys = world.refs[pair]
@@ -176,9 +181,12 @@ async def test_as_owner_b_a_accounts_are_invisible_and_untouchable(world):
     before = alice_rows(world.alice)
     [listed] = await said_by_bob(world, "accounts")
     assert "No accounts connected yet" in listed.text and listed.fields["accounts"] == []
-    for platform in ("bluesky", "mastodon"):
-        [reply] = await said_by_bob(world, f"disconnect {platform}")
-        assert reply.kind == "error" and "connected by chat" in reply.text
+    for line in ("disconnect bluesky", "disconnect mastodon",
+                 f"disconnect bluesky {BLUESKY_HANDLE}", f"disconnect bluesky {SECOND_BLUESKY}",
+                 f"disconnect bluesky @{SECOND_BLUESKY}"):
+        [reply] = await said_by_bob(world, line)
+        assert reply.kind == "error" and "connected by chat" in reply.text, line
+        assert SECOND_BLUESKY not in reply.text.replace(line, "")
     # A's approved code, pasted by B, connects nothing (for B it is no command at all)
     [pasted] = await said_by_bob(world, world.code)
     assert pasted.kind == "error" and "I don't know the command" in pasted.text
@@ -191,6 +199,24 @@ async def test_as_owner_b_a_accounts_are_invisible_and_untouchable(world):
 async def test_a_accounts_are_listed_for_a(world):
     [listed] = await said_as(world.alice, "alice", "accounts")
     assert BLUESKY_HANDLE in listed.text and "waiting for the code" in listed.text
+    assert SECOND_BLUESKY in listed.text
+
+
+async def test_an_event_naming_a_account_is_never_applied_to_it_for_b(world):
+    """However an event for B names one of A's accounts (a bug in a source, a forged
+    id), it reaches only B's own: A's rows stay as they were."""
+    before = alice_rows(world.alice)
+    with Session(world.alice.engine) as session:
+        alices = session.exec(select(Account.id).where(
+            Account.owner_id == world.alice.owner_id, Account.platform == "bluesky")).all()
+    for account_id in alices:
+        await world.bob.handle(SourceChecked(owner_ref="bob", platform="bluesky",
+                                             problem="auth", text="refused",
+                                             account_id=account_id))
+        await world.bob.handle(SnapshotReceived(owner_ref="bob", platform="bluesky",
+                                                profiles=[], account_id=account_id))
+    world.bob.surface.pop()
+    assert alice_rows(world.alice) == before
 
 
 async def said_as(app: App, ref: str, line: str):

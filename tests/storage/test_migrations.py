@@ -140,3 +140,49 @@ def test_an_existing_database_gains_the_name_index_and_can_go_back(request, data
     upgrade(engine)
     assert _names(engine, owner_id, "angstrom", columns=("name",)) == [1]
     engine.dispose()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_upgrading_keeps_every_account_and_allows_a_second_one_per_platform(request, database):
+    """0014: the accounts stored under the one-per-platform rule all stay, with their
+    state; then an owner may add a second server, never the same one twice; going back
+    works while each owner has one account per platform."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+    from sqlmodel import Session
+
+    from storage.db import _alembic_config
+    from storage.models import Account, Owner
+
+    engine = make_engine(request.getfixturevalue("db_url" if database == "sqlite"
+                                                 else "pg_url"))
+    upgrade(engine, "0013_profile_backlog")
+    with Session(engine) as session:  # the 0013 schema has every column of both
+        owner = Owner(external_ref="discord:1", created_at=datetime(2026, 1, 1, tzinfo=UTC))
+        session.add(owner)
+        session.flush()
+        session.add_all([Account(owner_id=owner.id, platform="discord", external_id="111",
+                                 handle="Class", baseline_done=True),
+                         Account(owner_id=owner.id, platform="mastodon", cursor="c1")])
+        session.commit()
+    insert = text("INSERT INTO account (owner_id, platform, external_id, handle, baseline_done) "
+                  "VALUES (1, 'discord', :external, :handle, false)")
+    upgrade(engine)
+    with engine.begin() as conn:
+        rows = conn.execute(text("SELECT platform, external_id, handle, baseline_done, cursor "
+                                 "FROM account ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [("discord", "111", "Class", True, None),
+                                            ("mastodon", "", "", False, "c1")]
+        conn.execute(insert, {"external": "222", "handle": "PLN"})
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert, {"external": "222", "handle": "PLN again"})
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM account WHERE external_id = '222'"))
+    command.downgrade(_alembic_config(engine), "0013_profile_backlog")
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT count(*) FROM account")).scalar() == 2
+    upgrade(engine)
+    engine.dispose()

@@ -32,6 +32,13 @@ EVERYONE_MAY = (1 << 10) | (1 << 11)  # View Channel, Send Messages
 MESSAGE_FIELDS = {"content", "nonce", "tts", "embeds", "allowed_mentions", "message_reference",
                   "components", "sticker_ids", "attachments", "flags", "enforce_nonce", "poll"}
 _ids = itertools.count(1_300_000_000_000_000_000)
+# a user's DM channel: its own id range, so it never takes the id of a guild channel or
+# a user made later (they come from ``_ids``, one after another)
+DM_OFFSET = 100_000_000_000_000_000
+
+
+def dm_channel_id(user_id: str) -> str:
+    return str(int(user_id) + DM_OFFSET)
 
 
 def user_json(user_id: str, username: str, *, bot: bool = False) -> dict[str, Any]:
@@ -123,7 +130,7 @@ class FakeDiscord:
             return _json({"message": "Invalid Form Body", "code": 50035},
                                      status=400)
         channel_id = f"dm-{user['id']}"
-        channel = {"id": str(int(user["id"]) + 7), "type": 1, "recipients": [user],
+        channel = {"id": dm_channel_id(user["id"]), "type": 1, "recipients": [user],
                    "last_message_id": None}
         self.channels[channel["id"]] = dict(channel, dm_for=user["id"], name=channel_id)
         return _json(channel)
@@ -192,7 +199,7 @@ class FakeDiscord:
         """``user_id`` writes the bot a DM (MESSAGE_CREATE without a guild)."""
         author = self.users[user_id]
         self._dispatch("MESSAGE_CREATE", {
-            "id": str(next(_ids)), "channel_id": str(int(user_id) + 7), "author": author,
+            "id": str(next(_ids)), "channel_id": dm_channel_id(user_id), "author": author,
             "content": content, "type": 0, "timestamp": "2026-11-02T09:00:00.000000+00:00",
             "edited_timestamp": None, "tts": False, "mention_everyone": False,
             "mentions": [], "mention_roles": [], "attachments": [], "embeds": [],

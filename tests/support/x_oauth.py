@@ -42,6 +42,10 @@ class FakeXOAuth:
     access_tokens: set[str] = field(default_factory=set)
     refresh_tokens: set[str] = field(default_factory=set)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # who approves next (``GET /2/users/me`` answers for each token with the user who
+    # approved it): a test changes it to connect a second account
+    me: dict[str, Any] = field(default_factory=recorded_me)
+    users_by_token: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def authorize(self, url: str) -> str:
         """The owner opens the link and approves: the code X puts in the callback."""
@@ -75,6 +79,7 @@ class FakeXOAuth:
 
     def _issue(self) -> tuple[int, dict, str]:
         access, refresh = secrets.token_urlsafe(40), secrets.token_urlsafe(40)
+        self.users_by_token[access] = self.me
         self.access_tokens.add(access)
         self.refresh_tokens.add(refresh)
         return 200, {}, json.dumps({
@@ -87,4 +92,4 @@ class FakeXOAuth:
         if token not in self.access_tokens:
             return 401, {}, json.dumps({"title": "Unauthorized", "type": "about:blank",
                                         "status": 401, "detail": "Unauthorized"})
-        return 200, {}, json.dumps({"data": recorded_me()})
+        return 200, {}, json.dumps({"data": self.users_by_token[token]})

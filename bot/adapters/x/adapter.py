@@ -490,9 +490,7 @@ def counts_agree(count: int, seen: int | None, new: int, unreadable: int) -> boo
 
 def load_state(app) -> AccountState:
     with Session(app.engine) as session:
-        account = session.exec(
-            select(Account).where(Account.owner_id == app.owner_id, Account.platform == "x")
-        ).first()
+        account = _polled_account(session, app)
         if account is None:
             return AccountState()
         return AccountState(
@@ -504,6 +502,19 @@ def load_state(app) -> AccountState:
             recheck_due=store.recheck_due(session, owner=session.get_one(Owner, app.owner_id),
                                           account=account, now=app.clock()),
         )
+
+
+def _polled_account(session: Session, app) -> Account | None:
+    """The X account ``app`` polls: the one it names (connected by chat: its owner may
+    have several), else the owner's one X account."""
+    account_id = getattr(app, "account_id", None)
+    if account_id is not None:
+        account = session.get(Account, account_id)
+        return account if account is not None and account.owner_id == app.owner_id else None
+    return session.exec(
+        select(Account).where(Account.owner_id == app.owner_id, Account.platform == "x")
+        .order_by(col(Account.connected_at).is_not(None), col(Account.id))
+    ).first()
 
 
 def known_followers(app, state: AccountState, ids: list[str]) -> set[str]:

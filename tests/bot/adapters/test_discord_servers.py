@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 
 import discord
 import pytest
@@ -156,7 +157,8 @@ async def test_a_connected_servers_members_become_the_owners_connections(
                                             "early": "active"}
         assert drafts_for(engine, fake.ada) == []  # the baseline is quiet
         [listed] = await tell(fake, fake.ada, "accounts")
-        assert "Discord: Staffroom (connected; joins and leaves seen as they happen" in listed
+        assert (f"Discord: Staffroom (id {staffroom}; connected; joins and leaves seen as "
+                "they happen") in listed
 
         lee = fake.add_user("lee")
         fake.join(staffroom, lee)
@@ -279,6 +281,101 @@ async def test_a_join_just_after_connecting_is_an_arrival_not_baseline(
         await asyncio.sleep(0.2)
     assert [name for _, name in drafts_for(engine, fake.ada)] == ["Lee"]
     assert people(engine, fake.ada) == {"jane": "active", "omar": "active", "lee": "active"}
+
+
+# --- several servers of one owner ---------------------------------------------------------
+
+
+def memberships(engine, user_id: str) -> dict[tuple[str, str], str]:
+    """The owner's Discord connections: (server name, member name) → state."""
+    with Session(engine) as session:
+        owner = session.exec(select(Owner).where(
+            Owner.external_ref == f"discord:{user_id}")).one()
+        rows = session.exec(
+            select(Account.handle, Handle.handle, Connection.state)
+            .join(Connection, Connection.handle_id == Handle.id)
+            .join(Account, Account.id == Connection.account_id)
+            .where(Connection.owner_id == owner.id, Handle.platform == "discord")).all()
+    return {(server, member): state for server, member, state in rows}
+
+
+def servers_of(engine, user_id: str) -> list[tuple[str, bool]]:
+    """(server name, connected) of each of the owner's Discord accounts, oldest first."""
+    with Session(engine) as session:
+        rows = session.exec(select(Account.handle, Account.connected_at).join(
+            Owner, Owner.id == Account.owner_id).where(
+            Owner.external_ref == f"discord:{user_id}", Account.platform == "discord")
+            .order_by(Account.id)).all()
+    return [(name, connected_at is not None) for name, connected_at in rows]
+
+
+async def test_an_owner_watches_two_servers_each_on_its_own(fake, engine, staffroom, tmp_path):
+    """A class server and a PLN server: each its own baseline, members, losses and
+    welcome channel; a member of both is one contact with a connection in each."""
+    pln = fake.add_guild("PLN", owner_id=fake.ada)
+    fake.add_member(pln, fake.jane)  # Jane is in both of Ada's servers
+    fake.add_member(pln, fake.add_user("pat"))
+    channel = fake.add_text_channel("welcome", guild_id=pln)
+    async with running_worker(fake, engine, tmp_path) as client:
+        await wait_until(client.is_ready)
+        await tell(fake, fake.ada, f"connect discord-server {staffroom}", answers=2)
+        connected, baseline = await tell(fake, fake.ada,
+                                         f"connect discord-server {pln} {channel}", answers=2)
+        assert connected.startswith("Connected the Discord server PLN")
+        assert "2 existing connections recorded quietly" in baseline  # PLN's own baseline
+        assert drafts_for(engine, fake.ada) == []
+        assert memberships(engine, fake.ada) == {
+            ("Staffroom", "jane"): "active", ("Staffroom", "omar"): "active",
+            ("PLN", "jane"): "active", ("PLN", "pat"): "active"}  # Staffroom's stay
+        with Session(engine) as session:
+            assert len(session.exec(select(Handle).where(Handle.handle == "jane")).all()) == 1
+        [listed] = await tell(fake, fake.ada, "accounts")
+        assert f"Discord: Staffroom (id {staffroom}; connected" in listed
+        assert f"Discord: PLN (id {pln}; connected" in listed
+
+        await tell(fake, fake.ada, "settings losses immediate")
+        fake.leave(pln, fake.jane)  # a loss in PLN only
+        await wait_until(lambda: any("1 connection ended on Discord (PLN)" in text
+                                     for text in said_to(fake, fake.ada)))
+        assert memberships(engine, fake.ada)[("PLN", "jane")] == "lost"
+        assert memberships(engine, fake.ada)[("Staffroom", "jane")] == "active"
+        [who] = await tell(fake, fake.ada, "who jane")
+        assert re.search(r"Discord: member of your server since [^,]+ \(Staffroom\), "
+                         r"left your server on [^,]+ \(PLN\)", who), who
+
+        [again] = await tell(fake, fake.ada, f"connect discord-server {staffroom}")
+        assert "Staffroom was already connected" in again and "as a DM" in again
+        assert servers_of(engine, fake.ada) == [("Staffroom", True), ("PLN", True)]
+
+        lee, kim = fake.add_user("lee"), fake.add_user("kim")
+        fake.join(pln, lee)
+        await told_of(fake, fake.ada, "Lee")
+        fake.join(staffroom, kim)
+        await told_of(fake, fake.ada, "Kim")
+        (lee_draft, _), (kim_draft, _) = drafts_for(engine, fake.ada)
+        [told] = [text for text in said_to(fake, fake.ada) if "New connection on Discord: Lee"
+                  in text]
+        assert "How you met: joined your Discord server PLN ·" in told
+        [posted] = await tell(fake, fake.ada, f"send {lee_draft}")
+        assert "Posted your welcome to lee in #welcome" in posted  # PLN's channel
+        [dm] = await tell(fake, fake.ada, f"send {kim_draft}")
+        assert "as a Discord DM" in dm  # Staffroom has no welcome channel
+
+        [which] = await tell(fake, fake.ada, "disconnect discord-server")
+        assert which.startswith(f"**Error:** You have 2 Discord servers connected: Staffroom "
+                                f"(id {staffroom}), PLN (id {pln}). Say which, e.g. "
+                                f"`disconnect discord-server {staffroom}`.\nUsage: ")
+        [gone] = await tell(fake, fake.ada, f"disconnect discord-server {pln}")
+        assert gone.startswith("Disconnected PLN on Discord")
+        fake.join(pln, fake.add_user("ned"))  # no longer watched
+        fake.leave(staffroom, fake.omar)  # still watched
+        await wait_until(lambda: memberships(engine, fake.ada)[("Staffroom", "omar")] == "lost")
+    assert [name for _, name in drafts_for(engine, fake.ada)] == ["Lee", "Kim"]
+    assert memberships(engine, fake.ada) == {  # disconnecting PLN lost nobody
+        ("Staffroom", "jane"): "active", ("Staffroom", "omar"): "lost",
+        ("Staffroom", "kim"): "active", ("PLN", "jane"): "lost", ("PLN", "pat"): "active",
+        ("PLN", "lee"): "active"}
+    assert servers_of(engine, fake.ada) == [("Staffroom", True), ("PLN", False)]
 
 
 # --- welcomes: a DM, or the owner's welcome channel --------------------------------------

@@ -20,7 +20,7 @@ from tests.support.chat import say_one
 from tests.support.discord_mocks import GUILD_ID, OWNER_ID, mock_guild, mock_member
 from tests.support.factories import command
 from tests.support.fake_bluesky import HANDLE, PASSWORD, RunningBluesky
-from tests.support.fake_mastodon import RunningMastodon
+from tests.support.fake_mastodon import RunningMastodon, make_account
 from tests.support.fakes import FakeClock, FakeSurface
 
 KEY = Fernet.generate_key().decode()
@@ -206,3 +206,32 @@ async def test_an_export_never_holds_credentials(db_url, tmp_path):
     assert HANDLE in text  # the account is in it, its credentials are not
     assert PASSWORD not in text and "credentials" not in text
     assert account(app, "bluesky").credentials not in text
+
+
+async def test_a_code_awaited_the_old_way_connects_a_second_account(app):
+    """Before several accounts per platform, a wait for a code was kept inside the
+    connected account's credentials. Pasted after the upgrade, the code connects the
+    other account next to it, and the first keeps its credentials without the wait."""
+    vault = vault_from(app.settings)
+    with RunningMastodon() as home, RunningMastodon() as school:
+        school.me = make_account("ada", domain=None)
+        reply = await say_one(app, f"connect mastodon {home.url}")
+        await say_one(app, home.authorize(client_id_in(reply.fields["url"])))
+        link = (await say_one(app, f"connect mastodon {school.url}")).fields["url"]
+        with Session(app.engine) as session:  # the wait, moved where the old code kept it
+            first, waiting = session.exec(select(Account).order_by(Account.id)).all()
+            kept = vault.decrypt(first.credentials)
+            first.credentials = vault.encrypt(
+                {**kept, "pending": vault.decrypt(waiting.credentials)["pending"]})
+            session.delete(waiting)
+            session.add(first)
+            session.commit()
+        done = await say_one(app, school.authorize(client_id_in(link)))
+    assert done.kind == "reply" and done.text.startswith("Connected ada@")
+    with Session(app.engine) as session:
+        first, second = session.exec(select(Account).order_by(Account.id)).all()
+    assert first.connected_at and second.connected_at and first.id != second.id
+    assert vault.decrypt(first.credentials) == kept  # the wait is gone, the token kept
+    assert second.external_id == school.me["id"]
+    again = await say_one(app, "x" * 40)  # nothing waits for a code any more
+    assert again.kind == "error" and "I don't know the command" in again.text
