@@ -19,9 +19,11 @@ arrivals after the baseline get per-person work (a drafted welcome), and at most
 
 from __future__ import annotations
 
+import gc
 import logging
 import zlib
 from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from typing import Protocol
@@ -226,7 +228,8 @@ def arrivals(
     wanted = set(new) | back if back else new
     people = snapshot.profiles(wanted)
     if result.baseline:
-        with store.indexes_built_after(ctx.session, BULK_TABLES, rows=len(wanted)):
+        with store.indexes_built_after(ctx.session, BULK_TABLES, rows=len(wanted)), \
+                collection_paused():
             record_quietly(ctx, account=account, kind=kind, people=people, result=result,
                            current=current, defer=True)
         return
@@ -244,6 +247,23 @@ def arrivals(
             overflow = []
     record_quietly(ctx, account=account, kind=kind, people=overflow, result=result,
                    current=current)
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """Python's cycle collector off while a first sync stores its people.
+
+    The sync makes millions of short-lived objects (profiles, rows) in no cycle, and
+    each of the collector's periodic full passes walks every object the bot holds: a
+    tenth of a first sync's processor time, for nothing to collect. Back on when the
+    sync is done, whatever happened."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def record_quietly(

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, or_, update
 from sqlalchemy import select as core_select
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from sqlmodel import Session, col, func, select
 
 from storage import search
@@ -243,6 +244,15 @@ def executemany_insert(session: Session, table: Table, rows: list[dict[str, Any]
     names = (*(() if ids is None else ("id",)), *own,
              *(name for name in shared if name not in own))
     sql, positions, converters = sqlite_insert(table, names, connection.dialect)
+    shared = {**column_defaults(table, [n for n in positions if n not in names]), **shared}
+    # values every row shares are written into the statement: the driver binds each
+    # parameter of each row (~0.2 µs), and a contact has 16 columns
+    fixed = shared_literals(positions, converters, {k: v for k, v in shared.items()
+                                                    if k not in own})
+    if fixed:
+        sql = insert_sql(table, positions, fixed, connection.dialect)
+        kept = [(n, c) for n, c in zip(positions, converters, strict=True) if n not in fixed]
+        positions, converters = tuple(n for n, _ in kept), [c for _, c in kept]
     params = driver_params(rows, positions, converters, ids=ids,
                            shared={k: v for k, v in shared.items() if k not in own},
                            defaults={k: v for k, v in shared.items() if k in own})
@@ -266,6 +276,60 @@ def sqlite_insert(table: Table, names: tuple[str, ...], dialect
         _INSERTS[key] = (str(compiled), positions,
                          [bind_processor(table.c[name].type, dialect) for name in positions])
     return _INSERTS[key]
+
+
+def column_defaults(table: Table, names: Sequence[str]) -> dict[str, Any]:
+    """The model's default values of columns no row gives (as SQLAlchemy would insert)."""
+    defaults = {}
+    for name in names:
+        default = table.c[name].default
+        if not isinstance(default, ScalarElementColumnDefault):
+            raise KeyError(name)  # no value for it: say which column
+        defaults[name] = default.arg
+    return defaults
+
+
+def shared_literals(positions: Sequence[str],
+                    converters: Sequence[Callable[[Any], Any] | None],
+                    shared: dict[str, Any]) -> dict[str, str]:
+    """column → SQL literal, for the shared values that can be written as one."""
+    fixed = {}
+    for name, convert in zip(positions, converters, strict=True):
+        if name in shared:
+            literal = sql_literal(shared[name] if convert is None else convert(shared[name]))
+            if literal is not None:
+                fixed[name] = literal
+    return fixed
+
+
+def sql_literal(value: Any) -> str | None:
+    """``value`` as a SQLite literal that stores exactly what binding it stores (the same
+    type and text), or None for anything else (it is bound as usual): NULL, integers
+    of 64 bits, and text SQLite can read in a statement (no NUL, valid UTF-8)."""
+    kind = type(value)
+    if value is None:
+        return "NULL"
+    if kind is bool:
+        return "1" if value else "0"
+    if kind is int and -(2 ** 63) <= value < 2 ** 63:
+        return str(value)
+    if kind is str and "\x00" not in value:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+        return "'" + value.replace("'", "''") + "'"
+    return None
+
+
+def insert_sql(table: Table, positions: Sequence[str], fixed: dict[str, str], dialect
+               ) -> str:
+    """The INSERT of ``positions`` with ``fixed`` columns' literals in place of their
+    parameters (the columns as ``sqlite_insert`` found them, defaults included)."""
+    quote = dialect.identifier_preparer.quote
+    columns = ", ".join(quote(table.c[name].name) for name in positions)
+    values = ", ".join(fixed.get(name, "?") for name in positions)
+    return f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({values})"
 
 
 def driver_params(rows: list[dict[str, Any]], names: Sequence[str],
