@@ -13,7 +13,7 @@ deliver the messages. The plain baseline does the same job with no engine at all
 ``executemany`` of the same rows. Each measured step runs in its own subprocess so its
 peak memory (``ru_maxrss``) is its own.
 
-    python -m bench.bench_sync [--quick] [--first-only]
+    python -m bench.bench_sync [--quick] [--first-only] [--skip-backlog] [--sizes N ...]
 
 prints the figures and writes ``bench/results/sync.json``.
 """
@@ -268,13 +268,14 @@ def phase_main(phase: str, folder: Path) -> None:
     print(json.dumps(figures))
 
 
-def measure(size: int, *, first_only: bool = False) -> dict:
+def measure(size: int, *, first_only: bool = False, skip_backlog: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="plnbot-bench-") as name:
         folder = Path(name)
         data = make_files(folder, size)
         first = run_phase("engine-baseline", folder)
         plain_first_sync = run_phase("plain-first", folder)
-        read = run_phase("engine-backlog", folder)
+        read = ({"people": 0, "seconds": 0.0, "cpu_seconds": 0.0, "peak_mb": 0}
+                if skip_backlog else run_phase("engine-backlog", folder))
         first_figures = {
             **data, "first_sync_seconds": round(first["seconds"], 2),
             "first_sync_peak_mb": round(first["peak_mb"]),
@@ -314,6 +315,8 @@ def report_first(row: dict) -> None:
           f"{row['first_sync_baseline_peak_mb']} MB, ratio {row['first_sync_ratio']:.2f}x "
           f"[{verdict}]; processor time {row['first_sync_cpu_seconds']:.2f}s against "
           f"{row['first_sync_baseline_cpu_seconds']:.2f}s, {row['first_sync_cpu_ratio']:.2f}x")
+    if not row["backlog_people"]:
+        return
     print(f"{'':>9}  then reading the {row['backlog_people']:,} profiles it left unread "
           f"(background): {row['backlog_seconds']:.2f}s / {row['backlog_peak_mb']} MB, "
           f"processor time {row['backlog_cpu_seconds']:.2f}s "
@@ -336,6 +339,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10k and 100k only")
     parser.add_argument("--first-only", action="store_true",
                         help="only the first sync (the quiet baseline) and its plain baseline")
+    parser.add_argument("--skip-backlog", action="store_true",
+                        help="leave out reading the profiles the first sync left unread "
+                             "(background work: 1,000,000 take minutes)")
     parser.add_argument("--sizes", type=int, nargs="+", help="follower counts to measure")
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
@@ -345,7 +351,8 @@ def main() -> None:
         return
     rows = []
     for size in args.sizes or (QUICK_SIZES if args.quick else SIZES):
-        rows.append(measure(size, first_only=args.first_only))
+        rows.append(measure(size, first_only=args.first_only,
+                            skip_backlog=args.skip_backlog))
         report(rows[-1])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({"goal": {"ratio": GOAL_RATIO, "peak_mb": GOAL_MB,

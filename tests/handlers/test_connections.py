@@ -3,7 +3,7 @@
 import json
 
 import yaml
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlmodel import Session, select
 
 from bot.adapters.translate import profiles_from_document, x_profile
@@ -150,4 +150,118 @@ async def test_a_baseline_is_understood_and_indexed_like_anyone_else(database_ur
                         ("find promo", "DM for promo"), ("find sam", "Sam")]:
         reply = await say_one(app, query)
         assert [c["name"] for c in reply.fields["contacts"]] == [name], query
+    app.engine.dispose()
+
+
+BULK_TABLES = ("contact", "handle", "connection", "connectionevent")
+
+
+def bulk_followers(count: int) -> list[dict]:
+    """Followers as a snapshot file holds them: bios or none, places, links, a repeat."""
+    users = [{"id": str(9000 + n), "name": f"Pat Number{n}" if n % 5 else "",
+              "username": f"Pat_{n}", "description": ["", "Maths teacher", "parent"][n % 3],
+              **({"location": f"Town {n}"} if n % 4 == 0 else {}),
+              **({"url": f"https://pat{n}.example"} if n % 6 == 0 else {})}
+             for n in range(count)]
+    return users + users[:3]
+
+
+def stored_rows(engine) -> dict[str, list[tuple]]:
+    with engine.connect() as conn:
+        return {table: [tuple(row) for row in conn.execute(text(
+            f"SELECT * FROM {table} ORDER BY id"))] for table in BULK_TABLES}
+
+
+def index_definitions(engine) -> list[tuple]:
+    """Every index of the tables a first sync fills, as the database defines it."""
+    sql = ("SELECT tbl_name, name, sql FROM sqlite_master WHERE type = 'index' "
+           "AND tbl_name IN :tables ORDER BY name" if engine.dialect.name == "sqlite" else
+           "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE tablename IN :tables "
+           "ORDER BY indexname")
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(
+            text(sql).bindparams(bindparam("tables", expanding=True)),
+            {"tables": list(BULK_TABLES)})]
+
+
+async def first_sync_of_file(database_url, settings, clock, surface, path) -> App:
+    from bot.adapters.snapshot_file import load_snapshot_file
+
+    app = App(settings=settings, engine=open_database(settings, database_url),
+              surface=surface, clock=clock)
+    await app.handle(snapshot("x", load_snapshot_file("x", path)))
+    return app
+
+
+async def test_a_big_first_sync_stores_what_a_small_one_does(database_url, settings, clock,
+                                                             surface, tmp_path, monkeypatch):
+    """A first sync big enough to build its tables' indexes once at the end (made "big"
+    here by lowering the threshold, in batches of 7) stores the very rows, index
+    entries and search index that updating the indexes row by row stores."""
+    from handlers import connections
+    from storage import connections as store
+
+    path = tmp_path / "followers.json"
+    path.write_text(json.dumps([{"data": bulk_followers(40)}]))
+    monkeypatch.setattr(connections, "BATCH", 7)
+    results = []
+    for rebuild_at in (10 ** 9, 1):
+        monkeypatch.setattr(store, "REBUILD_AT", rebuild_at)
+        app = await first_sync_of_file(database_url, settings, clock, surface, path)
+        assert "40 existing connections recorded quietly" in surface.pop()[-1].text
+        results.append((stored_rows(app.engine), index_definitions(app.engine),
+                        index_rows(app.engine)))
+        if app.engine.dialect.name == "sqlite":
+            with app.engine.connect() as conn:  # every index holds exactly its table's rows
+                assert conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+        await app.sweep()  # the backlog reads them back through the rebuilt indexes
+        assert len(index_rows(app.engine)) == 40
+        reply = await say_one(app, "find maths")
+        assert len(reply.fields["contacts"]) > 0
+        app.engine.dispose()
+        if app.engine.dialect.name == "sqlite":
+            (tmp_path / "plnbot.sqlite3").unlink()
+        else:
+            with app.engine.begin() as conn:
+                conn.execute(text("TRUNCATE contact, handle, connection, connectionevent, "
+                                  "account, contact_search RESTART IDENTITY CASCADE"))
+    small, big = results
+    assert len(big[0]["contact"]) == 40 and big == small
+
+
+async def test_a_first_sync_that_fails_midway_keeps_every_index(settings, db_url, clock,
+                                                               surface, tmp_path, monkeypatch):
+    """The indexes dropped for a big first sync come back with the rollback of a sync
+    that fails halfway: nothing of it is stored, and the next sync stores everyone."""
+    from handlers import connections
+    from storage import connections as store
+
+    path = tmp_path / "followers.json"
+    path.write_text(json.dumps({"data": bulk_followers(30)}))
+    monkeypatch.setattr(connections, "BATCH", 7)
+    monkeypatch.setattr(store, "REBUILD_AT", 1)
+    app = App(settings=settings, engine=open_database(settings, db_url), surface=surface,
+              clock=clock)
+    indexes = index_definitions(app.engine)
+    assert len(indexes) > 10
+    real, calls = store.add_events, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "add_events", failing)
+    from bot.adapters.snapshot_file import load_snapshot_file
+
+    assert not await app.handle(snapshot("x", load_snapshot_file("x", path)))
+    surface.pop()
+    assert index_definitions(app.engine) == indexes
+    assert all(rows == [] for rows in stored_rows(app.engine).values())
+    monkeypatch.setattr(store, "add_events", real)
+    await app.handle(snapshot("x", load_snapshot_file("x", path)))
+    assert "30 existing connections recorded quietly" in surface.pop()[-1].text
+    assert index_definitions(app.engine) == indexes
+    assert len(stored_rows(app.engine)["connectionevent"]) == 30
     app.engine.dispose()
