@@ -23,12 +23,15 @@ store (a test compares both, and the index with a rebuild).
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Generator, Sequence
 
 from sqlalchemy import bindparam, text
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session
 
 from bot import platforms
@@ -70,8 +73,38 @@ def read(session: Session, *, owner_id: int, limit: int | None = None) -> int:
     ids = [row[0] for row in session.connection().execute(
         text(f"{PENDING} ORDER BY id LIMIT :limit"),
         {"owner": owner_id, "limit": limit or BATCH})]
+    _read_ids(session, ids)
+    return len(ids)
+
+
+def read_these(session: Session, contact_ids: Collection[int]) -> list[int]:
+    """Read now those of ``contact_ids`` still pending (a command is about to show or
+    change them), in the caller's transaction; returns their ids.
+
+    Contacts already loaded in the session are expired, so they show what was read.
+    """
+    wanted = sorted(set(contact_ids))
+    if not wanted:
+        return []
+    session.flush()
+    statement = text("SELECT id FROM contact WHERE profile_pending AND id IN :ids"
+                     ).bindparams(bindparam("ids", expanding=True))
+    ids = sorted(contact_id for chunk in store.chunks(wanted)
+                 for contact_id in session.connection().execute(
+                     statement, {"ids": list(chunk)}).scalars())
+    _read_ids(session, ids)
+    for contact_id in ids:
+        loaded = session.identity_map.get(identity_key(Contact, contact_id))
+        if loaded is not None:
+            session.expire(loaded)
+    return ids
+
+
+def _read_ids(session: Session, ids: list[int]) -> None:
+    """Fill the contact columns of ``ids`` (pending, ascending) from their profiles,
+    clear their flags and index them."""
     if not ids:
-        return 0
+        return
     handles = first_handles(session, ids)
     store.update_by_id(session, table_of(Contact), [
         {"row_id": contact_id, **understood(handles.get(contact_id)), "profile_pending": False}
@@ -80,7 +113,6 @@ def read(session: Session, *, owner_id: int, limit: int | None = None) -> int:
     # (a command may have indexed a few meanwhile, e.g. by logging a conversation)
     conn = session.connection()
     search.reindex(conn, ids, fresh=set(ids) - search.indexed(conn, ids))
-    return len(ids)
 
 
 def first_handles(session: Session, contact_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
@@ -94,6 +126,91 @@ def first_handles(session: Session, contact_ids: Sequence[int]) -> dict[int, tup
         for contact_id, platform, profile_json in rows:
             found.setdefault(contact_id, (platform, profile_json))
     return found
+
+
+# Finding a pending person by name or handle. They are not in the search index yet,
+# so their names are read from the contact and handle tables: a scan of the pending
+# rows (SQL keeps only those whose text holds the first word: LIKE ignores ASCII case,
+# and any text with other characters is kept for Python to fold), then each word is
+# matched as the index would (a whole word, or with ``prefix`` the start of one).
+NAMED_COLUMNS = {
+    "name": "SELECT id, name FROM contact WHERE owner_id = :owner AND profile_pending "
+            "AND merged_into_id IS NULL AND ({like} OR {other})",
+    "handles": "SELECT h.contact_id, h.handle FROM contact c JOIN handle h "
+               "ON h.contact_id = c.id WHERE c.owner_id = :owner AND c.profile_pending "
+               "AND c.merged_into_id IS NULL AND ({like} OR {other})",
+}
+CANDIDATES_KEPT = 2_000  # the scan for a first word kept for the command's other lookups
+CANDIDATES = "plnbot_backlog_candidates"
+
+
+def named(session: Session, *, owner_id: int, query: str, column: str, prefix: bool,
+          limit: int) -> list[int]:
+    """Pending contacts whose ``column`` ("name" or "handles") holds every word of
+    ``query`` as ``storage.search.search`` would find it once they are indexed, in id
+    order (at most ``limit``). Costs a scan of the pending contacts: at a million of
+    them about half a second of processor time, none when nobody is pending.
+
+    One command often looks the same first word up several times (``log Ana Lee
+    met…`` tries "ana lee met", "ana lee", then "ana"), so a first word's scan is kept
+    for the rest of the transaction when it found few (``forget_candidates`` drops it).
+    """
+    terms = search.words(query)[:search.MAX_QUERY_WORDS]
+    if not terms or not pending(session, owner_id=owner_id):
+        return []
+    found = []
+    with contextlib.closing(_candidates(session, owner_id, column, terms)) as rows:
+        for contact_id, tokens in rows:
+            if all(_holds(tokens, term, prefix) for term in terms):
+                found.append(contact_id)
+                if len(found) >= limit:
+                    break
+    return found
+
+
+def _holds(tokens: list[str], term: str, prefix: bool) -> bool:
+    if prefix and len(term) > 1:
+        return any(token.startswith(term) for token in tokens)
+    return term in tokens
+
+
+def _candidates(session: Session, owner_id: int, column: str,
+                terms: list[str]) -> Generator[tuple[int, list[str]], None, None]:
+    """(contact id, folded words of ``column``) of pending contacts whose text holds
+    the first term (every term, when the first alone is in too many), by id."""
+    kept = session.info.setdefault(CANDIDATES, {})
+    key = (owner_id, column, terms[0])
+    if key not in kept:
+        with contextlib.closing(_scan(session, owner_id, column, terms[:1])) as scan:
+            rows = list(itertools.islice(scan, CANDIDATES_KEPT + 1))
+        if len(rows) > CANDIDATES_KEPT:
+            yield from _scan(session, owner_id, column, terms)  # only as far as needed
+            return
+        kept[key] = rows
+    yield from kept[key]
+
+
+def _scan(session: Session, owner_id: int, column: str,
+          terms: list[str]) -> Generator[tuple[int, list[str]], None, None]:
+    conn = session.connection()
+    target = "name" if column == "name" else "h.handle"
+    postgres = conn.dialect.name == "postgresql"
+    like = " AND ".join(f"{target} {'ILIKE' if postgres else 'LIKE'} :t{n}"
+                        for n in range(len(terms)))
+    other = f"{target} ~ '[^ -~]'" if postgres else f"{target} GLOB '*[^ -~]*'"
+    sql = NAMED_COLUMNS[column].format(like=like, other=other) + " ORDER BY 1"
+    params = {"owner": owner_id, **{f"t{n}": f"%{t}%" for n, t in enumerate(terms)}}
+    rows = conn.execute(text(sql), params)
+    try:
+        for contact_id, values in itertools.groupby(rows, key=lambda row: row[0]):
+            yield contact_id, [word for value in values for word in search.words(value[1])]
+    finally:
+        rows.close()
+
+
+def forget_candidates(session: Session) -> None:
+    """Drop the name scans kept for one command (``named``)."""
+    session.info.pop(CANDIDATES, None)
 
 
 # what a contact holds when its profile says nothing (every row of one UPDATE sets

@@ -2,6 +2,7 @@
 
 from collections import Counter
 
+import pytest
 from sqlmodel import Session, select
 
 from bot.adapters.translate import profiles_from_document
@@ -9,7 +10,7 @@ from bot.app import App, open_database
 from bot.events import SnapshotReceived, Tick
 from handlers import backlog, due, profiles
 from storage.models import Contact, Owner
-from tests.support.chat import say_one
+from tests.support.chat import say, say_one
 
 
 def followers(count: int) -> list[dict]:
@@ -115,3 +116,120 @@ async def test_a_profile_that_cannot_be_read_back_leaves_the_person_stored(datab
     reply = await say_one(app, "find hill2")
     assert [c["name"] for c in reply.fields["contacts"]] == ["Pat Number2"]
     app.engine.dispose()
+
+
+# --- commands while profiles are still being read --------------------------------------
+
+
+@pytest.fixture
+def both(database_url, settings, clock, surface):
+    """The app on a SQLite file and on PostgreSQL (where TEST_DATABASE_URL is set)."""
+    app = App(settings=settings, engine=open_database(settings, database_url),
+              surface=surface, clock=clock)
+    yield app
+    app.engine.dispose()
+
+
+def counting_understanding(monkeypatch) -> Counter:
+    read: Counter = Counter()
+    understand = profiles.understand_safely
+
+    def counting(profile, **options):
+        read[profile.name] += 1
+        return understand(profile, **options)
+
+    monkeypatch.setattr(profiles, "understand_safely", counting)
+    return read
+
+
+async def test_a_command_about_one_person_reads_only_them_and_answers_at_once(both,
+                                                                           monkeypatch):
+    """``log`` right after a first sync finds the pending person by name, reads their
+    profile on the spot, and leaves everyone else to the background; the sweep then
+    reads the rest, nobody twice."""
+    await first_sync(both, 30)
+    read = counting_understanding(monkeypatch)
+    reply = await say_one(both, "log Pat Number7 coffee chat about #phonics")
+    assert "Conversation with Pat Number7" in reply.text
+    assert reply.fields["contact"]["role"] and "Hill7" in reply.fields["contact"]["organisation"]
+    assert read == Counter({"Pat Number7": 1})
+    assert len(pending_names(both)) == 29
+    reply = await say_one(both, "who @pat12")  # by handle
+    assert "Hill12 Academy" in reply.text
+    reply = await say_one(both, "history pat number3")  # by name, any case
+    assert "Pat Number3" in reply.text
+    assert set(read) == {"Pat Number7", "Pat Number12", "Pat Number3"}
+    assert len(pending_names(both)) == 27
+    await both.sweep()
+    assert pending_names(both) == set()
+    assert len(read) == 30 and set(read.values()) == {1}
+    reply = await say_one(both, "find phonics")  # the conversation logged meanwhile counts
+    assert [c["name"] for c in reply.fields["contacts"]] == ["Pat Number7"]
+
+
+async def test_commands_that_need_no_profile_do_not_wait(both, monkeypatch):
+    await first_sync(both, 12)
+    read = counting_understanding(monkeypatch)
+    for line in ("help", "settings", "reminders", "drafts", "due", "accounts", "stats",
+                 "people", "remind me tomorrow call the office"):
+        await say_one(both, line)
+    assert read == Counter() and len(pending_names(both)) == 12
+
+
+@pytest.mark.parametrize("line", ["find chemistry", "people field education", "digest",
+                                  "export json"])
+async def test_commands_about_everyone_read_everyone_first(app, line):
+    """``find``, ``people field …``, ``digest`` and ``export`` answer from every
+    profile: they read what is left before answering."""
+    await first_sync(app, 6)
+    assert len(pending_names(app)) == 6
+    replies = await say(app, line)
+    assert replies and all(m.kind != "error" for m in replies), [m.text for m in replies]
+    assert pending_names(app) == set()
+
+
+async def test_a_pending_person_is_found_as_the_index_finds_them(both, monkeypatch):
+    """Accents, case, whole words before word starts, handles: the same person before
+    their profile is read as after, and a name that is nobody's is still an error."""
+    people = [{"id": "900", "name": "Zoë Ångström", "username": "zoe_a",
+               "description": "Physics teacher"},
+              {"id": "901", "name": "Zoe Angus-Smith", "username": "zangus",
+               "description": "Librarian"},
+              {"id": "902", "name": "Amara Okafor", "username": "amara",
+               "description": "Head of maths"}]
+
+    async def answers() -> list[str]:
+        found = []
+        for line in ("who Ångström", "who zoë ang", "who angus", "who okafor",
+                     "who zangus", "who ama", "who @zoe_a", "who nobody-here"):
+            found.append((await say_one(both, line)).text.splitlines()[0])
+        return found
+
+    await both.handle(SnapshotReceived(owner_ref="local", platform="x",
+                                       profiles=profiles_from_document("x", {"data": people})))
+    both.surface.pop()
+    monkeypatch.setattr(backlog, "read_these", lambda session, ids: [])  # look, don't read
+    before = await answers()
+    assert len(pending_names(both)) == 3
+    monkeypatch.undo()
+    await both.sweep()
+    assert pending_names(both) == set()
+    assert await answers() == before
+    assert before == ["Zoë Ångström (#1)", "2 people match 'zoë ang'; say which one:",
+                      "Zoe Angus-Smith (#2)", "Amara Okafor (#3)", "Zoe Angus-Smith (#2)",
+                      "Amara Okafor (#3)", "Zoë Ångström (#1)",
+                      "I don't know anyone matching 'nobody-here'. Try `find nobody-here`."]
+
+
+async def test_a_command_that_fails_leaves_the_person_pending(both, monkeypatch):
+    """The on-the-spot reading is part of the command: refused, it is undone with the
+    rest, and the person is read later, once."""
+    await first_sync(both, 5)
+    read = counting_understanding(monkeypatch)
+    reply = await say_one(both, "log Pat Number2")  # no text: refused
+    assert reply.kind == "error"
+    assert "Pat Number2" in pending_names(both)
+    await both.sweep()
+    assert pending_names(both) == set() and read["Pat Number2"] == 2  # read, undone, read
+    reply = await say_one(both, "who Pat Number2")
+    assert "Hill2 Academy" in reply.text
