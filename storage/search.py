@@ -137,6 +137,32 @@ def reindex(conn: Connection, contact_ids: Iterable[int], *,
             _insert(conn, documents)
 
 
+# FTS5 merges its index segments as it writes: each flush of its in-memory hash writes
+# a new segment, and every level with ``automerge`` segments is merged into one of the
+# next. While a first sync's backlog is read (a segment every batch, for minutes) that
+# rewrote each word about once per level; a larger hash (one segment a batch instead of
+# four) and wider merges (16 segments, not 4) rewrite it half as often. FTS5 keeps
+# these settings in the table itself (``<table>_config``): they are set for the bulk
+# reading and set back when nobody's profiles are left to read.
+BULK_MERGING = {"automerge": 16, "hashsize": 8 * 2**20}
+USUAL_MERGING = {"automerge": 4, "hashsize": 2**20}  # FTS5's defaults
+
+
+def bulk_merging(conn: Connection, bulk: bool) -> None:
+    """Set the SQLite index tables' merge settings for a bulk reading (``bulk``) or
+    back to the usual ones; writes only what differs."""
+    if conn.dialect.name != "sqlite" or not has_index(conn):
+        return
+    wanted = BULK_MERGING if bulk else USUAL_MERGING
+    for table in (TABLE, NAMES_TABLE) if has_names(conn) else (TABLE,):
+        stored = {key: value for key, value in
+                  conn.execute(text(f"SELECT k, v FROM {table}_config"))}
+        for key, value in wanted.items():
+            if stored.get(key, USUAL_MERGING[key]) != value:
+                conn.execute(text(f"INSERT INTO {table} ({table}, rank) VALUES (:key, :value)"),
+                             {"key": key, "value": value})
+
+
 def indexed(conn: Connection, contact_ids: Sequence[int]) -> set[int]:
     """Which of ``contact_ids`` have a row in the index."""
     if not contact_ids or not has_index(conn):
@@ -164,22 +190,8 @@ def index_new(session: Session, documents: Sequence[Document]) -> None:
     _pending(session).difference_update(ids)
     session.info.setdefault(FRESH, set()).difference_update(ids)
     conn = session.connection()
-    if not has_index(conn):
-        return
-    if conn.dialect.name != "sqlite":
+    if has_index(conn):
         _insert(conn, list(documents))
-        return
-    rows = [(d.contact_id, d.owner_id, " ".join(words(d.name)), " ".join(words(d.handles)),
-             " ".join(words(d.bio)), " ".join(words(d.tags)), " ".join(words(d.notes)))
-            for d in documents]
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None, "a connection the session has just used is open"
-    cursor = dbapi.cursor()
-    cursor.executemany(f"INSERT INTO {TABLE} (rowid, owner_id, name, handles, bio, tags, "
-                       "notes) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    if has_names(conn):
-        cursor.executemany(f"INSERT INTO {NAMES_TABLE} (rowid, owner_id, name, handles) "
-                           "VALUES (?, ?, ?, ?)", [row[:4] for row in rows])
 
 
 def leave_unindexed(session: Session, contact_ids: Collection[int]) -> None:
@@ -267,16 +279,10 @@ def _delete(conn: Connection, ids: list[int]) -> None:
 
 
 def _insert(conn: Connection, documents: list[Document]) -> None:
-    params = [document.params() for document in documents]
     if conn.dialect.name == "sqlite":
-        conn.execute(text(
-            f"INSERT INTO {TABLE} (rowid, owner_id, name, handles, bio, tags, notes) "
-            "VALUES (:id, :owner, :name, :handles, :bio, :tags, :notes)"
-        ), params)
-        if has_names(conn):
-            conn.execute(text(f"INSERT INTO {NAMES_TABLE} (rowid, owner_id, name, handles) "
-                              "VALUES (:id, :owner, :name, :handles)"), params)
+        _insert_sqlite(conn, documents)
         return
+    params = [document.params() for document in documents]
     vector = " || ".join(
         f"setweight(to_tsvector('simple', :{column}), '{PG_WEIGHTS[column]}')"
         for column in COLUMNS
@@ -284,6 +290,22 @@ def _insert(conn: Connection, documents: list[Document]) -> None:
     conn.execute(text(
         f"INSERT INTO {TABLE} (contact_id, owner_id, document) VALUES (:id, :owner, {vector})"
     ), params)
+
+
+def _insert_sqlite(conn: Connection, documents: list[Document]) -> None:
+    """Straight to the driver's ``executemany``, in rowid order (SQLAlchemy's per-row
+    parameter handling cost more than FTS5's own work on a first sync's backlog)."""
+    rows = sorted((d.contact_id, d.owner_id, " ".join(words(d.name)),
+                   " ".join(words(d.handles)), " ".join(words(d.bio)),
+                   " ".join(words(d.tags)), " ".join(words(d.notes))) for d in documents)
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None, "a connection in use is open"
+    cursor = dbapi.cursor()
+    cursor.executemany(f"INSERT INTO {TABLE} (rowid, owner_id, name, handles, bio, tags, "
+                       "notes) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    if has_names(conn):
+        cursor.executemany(f"INSERT INTO {NAMES_TABLE} (rowid, owner_id, name, handles) "
+                           "VALUES (?, ?, ?, ?)", [row[:4] for row in rows])
 
 
 def _changed(obj, fields: Sequence[str]) -> bool:

@@ -9,6 +9,7 @@ from bot.adapters.translate import profiles_from_document
 from bot.app import App, open_database
 from bot.events import SnapshotReceived, Tick
 from handlers import backlog, due, profiles
+from storage.db import refresh_statistics
 from storage.models import Contact, Owner
 from tests.support.chat import say, say_one
 
@@ -233,3 +234,53 @@ async def test_a_command_that_fails_leaves_the_person_pending(both, monkeypatch)
     assert pending_names(both) == set() and read["Pat Number2"] == 2  # read, undone, read
     reply = await say_one(both, "who Pat Number2")
     assert "Hill2 Academy" in reply.text
+
+
+async def test_the_index_merges_wider_while_a_backlog_is_read_and_as_usual_after(app,
+                                                                             monkeypatch):
+    """FTS5 keeps its merge settings in the table: bulk ones while profiles are left
+    to read, FTS5's own once nobody's are (and ``find`` answers the same throughout)."""
+
+    def settings() -> dict:
+        with app.engine.connect() as conn:
+            return {table: dict(conn.exec_driver_sql(f"SELECT k, v FROM {table}_config"
+                                                     " WHERE k <> 'rank'").all())
+                    for table in ("contact_search", "contact_search_names")}
+
+    await first_sync(app, 9)
+    monkeypatch.setattr(backlog, "BATCH", 4)
+    with Session(app.engine) as session:
+        backlog.read(session, owner_id=app.owner_id)
+        session.commit()
+    bulk = {"automerge": 16, "hashsize": 8 * 2**20, "version": 4}
+    assert settings() == {"contact_search": bulk, "contact_search_names": bulk}
+    await app.sweep()
+    assert pending_names(app) == set()
+    usual = {"automerge": 4, "hashsize": 2**20, "version": 4}
+    assert settings() == {"contact_search": usual, "contact_search_names": usual}
+    reply = await say_one(app, "find hill5")
+    assert [c["name"] for c in reply.fields["contacts"]] == ["Pat Number5"]
+
+
+async def test_each_batch_starts_at_the_first_unread_whatever_the_statistics(app):
+    """SQLite's sampled statistics rate the pending contacts' partial index like the
+    owner_id one; through that, every batch walked past everyone read before it."""
+    await first_sync(app, 40)
+    with Session(app.engine) as session:
+        backlog.read(session, owner_id=app.owner_id, limit=20)
+        session.commit()
+    refresh_statistics(app.engine)
+    with Session(app.engine) as session:  # what a sampled ANALYZE said at 1,000,000
+        conn = session.connection()
+        for index, stat in (("ix_contact_profile_pending", "1239648 1001 1"),
+                            ("ix_contact_owner_id", "1043072 1001")):
+            conn.exec_driver_sql("DELETE FROM sqlite_stat1 WHERE idx = ?", (index,))
+            conn.exec_driver_sql("INSERT INTO sqlite_stat1 VALUES ('contact', ?, ?)",
+                                 (index, stat))
+        session.commit()
+        conn = session.connection()
+        conn.exec_driver_sql("ANALYZE sqlite_schema")  # reload them
+        sql = f"{backlog.pending_sql(session)} ORDER BY id LIMIT 5"
+        plan = " ".join(str(row) for row in session.connection().exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {sql.replace(':owner', str(app.owner_id))}"))
+    assert "ix_contact_profile_pending" in plan
