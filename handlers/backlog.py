@@ -307,7 +307,8 @@ TICK = "backlog"  # one batch (``bot.app.App.read_backlog`` sends these after a 
 @on(Tick)
 async def read_during_sweep(event: Tick, ctx: Context) -> None:
     """A few batches each sweep (a worker's, which sends no ``TICK``), or one batch a
-    ``TICK``, until the backlog is empty."""
+    ``TICK``, until the backlog is empty; then, for the rest of the sweep's
+    ``SWEEP_SECONDS``, the search index's merging the bulk reading left."""
     if event.name == TICK:
         read(ctx.session, owner_id=ctx.owner.id)
         return
@@ -316,3 +317,8 @@ async def read_during_sweep(event: Tick, ctx: Context) -> None:
     deadline = time.monotonic() + SWEEP_SECONDS
     while read(ctx.session, owner_id=ctx.owner.id) and time.monotonic() < deadline:
         pass
+    conn = ctx.session.connection()
+    if search.may_merge(conn) and not anyone_pending(ctx.session):
+        # what the bulk reading left the search index to merge, a step at a time
+        while time.monotonic() < deadline and search.merge_some(conn):
+            pass

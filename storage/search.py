@@ -143,7 +143,8 @@ def reindex(conn: Connection, contact_ids: Iterable[int], *,
 # rewrote each word about once per level; a larger hash (one segment a batch instead of
 # four) and wider merges (16 segments, not 4) rewrite it half as often. FTS5 keeps
 # these settings in the table itself (``<table>_config``): they are set for the bulk
-# reading and set back when nobody's profiles are left to read.
+# reading and set back when nobody's profiles are left to read; the sweeps after it
+# then finish the merging a step at a time (``merge_some``).
 BULK_MERGING = {"automerge": 16, "hashsize": 8 * 2**20}
 USUAL_MERGING = {"automerge": 4, "hashsize": 2**20}  # FTS5's defaults
 
@@ -153,6 +154,8 @@ def bulk_merging(conn: Connection, bulk: bool) -> None:
     back to the usual ones; writes only what differs."""
     if conn.dialect.name != "sqlite" or not has_index(conn):
         return
+    if bulk:
+        _merged.discard(conn.engine.url.render_as_string(hide_password=False))
     wanted = BULK_MERGING if bulk else USUAL_MERGING
     for table in (TABLE, NAMES_TABLE) if has_names(conn) else (TABLE,):
         stored = {key: value for key, value in
@@ -161,6 +164,37 @@ def bulk_merging(conn: Connection, bulk: bool) -> None:
             if stored.get(key, USUAL_MERGING[key]) != value:
                 conn.execute(text(f"INSERT INTO {table} ({table}, rank) VALUES (:key, :value)"),
                              {"key": key, "value": value})
+
+
+MERGE_PAGES = 500  # one step of merging left after a bulk reading (about 2 MiB written)
+_merged: set[str] = set()  # databases whose index had nothing left to merge
+
+
+def merge_some(conn: Connection) -> bool:
+    """One step of the merging a bulk reading left (SQLite): up to ``MERGE_PAGES`` pages
+    a table, as FTS5 would have merged them with its usual settings (levels of 4 or more
+    segments). Returns whether there was any; once there is none, this process stops
+    asking (until the next bulk reading). A name looked up in an index of many segments
+    looks in each of them."""
+    if not may_merge(conn):
+        return False
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None, "a connection in use is open"
+    cursor, worked = dbapi.cursor(), False
+    for table in (TABLE, NAMES_TABLE) if has_names(conn) else (TABLE,):
+        before = dbapi.total_changes
+        cursor.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('merge', ?)",
+                       (MERGE_PAGES,))
+        worked = worked or dbapi.total_changes - before >= 2
+    if not worked:
+        _merged.add(conn.engine.url.render_as_string(hide_password=False))
+    return worked
+
+
+def may_merge(conn: Connection) -> bool:
+    """Whether ``merge_some`` may still find work here (SQLite, not known done)."""
+    return (conn.dialect.name == "sqlite" and has_index(conn)
+            and conn.engine.url.render_as_string(hide_password=False) not in _merged)
 
 
 def indexed(conn: Connection, contact_ids: Sequence[int]) -> set[int]:

@@ -9,6 +9,7 @@ from bot.adapters.translate import profiles_from_document
 from bot.app import App, open_database
 from bot.events import SnapshotReceived, Tick
 from handlers import backlog, due, profiles
+from storage import search
 from storage.db import refresh_statistics
 from storage.models import Contact, Owner
 from tests.support.chat import say, say_one
@@ -284,3 +285,29 @@ async def test_each_batch_starts_at_the_first_unread_whatever_the_statistics(app
         plan = " ".join(str(row) for row in session.connection().exec_driver_sql(
             f"EXPLAIN QUERY PLAN {sql.replace(':owner', str(app.owner_id))}"))
     assert "ix_contact_profile_pending" in plan
+
+
+async def test_sweeps_after_a_bulk_reading_merge_the_index_it_left(app, monkeypatch):
+    """Wide merges leave more segments (each looked in by every search); the sweeps
+    after the last batch merge them as FTS5 usually would, and ``find`` answers the
+    same before and after."""
+
+    def segments() -> int:
+        with app.engine.connect() as conn:
+            return conn.exec_driver_sql(
+                "SELECT count(DISTINCT segid) FROM contact_search_idx").scalar_one()
+
+    await first_sync(app, 60)
+    monkeypatch.setattr(backlog, "BATCH", 4)
+    monkeypatch.setattr(backlog, "SWEEP_SECONDS", 0.0)  # reading only: no time to merge
+    while pending_names(app):
+        await app.sweep()
+    left = segments()
+    before = (await say_one(app, "find teacher")).fields["contacts"]
+    assert left >= 10
+    monkeypatch.setattr(backlog, "SWEEP_SECONDS", 5.0)
+    await app.sweep()
+    assert segments() < left / 3
+    assert (await say_one(app, "find teacher")).fields["contacts"] == before
+    with Session(app.engine) as session:
+        assert not search.merge_some(session.connection())  # nothing left to merge
