@@ -181,7 +181,7 @@ NAMED_COLUMNS = {
                "ON h.contact_id = c.id WHERE c.owner_id = :owner AND c.profile_pending "
                "AND c.merged_into_id IS NULL AND ({like} OR {other})",
 }
-CANDIDATES_KEPT = 2_000  # the scan for a first word kept for the command's other lookups
+CANDIDATES_KEPT = 2_000  # a scan's rows kept for the command's other lookups
 CANDIDATES = "plnbot_backlog_candidates"
 
 
@@ -192,9 +192,10 @@ def named(session: Session, *, owner_id: int, query: str, column: str, prefix: b
     order (at most ``limit``). Costs a scan of the pending contacts: at a million of
     them about half a second of processor time, none when nobody is pending.
 
-    One command often looks the same first word up several times (``log Ana Lee
-    met…`` tries "ana lee met", "ana lee", then "ana"), so a first word's scan is kept
-    for the rest of the transaction when it found few (``forget_candidates`` drops it).
+    One command often looks the same first words up several times (``log Ana Lee
+    met…`` tries "ana lee met", "ana lee", then "ana"), so the scan for its first word
+    (or first two, when the first is in thousands of names) is kept for the rest of the
+    command when it found few (``forget_candidates`` drops it).
     """
     terms = search.words(query)[:search.MAX_QUERY_WORDS]
     if not terms or not pending(session, owner_id=owner_id):
@@ -218,17 +219,19 @@ def _holds(tokens: list[str], term: str, prefix: bool) -> bool:
 def _candidates(session: Session, owner_id: int, column: str,
                 terms: list[str]) -> Generator[tuple[int, list[str]], None, None]:
     """(contact id, folded words of ``column``) of pending contacts whose text holds
-    the first term (every term, when the first alone is in too many), by id."""
+    the first term, or the first two when the first alone is in too many, and so on
+    (each kept for the command's next lookups), by id."""
     kept = session.info.setdefault(CANDIDATES, {})
-    key = (owner_id, column, terms[0])
-    if key not in kept:
-        with contextlib.closing(_scan(session, owner_id, column, terms[:1])) as scan:
-            rows = list(itertools.islice(scan, CANDIDATES_KEPT + 1))
-        if len(rows) > CANDIDATES_KEPT:
-            yield from _scan(session, owner_id, column, terms)  # only as far as needed
+    for size in range(1, len(terms) + 1):
+        key = (owner_id, column, tuple(terms[:size]))
+        if key not in kept:
+            with contextlib.closing(_scan(session, owner_id, column, terms[:size])) as scan:
+                rows = list(itertools.islice(scan, CANDIDATES_KEPT + 1))
+            kept[key] = rows if len(rows) <= CANDIDATES_KEPT else None  # None: too many
+        if kept[key] is not None:
+            yield from kept[key]
             return
-        kept[key] = rows
-    yield from kept[key]
+    yield from _scan(session, owner_id, column, terms)  # read only as far as needed
 
 
 def _scan(session: Session, owner_id: int, column: str,

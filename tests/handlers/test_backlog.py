@@ -311,3 +311,16 @@ async def test_sweeps_after_a_bulk_reading_merge_the_index_it_left(app, monkeypa
     assert (await say_one(app, "find teacher")).fields["contacts"] == before
     with Session(app.engine) as session:
         assert not search.merge_some(session.connection())  # nothing left to merge
+
+
+@pytest.mark.parametrize("kept", [2_000, 3, 0])
+async def test_a_name_many_share_is_still_found_among_the_unread(app, monkeypatch, kept):
+    """However many unread names share its first word (more than a scan keeps, here
+    3 or none), the person is found and nobody else is read."""
+    await first_sync(app, 30)
+    monkeypatch.setattr(backlog, "CANDIDATES_KEPT", kept)
+    reply = await say_one(app, "log Pat Number17 coffee chat")
+    assert "Conversation with Pat Number17" in reply.text
+    reply = await say_one(app, "who number2")
+    assert reply.text.startswith("Pat Number2 (#")
+    assert len(pending_names(app)) == 28
