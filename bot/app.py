@@ -160,8 +160,9 @@ class App:
     async def read_backlog(self) -> None:
         """Profiles a first sync stored unread (``handlers.backlog``), a batch per
         transaction until none are left: arrivals and polls waiting for the lock go
-        between two batches instead of after them all (a command first reads the rest
-        itself, to answer from every profile)."""
+        between two batches instead of after them all (a command about everyone reads
+        the rest itself first; one about a person reads only theirs: see
+        ``handlers.commands.NAMED``)."""
         while self._backlog_pending():
             if not await self.dispatch(Tick(owner_ref=self.settings.owner_ref,
                                             name=backlog.TICK)):

@@ -12,6 +12,7 @@ from collections import Counter
 
 from sqlmodel import Session, col, select
 
+from handlers import backlog
 from handlers.commands import CommandError
 from handlers.present import describe_contact
 from storage import repo, search
@@ -74,8 +75,7 @@ def _by_whole_name(session: Session, *, owner: Owner, fragment: str) -> list[Con
     wanted = search.words(fragment)
     if not wanted:
         return []
-    ids = search.search(session.connection(), owner_id=owner.id, query=fragment,
-                        columns=("name",), prefix=False, limit=FETCH + 1)
+    ids = _search(session, owner=owner, fragment=fragment, column="name", prefix=False)
     contacts = [c for c in _unique_contacts(session, ids)
                 if not Counter(wanted) - Counter(search.words(c.name))]
     exact = [c for c in contacts if search.words(c.name) == wanted]
@@ -142,6 +142,7 @@ def _by_id(session: Session, *, owner: Owner, contact_id: int) -> Contact:
         raise CommandError(f"There is nobody with id #{contact_id}. Try `find <text>`.")
     live = _live(session, contact)
     assert live is not None, "merged_into_id is a foreign key: the chain ends at a contact"
+    backlog.read_these(session, [live.id])  # its profile, if a first sync left it unread
     return live
 
 
@@ -173,19 +174,16 @@ def _by_name(session: Session, *, owner: Owner, fragment: str) -> list[Contact]:
     A name that is exactly the fragment wins over longer names containing it, so
     "Amara Okafor" is never ambiguous with "Amara Okafor-Smith".
     """
-    conn = session.connection()
     wanted = search.words(fragment)
     if not wanted:
         return []
-    whole = search.search(conn, owner_id=owner.id, query=fragment, columns=("name",),
-                          prefix=False, limit=FETCH + 1)
+    whole = _search(session, owner=owner, fragment=fragment, column="name", prefix=False)
     if whole:
         contacts = _unique_contacts(session, whole)
         exact = [c for c in contacts if search.words(c.name) == wanted]
         return exact or contacts
-    for columns in (("name",), ("handles",)):
-        found = search.search(conn, owner_id=owner.id, query=fragment, columns=columns,
-                              limit=FETCH + 1)
+    for column in ("name", "handles"):
+        found = _search(session, owner=owner, fragment=fragment, column=column, prefix=True)
         if found:
             return _unique_contacts(session, found)
     return _unique_contacts(
@@ -193,12 +191,28 @@ def _by_name(session: Session, *, owner: Owner, fragment: str) -> list[Contact]:
     )
 
 
+def _search(session: Session, *, owner: Owner, fragment: str, column: str,
+            prefix: bool) -> list[int]:
+    """Who the index finds, then people a first sync stored whose profiles are still
+    being read (``handlers.backlog``): they are not indexed yet, but their names and
+    handles are known, and a command about them must not wait for everyone else."""
+    ids = search.search(session.connection(), owner_id=owner.id, query=fragment,
+                        columns=(column,), prefix=prefix, limit=FETCH + 1)
+    if len(ids) <= FETCH:
+        ids += [contact_id for contact_id in backlog.named(
+            session, owner_id=owner.id, query=fragment, column=column, prefix=prefix,
+            limit=FETCH + 1) if contact_id not in ids]
+    return ids[:FETCH + 1]
+
+
 def _unique_contacts(session: Session, ids: list[int]) -> list[Contact]:
+    """The live contacts ``ids`` stand for, their profiles read if still pending."""
     contacts: dict[int, Contact] = {}
     for contact_id in ids:
         contact = _live(session, session.get(Contact, contact_id))
         if contact is not None:
             contacts.setdefault(contact.id, contact)
+    backlog.read_these(session, list(contacts))
     return list(contacts.values())
 
 

@@ -137,6 +137,66 @@ def reindex(conn: Connection, contact_ids: Iterable[int], *,
             _insert(conn, documents)
 
 
+# FTS5 merges its index segments as it writes: each flush of its in-memory hash writes
+# a new segment, and every level with ``automerge`` segments is merged into one of the
+# next. While a first sync's backlog is read (a segment every batch, for minutes) that
+# rewrote each word about once per level; a larger hash (one segment a batch instead of
+# four) and wider merges (16 segments, not 4) rewrite it half as often. FTS5 keeps
+# these settings in the table itself (``<table>_config``): they are set for the bulk
+# reading and set back when nobody's profiles are left to read; the sweeps after it
+# then finish the merging a step at a time (``merge_some``).
+BULK_MERGING = {"automerge": 16, "hashsize": 8 * 2**20}
+USUAL_MERGING = {"automerge": 4, "hashsize": 2**20}  # FTS5's defaults
+
+
+def bulk_merging(conn: Connection, bulk: bool) -> None:
+    """Set the SQLite index tables' merge settings for a bulk reading (``bulk``) or
+    back to the usual ones; writes only what differs."""
+    if conn.dialect.name != "sqlite" or not has_index(conn):
+        return
+    if bulk:
+        _merged.discard(conn.engine.url.render_as_string(hide_password=False))
+    wanted = BULK_MERGING if bulk else USUAL_MERGING
+    for table in (TABLE, NAMES_TABLE) if has_names(conn) else (TABLE,):
+        stored = {key: value for key, value in
+                  conn.execute(text(f"SELECT k, v FROM {table}_config"))}
+        for key, value in wanted.items():
+            if stored.get(key, USUAL_MERGING[key]) != value:
+                conn.execute(text(f"INSERT INTO {table} ({table}, rank) VALUES (:key, :value)"),
+                             {"key": key, "value": value})
+
+
+MERGE_PAGES = 500  # one step of merging left after a bulk reading (about 2 MiB written)
+_merged: set[str] = set()  # databases whose index had nothing left to merge
+
+
+def merge_some(conn: Connection) -> bool:
+    """One step of the merging a bulk reading left (SQLite): up to ``MERGE_PAGES`` pages
+    a table, as FTS5 would have merged them with its usual settings (levels of 4 or more
+    segments). Returns whether there was any; once there is none, this process stops
+    asking (until the next bulk reading). A name looked up in an index of many segments
+    looks in each of them."""
+    if not may_merge(conn):
+        return False
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None, "a connection in use is open"
+    cursor, worked = dbapi.cursor(), False
+    for table in (TABLE, NAMES_TABLE) if has_names(conn) else (TABLE,):
+        before = dbapi.total_changes
+        cursor.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('merge', ?)",
+                       (MERGE_PAGES,))
+        worked = worked or dbapi.total_changes - before >= 2
+    if not worked:
+        _merged.add(conn.engine.url.render_as_string(hide_password=False))
+    return worked
+
+
+def may_merge(conn: Connection) -> bool:
+    """Whether ``merge_some`` may still find work here (SQLite, not known done)."""
+    return (conn.dialect.name == "sqlite" and has_index(conn)
+            and conn.engine.url.render_as_string(hide_password=False) not in _merged)
+
+
 def indexed(conn: Connection, contact_ids: Sequence[int]) -> set[int]:
     """Which of ``contact_ids`` have a row in the index."""
     if not contact_ids or not has_index(conn):
@@ -164,22 +224,8 @@ def index_new(session: Session, documents: Sequence[Document]) -> None:
     _pending(session).difference_update(ids)
     session.info.setdefault(FRESH, set()).difference_update(ids)
     conn = session.connection()
-    if not has_index(conn):
-        return
-    if conn.dialect.name != "sqlite":
+    if has_index(conn):
         _insert(conn, list(documents))
-        return
-    rows = [(d.contact_id, d.owner_id, " ".join(words(d.name)), " ".join(words(d.handles)),
-             " ".join(words(d.bio)), " ".join(words(d.tags)), " ".join(words(d.notes)))
-            for d in documents]
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None, "a connection the session has just used is open"
-    cursor = dbapi.cursor()
-    cursor.executemany(f"INSERT INTO {TABLE} (rowid, owner_id, name, handles, bio, tags, "
-                       "notes) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-    if has_names(conn):
-        cursor.executemany(f"INSERT INTO {NAMES_TABLE} (rowid, owner_id, name, handles) "
-                           "VALUES (?, ?, ?, ?)", [row[:4] for row in rows])
 
 
 def leave_unindexed(session: Session, contact_ids: Collection[int]) -> None:
@@ -267,16 +313,10 @@ def _delete(conn: Connection, ids: list[int]) -> None:
 
 
 def _insert(conn: Connection, documents: list[Document]) -> None:
-    params = [document.params() for document in documents]
     if conn.dialect.name == "sqlite":
-        conn.execute(text(
-            f"INSERT INTO {TABLE} (rowid, owner_id, name, handles, bio, tags, notes) "
-            "VALUES (:id, :owner, :name, :handles, :bio, :tags, :notes)"
-        ), params)
-        if has_names(conn):
-            conn.execute(text(f"INSERT INTO {NAMES_TABLE} (rowid, owner_id, name, handles) "
-                              "VALUES (:id, :owner, :name, :handles)"), params)
+        _insert_sqlite(conn, documents)
         return
+    params = [document.params() for document in documents]
     vector = " || ".join(
         f"setweight(to_tsvector('simple', :{column}), '{PG_WEIGHTS[column]}')"
         for column in COLUMNS
@@ -284,6 +324,22 @@ def _insert(conn: Connection, documents: list[Document]) -> None:
     conn.execute(text(
         f"INSERT INTO {TABLE} (contact_id, owner_id, document) VALUES (:id, :owner, {vector})"
     ), params)
+
+
+def _insert_sqlite(conn: Connection, documents: list[Document]) -> None:
+    """Straight to the driver's ``executemany``, in rowid order (SQLAlchemy's per-row
+    parameter handling cost more than FTS5's own work on a first sync's backlog)."""
+    rows = sorted((d.contact_id, d.owner_id, " ".join(words(d.name)),
+                   " ".join(words(d.handles)), " ".join(words(d.bio)),
+                   " ".join(words(d.tags)), " ".join(words(d.notes))) for d in documents)
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None, "a connection in use is open"
+    cursor = dbapi.cursor()
+    cursor.executemany(f"INSERT INTO {TABLE} (rowid, owner_id, name, handles, bio, tags, "
+                       "notes) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    if has_names(conn):
+        cursor.executemany(f"INSERT INTO {NAMES_TABLE} (rowid, owner_id, name, handles) "
+                           "VALUES (?, ?, ?, ?)", [row[:4] for row in rows])
 
 
 def _changed(obj, fields: Sequence[str]) -> bool:

@@ -5,6 +5,11 @@ which only records a ``CommandSpec`` on the function. Its docstring *is* its hel
 text, so ``help``, the console and Discord slash commands share one source of truth.
 Modules are listed in ``COMMAND_MODULES``.
 
+Profiles a first sync left unread (``handlers.backlog``) are read before a command
+marked ``profiles=EVERYONE`` (the default) runs: it answers from everyone's roles,
+fields or the search index. A command marked ``NAMED`` runs at once: the people it
+names are found among the unread too and read on the spot (``handlers.people``).
+
 A command that cannot be done raises ``CommandError``: everything it changed is
 rolled back (a savepoint) and the owner gets one ``error`` message with the usage.
 """
@@ -58,6 +63,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "handlers.commands.accounts",
 )
 MAX_LINE = 4_000
+# what a command needs read of the profiles a first sync left unread (handlers.backlog)
+EVERYONE = "everyone"  # all of them, before it runs (find, export, digest, people field)
+NAMED = "named"  # only the people it names, read when it resolves them (log, who, …)
 
 
 class CommandError(Exception):
@@ -78,6 +86,7 @@ class CommandSpec:
     func: CommandFunc
     group: str = "general"
     aliases: tuple[str, ...] = ()
+    profiles: str = EVERYONE
 
     @property
     def help(self) -> str:
@@ -88,12 +97,17 @@ class CommandSpec:
         return self.help.splitlines()[0] if self.help else ""
 
 
-def command(name: str, usage: str, *, group: str = "general", aliases: tuple[str, ...] = ()):
-    """Mark ``func`` as the chat command ``name``; ``usage`` is shown on every error."""
+def command(name: str, usage: str, *, group: str = "general", aliases: tuple[str, ...] = (),
+            profiles: str = EVERYONE):
+    """Mark ``func`` as the chat command ``name``; ``usage`` is shown on every error.
+    ``profiles``: ``NAMED`` when it looks at no one's profile but the people it names
+    (it then never waits for a first sync's backlog), else ``EVERYONE``."""
+    if profiles not in (EVERYONE, NAMED):
+        raise ValueError(f"profiles must be EVERYONE or NAMED, not {profiles!r}")
 
     def mark(func: CommandFunc) -> CommandFunc:
         vars(func)["__plnbot_command__"] = CommandSpec(  # metadata on the function object
-            name=name, usage=usage, func=func, group=group, aliases=aliases
+            name=name, usage=usage, func=func, group=group, aliases=aliases, profiles=profiles
         )
         return func
 
@@ -245,11 +259,13 @@ async def on_command(event: CommandReceived, ctx: Context) -> None:
     line = event.text.strip()
     if not line:
         return
-    # a first sync's profiles are read before any command looks at contacts
-    backlog.catch_up(ctx.session, owner_id=ctx.owner.id)
     line = prompts.answer(ctx, line)
     name, _, rest = line.partition(" ")
     spec = command_specs().get(name.lower())
+    backlog.forget_candidates(ctx.session)
+    if spec is not None and spec.profiles == EVERYONE:
+        # it answers from everyone's profiles: a first sync's unread ones are read first
+        backlog.catch_up(ctx.session, owner_id=ctx.owner.id)
     mark, jobs = len(ctx.sent), len(ctx.after_commit)
     savepoint = ctx.session.begin_nested()
     try:

@@ -21,7 +21,7 @@ from bot import platforms
 from bot.connecting import AccountConnector, ConnectedAccount, ConnectRefused, instance_url
 from bot.context import Context
 from bot.vault import SecretKeyError, Vault, require_vault
-from handlers.commands import CommandError, command, on_unmatched_line
+from handlers.commands import NAMED, CommandError, command, on_unmatched_line
 from handlers.drafting import PLATFORM_NAMES
 from handlers.when import ago
 from storage import accounts as store
@@ -69,7 +69,7 @@ def _name(platform: str) -> str:
     return PLATFORM_NAMES.get(platform, platform)
 
 
-@command("connect", CONNECT_USAGE, group="settings")
+@command("connect", CONNECT_USAGE, group="settings", profiles=NAMED)
 async def connect(args: str, ctx: Context) -> None:
     """Connect one of your accounts so I watch your followers there.
 
@@ -295,7 +295,7 @@ FINISHERS = {"mastodon": _finish_mastodon, "x": _finish_x}
 # --- accounts and disconnect --------------------------------------------------------
 
 
-@command("accounts", "accounts", group="settings")
+@command("accounts", "accounts", group="settings", profiles=NAMED)
 async def accounts(args: str, ctx: Context) -> None:
     """List your connected accounts and servers: handle or server name, last poll and
     any problem."""
@@ -356,7 +356,7 @@ def _account_fields(account: Account) -> dict[str, Any]:
             "last_poll": account.last_polled_at, "problem": account.last_error}
 
 
-@command("disconnect", DISCONNECT_USAGE, group="settings")
+@command("disconnect", DISCONNECT_USAGE, group="settings", profiles=NAMED)
 async def disconnect(args: str, ctx: Context) -> None:
     """Stop watching one of your accounts and delete what I stored to reach it.
 

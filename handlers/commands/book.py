@@ -18,8 +18,8 @@ from sqlalchemy import update
 from sqlmodel import col, func, select
 
 from bot.context import Context
-from handlers import people, prompts
-from handlers.commands import CommandError, command
+from handlers import backlog, people, prompts
+from handlers.commands import NAMED, CommandError, command
 from handlers.commands.contacts import MAX_TEXT, PLATFORM_NAMES, TAG, tags_in
 from handlers.nudges import tag_members
 from handlers.present import at_handle, describe_contact
@@ -54,7 +54,7 @@ def local_minute(ctx: Context, moment: datetime) -> str:
 # --- undo and yes ------------------------------------------------------------------------
 
 
-@command("undo", "undo", group="general")
+@command("undo", "undo", group="general", profiles=NAMED)
 async def undo_command(args: str, ctx: Context) -> None:
     """Reverse your last change (and say exactly what it was).
 
@@ -87,7 +87,7 @@ async def undo_command(args: str, ctx: Context) -> None:
              undo_id=entry.id, quoting=undo.quoted(entry))
 
 
-@command("yes", "yes", group="general", aliases=("y",))
+@command("yes", "yes", group="general", aliases=("y",), profiles=NAMED)
 async def yes(args: str, ctx: Context) -> None:
     """Confirm what I just asked (a link)."""
     prompt = prompts.pending(ctx)
@@ -148,7 +148,7 @@ MOVED_TABLES: dict[str, Any] = {"handle": Handle, "interaction": Interaction, "r
                 "draft": Draft}
 
 
-@command("unlink", UNLINK_USAGE, group="people")
+@command("unlink", UNLINK_USAGE, group="people", profiles=NAMED)
 async def unlink(args: str, ctx: Context) -> None:
     """Split a link again.
 
@@ -225,7 +225,7 @@ def moved_by_link(ctx: Context, merged_id: int) -> dict[str, list[int]]:
 PEOPLE_USAGE = "people [#tag | never | field <f> | lost] [page <n>]"
 
 
-@command("people", PEOPLE_USAGE, group="people")
+@command("people", PEOPLE_USAGE, group="people", profiles=NAMED)
 async def people_command(args: str, ctx: Context) -> None:
     """List everyone, or some of them.
 
@@ -237,6 +237,8 @@ async def people_command(args: str, ctx: Context) -> None:
     Example: people #mathchat   or   people field technology
     """
     text, page = page_of(args)
+    if text.lower().startswith("field"):  # everyone's field, so every profile read
+        backlog.catch_up(ctx.session, owner_id=ctx.owner.id)
     title, query = people_query(ctx, text)
     total = ctx.session.exec(select(func.count()).select_from(query.subquery())).one()
     shown = list(ctx.session.exec(query.order_by(func.lower(Contact.name), Contact.id)
@@ -306,7 +308,7 @@ def lost_ids(ctx: Context):  # noqa: ANN201 - a SQL subquery
 HISTORY_USAGE = "history <person> [page <n>]"
 
 
-@command("history", HISTORY_USAGE, group="people")
+@command("history", HISTORY_USAGE, group="people", profiles=NAMED)
 async def history(args: str, ctx: Context) -> None:
     """Everything logged about someone.
 
@@ -360,7 +362,7 @@ def owned_entry(ctx: Context, token: str, usage: str) -> Interaction:
     return entry
 
 
-@command("delete", DELETE_USAGE, group="people")
+@command("delete", DELETE_USAGE, group="people", profiles=NAMED)
 async def delete(args: str, ctx: Context) -> None:
     """Delete a log entry or note.
 
@@ -411,7 +413,7 @@ def refresh_last_conversation(ctx: Context, contact: Contact) -> None:
 DRAFT_USAGE = "draft <id>"
 
 
-@command("draft", DRAFT_USAGE, group="drafts")
+@command("draft", DRAFT_USAGE, group="drafts", profiles=NAMED)
 async def draft(args: str, ctx: Context) -> None:
     """Show one welcome draft in full.
 
@@ -462,7 +464,7 @@ def tags_of(ctx: Context, contact: Contact) -> set[str]:
     return {tag for tags in rows for tag in (tags or "").split()}
 
 
-@command("tag", TAG_USAGE, group="people")
+@command("tag", TAG_USAGE, group="people", profiles=NAMED)
 async def tag(args: str, ctx: Context) -> None:
     """Tag someone.
 
@@ -484,7 +486,7 @@ async def tag(args: str, ctx: Context) -> None:
              contact_id=contact.id)
 
 
-@command("untag", UNTAG_USAGE, group="people")
+@command("untag", UNTAG_USAGE, group="people", profiles=NAMED)
 async def untag(args: str, ctx: Context) -> None:
     """Take #tags off someone.
 
@@ -573,7 +575,7 @@ def check_name(name: str, usage: str) -> None:
                            usage=usage)
 
 
-@command("add", ADD_USAGE, group="people")
+@command("add", ADD_USAGE, group="people", profiles=NAMED)
 async def add(args: str, ctx: Context) -> None:
     """Add someone by hand.
 
@@ -611,7 +613,7 @@ async def add(args: str, ctx: Context) -> None:
              f"Now `log {name} <text…>` works.", contact={"id": contact.id, "name": name})
 
 
-@command("rename", RENAME_USAGE, group="people")
+@command("rename", RENAME_USAGE, group="people", profiles=NAMED)
 async def rename(args: str, ctx: Context) -> None:
     """Rename someone.
 

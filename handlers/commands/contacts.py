@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from bot import platforms
 from bot.context import Context
 from handlers import people
-from handlers.commands import CommandError, command
+from handlers.commands import NAMED, CommandError, command
 from handlers.present import (
     at_handle,
     connection_states,
@@ -51,7 +51,7 @@ def local_time(ctx: Context, moment: datetime) -> str:
     return f"{moment.astimezone(ZoneInfo(ctx.owner.tz)):%Y-%m-%d %H:%M}"
 
 
-@command("who", "who <person>", group="people")
+@command("who", "who <person>", group="people", profiles=NAMED)
 async def who(args: str, ctx: Context) -> None:
     """Show everything I know about someone.
 
@@ -171,7 +171,7 @@ async def _record(args: str, ctx: Context, *, kind: str, usage: str, verb: str) 
              interaction_id=interaction.id, tags=tags, contact=contact_summary(contact))
 
 
-@command("log", "log <person> <text…>", group="people")
+@command("log", "log <person> <text…>", group="people", profiles=NAMED)
 async def log_conversation(args: str, ctx: Context) -> None:
     """Log a conversation with someone; #tags in the text become tags.
 
@@ -181,7 +181,7 @@ async def log_conversation(args: str, ctx: Context) -> None:
     await _record(args, ctx, kind="conversation", usage="log <person> <text…>", verb="log")
 
 
-@command("note", "note <person> <text…>", group="people")
+@command("note", "note <person> <text…>", group="people", profiles=NAMED)
 async def note(args: str, ctx: Context) -> None:
     """Add a note about someone (not a conversation); #tags in the text become tags.
 
@@ -191,7 +191,7 @@ async def note(args: str, ctx: Context) -> None:
     await _record(args, ctx, kind="note", usage="note <person> <text…>", verb="note")
 
 
-@command("link", "link <person> <person>", group="people")
+@command("link", "link <person> <person>", group="people", profiles=NAMED)
 async def link(args: str, ctx: Context) -> None:
     """Treat two contacts as one person, e.g. the same teacher on X and on Mastodon.
 

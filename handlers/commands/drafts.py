@@ -13,7 +13,7 @@ from datetime import timedelta
 from bot import platforms
 from bot.context import Context
 from handlers import drafting, sending
-from handlers.commands import CommandError, command
+from handlers.commands import NAMED, CommandError, command
 from handlers.welcome import storable_link
 from storage import repo
 from storage.models import Contact, Draft, Handle
@@ -63,7 +63,7 @@ def contact_of(ctx: Context, draft: Draft) -> Contact:
     return ctx.session.get_one(Contact, draft.contact_id)
 
 
-@command("drafts", "drafts", group="drafts")
+@command("drafts", "drafts", group="drafts", profiles=NAMED)
 async def drafts(args: str, ctx: Context) -> None:
     """List the welcome drafts waiting for you to send, edit or skip."""
     if args:
@@ -107,7 +107,7 @@ def draft_line(ctx: Context, draft: Draft, items: list[dict]) -> str:
     return f"  #{draft.id} {contact.name} ({where}){left}: {shown}"
 
 
-@command("send", "send <draft> [dm|channel]", group="drafts")
+@command("send", "send <draft> [dm|channel]", group="drafts", profiles=NAMED)
 async def send(args: str, ctx: Context) -> None:
     """Send a welcome draft exactly as shown.
 
@@ -181,7 +181,7 @@ def report_cannot_send(ctx: Context, draft: Draft, handle: Handle, problem: str,
              usage=usage)
 
 
-@command("sent", "sent <draft>", group="drafts")
+@command("sent", "sent <draft>", group="drafts", profiles=NAMED)
 async def sent(args: str, ctx: Context) -> None:
     """Record that a welcome went out: after an X link, or one you sent by hand.
 
@@ -193,7 +193,7 @@ async def sent(args: str, ctx: Context) -> None:
     sending.record_sent(ctx, draft_id=draft.id, by_hand=True)
 
 
-@command("edit", "edit <draft> <text…>", group="drafts")
+@command("edit", "edit <draft> <text…>", group="drafts", profiles=NAMED)
 async def edit(args: str, ctx: Context) -> None:
     """Replace a draft's text with yours; then `send <draft>` sends it as written.
 
@@ -235,7 +235,7 @@ def check_length(text: str, platform: str, handle: Handle, usage: str) -> None:
             usage=usage)
 
 
-@command("skip", "skip <draft>", group="drafts")
+@command("skip", "skip <draft>", group="drafts", profiles=NAMED)
 async def skip(args: str, ctx: Context) -> None:
     """Decide not to send a welcome draft; nothing is sent to the person."""
     usage = "skip <draft>"

@@ -9,7 +9,7 @@ one's current value and the line that sets it by chat.
 from __future__ import annotations
 
 from bot.context import Context
-from handlers.commands import command
+from handlers.commands import NAMED, command
 from storage.models import Owner
 
 GREETINGS = ("hi", "hey", "hiya", "howdy", "yo", "start", "morning", "hallo", "helo",
@@ -39,7 +39,7 @@ def greeting_text(owner: Owner) -> str:
     ])
 
 
-@command("hello", "hello", group="general", aliases=GREETINGS)
+@command("hello", "hello", group="general", aliases=GREETINGS, profiles=NAMED)
 async def hello(args: str, ctx: Context) -> None:
     """Say hello: I show the settings worth setting first and how to set each.
 
@@ -48,7 +48,7 @@ async def hello(args: str, ctx: Context) -> None:
     ctx.send("reply", greeting_text(ctx.owner), greeting=True)
 
 
-@command("thanks", "thanks", group="general", aliases=THANKS)
+@command("thanks", "thanks", group="general", aliases=THANKS, profiles=NAMED)
 async def thanks(args: str, ctx: Context) -> None:
     """You're welcome: and a pointer to what to do next."""
     ctx.send("reply", "You're welcome! `drafts` shows welcomes waiting for you, `due` who "

@@ -9,6 +9,7 @@ from itertools import groupby
 from bot.context import Context
 from handlers.commands import (
     GROUP_TITLES,
+    NAMED,
     CommandError,
     CommandInfo,
     command,
@@ -17,7 +18,7 @@ from handlers.commands import (
 )
 
 
-@command("help", "help [command]", group="general", aliases=("?",))
+@command("help", "help [command]", group="general", aliases=("?",), profiles=NAMED)
 async def help_command(args: str, ctx: Context) -> None:
     """Show what I understand, or how to use one command.
 

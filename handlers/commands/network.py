@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import col, func, select
 
 from bot.context import Context
-from handlers.commands import CommandError, command
+from handlers.commands import NAMED, CommandError, command
 from handlers.digest import send_digest
 from handlers.lost import GAVE_UP_CAUSE, describe_cause, where
 from handlers.nudges import cadence_status, goal_progress, progress_line, weekly_counts
@@ -38,7 +38,7 @@ GLITCH_STATUS = {
 }
 
 
-@command("lost", LOST_USAGE, group="network")
+@command("lost", LOST_USAGE, group="network", profiles=NAMED)
 async def lost_command(args: str, ctx: Context) -> None:
     """List connections lost, vanished or back again, newest first.
 
@@ -176,7 +176,7 @@ async def digest(args: str, ctx: Context) -> None:
     send_digest(ctx, now=ctx.now())
 
 
-@command("stats", "stats", group="network")
+@command("stats", "stats", group="network", profiles=NAMED)
 async def stats(args: str, ctx: Context) -> None:
     """Numbers: people, connections, conversations, goals."""
     facts = network_facts(ctx)

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from bot.context import Context
 from handlers import people
-from handlers.commands import CommandError, command
+from handlers.commands import NAMED, CommandError, command
 from handlers.nudges import (
     GOAL_KINDS,
     cadence_status,
@@ -45,7 +45,7 @@ LIST_LIMIT = 50
 ME = ("me", "myself")
 
 
-@command("remind", REMIND_USAGE, group="reminders")
+@command("remind", REMIND_USAGE, group="reminders", profiles=NAMED)
 async def remind(args: str, ctx: Context) -> None:
     """Set a reminder for yourself or about someone.
 
@@ -113,7 +113,7 @@ def quiet_note(ctx: Context, reminder: Reminder) -> str:
             f" so it will reach you when they end.")
 
 
-@command("reminders", "reminders", group="reminders")
+@command("reminders", "reminders", group="reminders", profiles=NAMED)
 async def reminders(args: str, ctx: Context) -> None:
     """List your reminders that are not done yet."""
     rows = list(ctx.session.exec(
@@ -157,7 +157,7 @@ def owned_reminder(ctx: Context, token: str, usage: str) -> Reminder:
     return reminder
 
 
-@command("done", "done <id>", group="reminders")
+@command("done", "done <id>", group="reminders", profiles=NAMED)
 async def done(args: str, ctx: Context) -> None:
     """Mark a reminder as done (a repeating one goes on; `cancel` stops it)."""
     usage = "done <id>"
@@ -189,7 +189,7 @@ def single_token(args: str, usage: str) -> str:
     return parts[0]
 
 
-@command("snooze", "snooze <id> <when>", group="reminders")
+@command("snooze", "snooze <id> <when>", group="reminders", profiles=NAMED)
 async def snooze(args: str, ctx: Context) -> None:
     """Move a reminder to later: `snooze 4 tomorrow 9am`, `snooze 4 in 2 hours`.
 
@@ -222,7 +222,7 @@ def snoozed_copy(ctx: Context, reminder: Reminder) -> Reminder:
                     text=reminder.text, due_at=reminder.due_at, created_at=ctx.now())
 
 
-@command("cancel", "cancel <id>", group="reminders")
+@command("cancel", "cancel <id>", group="reminders", profiles=NAMED)
 async def cancel(args: str, ctx: Context) -> None:
     """Cancel a reminder (a repeating one stops for good)."""
     usage = "cancel <id>"
@@ -241,7 +241,7 @@ TAG_TARGET = re.compile(r"#([^\W\d_][\w-]{0,49})", re.UNICODE)
 MAX_CADENCE_DAYS = 3650
 
 
-@command("cadence", CADENCE_USAGE, group="reminders")
+@command("cadence", CADENCE_USAGE, group="reminders", profiles=NAMED)
 async def cadence(args: str, ctx: Context) -> None:
     """Be nudged when you haven't talked to someone (or a #tag) for a while.
 
@@ -361,7 +361,7 @@ def list_cadences(ctx: Context) -> None:
     ctx.send("reply", "Your keep-in-touch cadences:\n" + "\n".join(lines))
 
 
-@command("due", "due", group="reminders")
+@command("due", "due", group="reminders", profiles=NAMED)
 async def due(args: str, ctx: Context) -> None:
     """Who is due for a conversation, most overdue first."""
     now = ctx.now()
@@ -387,7 +387,7 @@ GOAL_USAGE = "goal <conversations|connections|outside> <N> per week"
 MAX_GOAL = 100
 
 
-@command("goal", GOAL_USAGE, group="reminders")
+@command("goal", GOAL_USAGE, group="reminders", profiles=NAMED)
 async def goal(args: str, ctx: Context) -> None:
     """Set a weekly goal, or see progress and streaks (`goal` alone).
 

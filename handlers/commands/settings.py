@@ -12,7 +12,7 @@ from functools import cache
 from zoneinfo import available_timezones
 
 from bot.context import Context
-from handlers.commands import CommandError, command
+from handlers.commands import NAMED, CommandError, command
 from handlers.profiles import rules
 from handlers.when import DATE_ORDERS, default_date_order
 from storage.models import Owner
@@ -227,7 +227,7 @@ def settings_text(owner: Owner, heading: str) -> str:
     ])
 
 
-@command("settings", USAGE, group="settings")
+@command("settings", USAGE, group="settings", profiles=NAMED)
 async def settings(args: str, ctx: Context) -> None:
     """Show or change your settings; with no arguments, shows them.
 
