@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import parse_qs, urlparse
 
-import pytest
 import responses
 from aioresponses import aioresponses
-from cryptography.fernet import Fernet
 from sqlalchemy import event
 from sqlmodel import Session, select
 
@@ -20,30 +18,13 @@ from bot.vault import vault_from
 from storage.models import Account
 from tests.conftest import make_settings
 from tests.support.cli import json_messages, run_plnbot
+from tests.support.connected import KEY, owner_app
 from tests.support.factories import command
 from tests.support.fake_bluesky import HANDLE, PASSWORD, RunningBluesky, make_profile
 from tests.support.fake_mastodon import RunningMastodon, make_account
 from tests.support.fakes import FakeClock, FakeSurface
 from tests.support.x_api import FakeXApi, recorded_followers
 from tests.support.x_oauth import FakeXOAuth
-
-KEY = Fernet.generate_key().decode()
-
-
-@pytest.fixture
-def world(database_url):
-    clock = FakeClock()
-    settings = make_settings(PLNBOT_SECRET_KEY=KEY)
-    engine = open_database(settings, database_url)
-    surface = FakeSurface()
-    yield clock, settings, engine, surface
-    engine.dispose()
-
-
-def owner_app(world, ref: str) -> App:
-    clock, settings, engine, surface = world
-    return App(settings=settings.model_copy(update={"owner_ref": ref}), engine=engine,
-               surface=surface, clock=clock)
 
 
 async def connect_mastodon(app: App, fake) -> None:

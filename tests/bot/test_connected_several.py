@@ -8,40 +8,19 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlparse
 
-import pytest
 import responses
-from cryptography.fernet import Fernet
 from sqlmodel import Session, select
 
-from bot.app import App, open_database
+from bot.app import App
 from bot.connected import ConnectedAccounts
 from bot.vault import vault_from
 from storage.models import Account, Connection, Handle
-from tests.conftest import make_settings
+from tests.support.connected import owner_app
 from tests.support.factories import command
 from tests.support.fake_bluesky import HANDLE, PASSWORD, RunningBluesky, make_profile
 from tests.support.fake_mastodon import RunningMastodon, make_account
-from tests.support.fakes import FakeClock, FakeSurface
 from tests.support.x_api import recorded_me
 from tests.support.x_oauth import FakeXOAuth
-
-KEY = Fernet.generate_key().decode()
-
-
-@pytest.fixture
-def world(database_url):
-    clock = FakeClock()
-    settings = make_settings(PLNBOT_SECRET_KEY=KEY)
-    engine = open_database(settings, database_url)
-    surface = FakeSurface()
-    yield clock, settings, engine, surface
-    engine.dispose()
-
-
-def owner_app(world, ref: str) -> App:
-    clock, settings, engine, surface = world
-    return App(settings=settings.model_copy(update={"owner_ref": ref}), engine=engine,
-               surface=surface, clock=clock)
 
 
 async def say(app: App, line: str) -> list:
