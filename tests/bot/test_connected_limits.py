@@ -14,14 +14,13 @@ from sqlmodel import Session, select
 from bot.app import App
 from bot.connected import ConnectedAccounts
 from storage.models import Account, Owner
-from tests.bot.test_connected import KEY, connect_mastodon, owner_app, poller, said, world
+from tests.bot.test_connected import connect_mastodon, poller, said
+from tests.support.connected import owner_app
 from tests.support.factories import command
 from tests.support.fake_bluesky import HANDLE, PASSWORD, RunningBluesky, make_profile
 from tests.support.fake_mastodon import RunningMastodon, make_account
 from tests.support.x_api import FakeXApi, recorded_followers
 from tests.support.x_oauth import FakeXOAuth
-
-__all__ = ["KEY", "world"]  # the fixture, shared with test_connected
 
 
 def account_of(world, owner_ref: str) -> Account:
