@@ -300,10 +300,12 @@ def insert_connections(ctx: Context, *, account: Account, kind: str, people: lis
     contact_ids = store.insert_rows(session, table_of(Contact), contacts, shared=defaults)
     handle_rows = [handle_row(p, cid, current[p.external_id])
                    for p, cid in zip(fresh, contact_ids, strict=True)]
-    handles.update(zip((p.external_id for p in fresh), store.insert_rows(
+    handle_ids = store.insert_rows(
         session, table_of(Handle), handle_rows,
-        shared={"owner_id": owner_id, "platform": account.platform, "created_at": now}),
-        strict=True))
+        shared={"owner_id": owner_id, "platform": account.platform, "created_at": now})
+    # with nothing looked up everyone is fresh: their handles are the new ones, in order
+    if known:
+        handles.update(zip((p.external_id for p in fresh), handle_ids, strict=True))
     search.leave_unindexed(session, [contact_id for contact, contact_id
                                      in zip(contacts, contact_ids, strict=True)
                                      if contact.get("profile_pending")])
@@ -316,7 +318,8 @@ def insert_connections(ctx: Context, *, account: Account, kind: str, people: lis
         for contact, handle, contact_id in zip(contacts, handle_rows, contact_ids, strict=True)
         if not contact.get("profile_pending")])
     connection_ids = store.insert_rows(
-        session, table_of(Connection), [{"handle_id": handles[p.external_id]} for p in people],
+        session, table_of(Connection), [{"handle_id": handle_id} for handle_id in (
+            [handles[p.external_id] for p in people] if known else handle_ids)],
         shared={"owner_id": owner_id, "account_id": account.id, "kind": kind,
                 "state": "active", "since": now})
     # "quiet": not welcomed one by one, so no follow-ups either (handlers.reminders)
@@ -334,15 +337,22 @@ def contact_rows(ctx: Context, people: list[Profile], how_met: str, *,
     defaults = template.model_dump(exclude={"id"})
     if not defer:
         return defaults, [contact_row(profile) for profile in people]
+    translatable: dict[str, bool] = {}  # each platform looked up once, not once a person
     return defaults, [{"name": profile.name or profile.handle, "profile_pending": True}
-                      if can_defer(profile) else contact_row(profile) for profile in people]
+                      if can_defer(profile, translatable) else contact_row(profile)
+                      for profile in people]
 
 
-def can_defer(profile: Profile) -> bool:
+def can_defer(profile: Profile, translatable: dict[str, bool] | None = None) -> bool:
     """Whether the backlog can read this profile later exactly as now: it has something
-    to understand, and platform JSON its platform translates back into it."""
-    return bool((profile.bio or profile.fields) and profile.raw
-                and platforms.get(profile.platform).translate is not None)
+    to understand, and platform JSON its platform translates back into it
+    (``translatable``: what is known of the platforms so far, filled in here)."""
+    if not ((profile.bio or profile.fields) and profile.raw):
+        return False
+    known = {} if translatable is None else translatable
+    if profile.platform not in known:
+        known[profile.platform] = platforms.get(profile.platform).translate is not None
+    return known[profile.platform]
 
 
 def contact_row(profile: Profile) -> dict:
@@ -353,8 +363,9 @@ def contact_row(profile: Profile) -> dict:
 
 def handle_row(profile: Profile, contact_id: int, checksum: int) -> dict:
     """A new handle's own values (owner, platform and time are the batch's)."""
-    return {"contact_id": contact_id, "external_id": profile.external_id,
-            **handle_values(profile, checksum)}
+    values = handle_values(profile, checksum)
+    values["contact_id"], values["external_id"] = contact_id, profile.external_id
+    return values
 
 
 def handle_values(profile: Profile, checksum: int) -> dict:

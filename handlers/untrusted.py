@@ -18,7 +18,7 @@ import re
 from itertools import islice
 from typing import Any
 
-from bot.events import Profile
+from bot.events import Profile, built_profile
 
 # The platforms' own maxima (X: name 50, bio 160, location 30; Mastodon: display name
 # 30, note 500 by default but instances raise it to a few thousand, 4 fields of 255;
@@ -34,6 +34,7 @@ CAPS = {
     "field_value": 2_048,
     "id": 200,  # the column (``Handle.external_id``); X 20 digits, a DID under 100
 }
+BIO_CAP = CAPS["bio"]
 MAX_FIELDS = 16  # Mastodon shows 4 by default; instances may allow a few more
 MAX_RAW_DEPTH = 8  # platform JSON kept with a handle is never deeper than this
 MAX_RAW_ITEMS = 64  # list items / object keys kept per level of that JSON
@@ -99,8 +100,12 @@ def clean_raw(value: Any, depth: int = 0) -> Any:
     kind = type(value)
     if kind is str:
         return clean_text(value, CAPS["bio"], multiline=True)
-    if kind is dict and depth < MAX_RAW_DEPTH:  # (text values cleaned inline: most are)
-        return {clean_key(k): clean_text(v, CAPS["bio"], multiline=True) if type(v) is str
+    if kind is dict and depth < MAX_RAW_DEPTH:
+        # text values cleaned inline (most are), and printable ones that fit kept as they
+        # are without a call: clean_text's own first test, so the same result
+        return {(_KEYS.get(k) if type(k) is str else None) or clean_key(k):
+                (v if len(v) <= BIO_CAP and v.isprintable()
+                 else clean_text(v, BIO_CAP, multiline=True)) if type(v) is str
                 else clean_raw(v, depth + 1) for k, v in islice(value.items(), MAX_RAW_ITEMS)}
     if isinstance(value, str):
         return clean_text(value, CAPS["bio"], multiline=True)
@@ -148,18 +153,18 @@ def cleaned_profile(*, platform: str, external_id: str, handle: str, name: str =
                     is_bot: bool = False, raw: Any = None) -> Profile:
     """``clean_profile(Profile(...))`` building one frozen ``Profile``, not two (the
     translators make one per follower: a first sync of a million makes a million)."""
-    return Profile(
-        platform=platform,
-        external_id=external_id,
-        handle=clean_text(handle, CAPS["handle"]) or external_id,
-        name=clean_text(name, CAPS["name"]),
-        bio=clean_text(bio, CAPS["bio"], multiline=True),
-        location=clean_text(location, CAPS["location"]),
-        url=clean_text(url, CAPS["url"]),
-        fields=tuple((clean_text(k, CAPS["field_name"]), clean_text(v, CAPS["field_value"]))
-                     for k, v in fields[:MAX_FIELDS]),
-        accepts_dms=accepts_dms,
-        is_bot=is_bot,
-        raw=clean_raw(raw) if isinstance(raw, dict) else {},
+    return built_profile(
+        platform,
+        external_id,
+        clean_text(handle, CAPS["handle"]) or external_id,
+        clean_text(name, CAPS["name"]),
+        clean_text(bio, BIO_CAP, multiline=True),
+        clean_text(location, CAPS["location"]) if location else "",
+        clean_text(url, CAPS["url"]) if url else "",
+        tuple((clean_text(k, CAPS["field_name"]), clean_text(v, CAPS["field_value"]))
+              for k, v in fields[:MAX_FIELDS]) if fields or type(fields) is not tuple else (),
+        accepts_dms,
+        is_bot,
+        clean_raw(raw) if isinstance(raw, dict) else {},
     )
 

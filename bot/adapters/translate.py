@@ -28,6 +28,11 @@ ID_SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
     "x": (X_ID, "an X id (1–20 digits)"), "bluesky": (DID, "a DID (did:plc:…)")}
 
 
+# platforms whose ids are never plain digits (a DID); every other one accepts 1–20 digits
+DIGITS_REFUSED = frozenset(p for p, (shape, _) in ID_SHAPES.items()
+                           if not shape.fullmatch("12345678901234567890"))
+
+
 def has_shape(platform: str, value: Any, external_id: str) -> bool:
     """Whether an id as written (``value``; ``external_id`` is it cleaned) has the form
     the platform gives its ids: "12\n" is no X id even though it cleans to "12"."""
@@ -57,6 +62,9 @@ def _id(value: Any, key: str, platform: str = "") -> str:
     """The person's id; a missing one is a KeyError, one of the wrong type or shape a
     SnapshotError (an X id with a newline or a DID that is no DID would make a second
     contact for the same person, or one nobody can look up)."""
+    if (type(value) is str and value.isdigit() and value.isascii() and len(value) <= 20
+            and platform not in DIGITS_REFUSED):
+        return value  # ASCII digits (X's ids, Discord's): what the checks below pass as is
     if value is None or value == "":
         raise KeyError(key)
     external_id = clean_id(value)
