@@ -55,8 +55,8 @@ SWEEP_SECONDS = 1.0  # reading per sweep, so commands are not kept waiting long
 
 # the partial index ix_contact_profile_pending holds the pending contacts alone: the
 # bare ``profile_pending`` term is what lets SQLite and PostgreSQL use it. SQLite is
-# also told to (``INDEXED BY``): its sampled statistics rate the index like the one on
-# owner_id, and through that one each batch walked past everyone read before it (at a
+# also told to (``INDEXED BY``): its sampled statistics rate the index like those
+# starting with owner_id, and through them each batch walked past everyone read before it (at a
 # million followers, 0.1–0.2 s a batch and a ``pending`` check, growing as it went)
 PENDING = "SELECT id FROM contact{hint} WHERE owner_id = :owner AND profile_pending"
 SQLITE_HINT = " INDEXED BY ix_contact_profile_pending"

@@ -174,7 +174,7 @@ def head_revision() -> str:
 # The newest migration. Kept here so that starting on an up-to-date database needs no
 # Alembic at all (importing it and reading the migration scripts costs ~0.1 s of every
 # start); tests/storage/test_migrations.py checks it names Alembic's head.
-HEAD_REVISION = "0014_accounts_per_platform"
+HEAD_REVISION = "0015_redundant_owner_indexes"
 
 
 def stored_revision(engine: Engine) -> str | None:

@@ -117,7 +117,8 @@ class Contact(SQLModel, table=True):
     )
 
     id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
-    owner_id: int = Field(foreign_key="owner.id", index=True)
+    # no index of its own: ix_contact_owner_lower_name starts with it (migration 0015)
+    owner_id: int = Field(foreign_key="owner.id")
     name: str = Field(default="", max_length=300)
     first_name: str | None = Field(default=None, max_length=100)
     bio: str = Field(default="", max_length=5000)
@@ -144,7 +145,8 @@ class Handle(SQLModel, table=True):
     )
 
     id: int = Field(default=None, primary_key=True)  # None only until flushed: see the module note
-    owner_id: int = Field(foreign_key="owner.id", index=True)
+    # no index of its own: uq_handle_identity and ix_handle_owner_handle start with it
+    owner_id: int = Field(foreign_key="owner.id")
     contact_id: int = Field(foreign_key="contact.id", index=True)
     platform: str = Field(max_length=16)
     external_id: str = Field(max_length=200)
